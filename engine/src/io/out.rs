@@ -1,0 +1,247 @@
+//! A connection's outgoing bytes: a queue of chunks drained with vectored
+//! writes, and the per-worker pool the chunks come from.
+//!
+//! Small frames are appended to the last owned chunk, so a burst of small
+//! sends becomes one `writev` entry; a large payload gets a chunk of its own.
+//! Shared (reference-counted) chunks let one encoded frame sit in many queues.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+/// Small frames are coalesced into an owned chunk up to this size.
+const COALESCE: usize = 64 * 1024;
+/// Most iovecs passed to one `writev`.
+const MAX_IOV: usize = 64;
+/// Pooled buffers larger than this are freed instead of kept.
+const POOL_MAX_CAP: usize = 256 * 1024;
+/// Most buffers a worker keeps for reuse.
+const POOL_MAX: usize = 256;
+
+/// Reusable byte buffers, one pool per worker (no locking).
+#[derive(Default)]
+pub(crate) struct Pool {
+    free: Vec<Vec<u8>>,
+}
+
+impl Pool {
+    pub(crate) fn get(&mut self, min: usize) -> Vec<u8> {
+        match self.free.pop() {
+            Some(mut v) => {
+                v.reserve(min);
+                v
+            }
+            None => Vec::with_capacity(min.max(4096)),
+        }
+    }
+
+    pub(crate) fn put(&mut self, mut v: Vec<u8>) {
+        if v.capacity() <= POOL_MAX_CAP && self.free.len() < POOL_MAX {
+            v.clear();
+            self.free.push(v);
+        }
+    }
+}
+
+/// One piece of the queue.
+pub(crate) enum Chunk {
+    /// Bytes this connection owns.
+    Owned(Vec<u8>),
+    /// An encoded frame shared with other connections.
+    Shared(Arc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(a) => a,
+        }
+    }
+}
+
+/// The outgoing queue. Empty, it owns no allocation.
+#[derive(Default)]
+pub(crate) struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the first chunk already written.
+    head_off: usize,
+    /// Unwritten bytes in total.
+    len: usize,
+}
+
+impl OutQueue {
+    /// Bytes waiting to be written.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The owned tail chunk to append `extra` bytes to, coalescing small writes.
+    fn tail(&mut self, pool: &mut Pool, extra: usize) -> &mut Vec<u8> {
+        let reuse = match self.chunks.back() {
+            // Never append to the head chunk once part of it was written.
+            Some(Chunk::Owned(v)) => {
+                v.len() + extra <= COALESCE.max(v.capacity())
+                    && !(self.chunks.len() == 1 && self.head_off > 0)
+            }
+            _ => false,
+        };
+        if !reuse {
+            self.chunks.push_back(Chunk::Owned(pool.get(extra)));
+        }
+        match self.chunks.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            _ => unreachable!("tail is owned"),
+        }
+    }
+
+    /// Append a frame header and payload (copied).
+    pub(crate) fn push_frame(&mut self, pool: &mut Pool, header: &[u8], payload: &[u8]) {
+        let total = header.len() + payload.len();
+        if payload.len() >= COALESCE {
+            self.tail(pool, header.len()).extend_from_slice(header);
+            let mut v = Vec::with_capacity(payload.len());
+            v.extend_from_slice(payload);
+            self.chunks.push_back(Chunk::Owned(v));
+        } else {
+            let t = self.tail(pool, total);
+            t.extend_from_slice(header);
+            t.extend_from_slice(payload);
+        }
+        self.len += total;
+    }
+
+    /// Append raw bytes (an HTTP response).
+    pub(crate) fn push_bytes(&mut self, pool: &mut Pool, bytes: &[u8]) {
+        self.tail(pool, bytes.len()).extend_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Append a shared, already encoded frame.
+    #[allow(dead_code)] // used by pub/sub fan-out
+    pub(crate) fn push_shared(&mut self, frame: Arc<[u8]>) {
+        self.len += frame.len();
+        self.chunks.push_back(Chunk::Shared(frame));
+    }
+
+    /// Write as much as the socket takes. `Ok(true)`: the queue is empty.
+    pub(crate) fn flush<W: Write>(&mut self, w: &mut W, pool: &mut Pool) -> io::Result<bool> {
+        while self.len > 0 {
+            let res = if self.chunks.len() == 1 {
+                w.write(&self.chunks[0].bytes()[self.head_off..])
+            } else {
+                let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
+                    let b = c.bytes();
+                    iov[i] = IoSlice::new(if i == 0 { &b[self.head_off..] } else { b });
+                    n += 1;
+                }
+                w.write_vectored(&iov[..n])
+            };
+            match res {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.consume(n, pool),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn consume(&mut self, mut n: usize, pool: &mut Pool) {
+        self.len -= n;
+        while n > 0 {
+            let first = self.chunks[0].bytes().len() - self.head_off;
+            if n < first {
+                self.head_off += n;
+                return;
+            }
+            n -= first;
+            self.head_off = 0;
+            if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+                pool.put(v);
+            }
+        }
+        if self.chunks.is_empty() {
+            // Idle connections keep no allocation.
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Drop everything (the connection is going away).
+    pub(crate) fn clear(&mut self, pool: &mut Pool) {
+        for c in self.chunks.drain(..) {
+            if let Chunk::Owned(v) = c {
+                pool.put(v);
+            }
+        }
+        self.chunks = VecDeque::new();
+        self.head_off = 0;
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that accepts at most `cap` bytes per call and `budget` in all.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        budget: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(self.cap).min(self.budget);
+            self.got.extend_from_slice(&b[..n]);
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_keep_order_and_count() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        let big = vec![9u8; 100_000];
+        q.push_frame(&mut pool, b"ab", b"cd");
+        q.push_frame(&mut pool, b"H", &big);
+        q.push_shared(Arc::from(&b"shared"[..]));
+        q.push_bytes(&mut pool, b"tail");
+        let total = 4 + 1 + big.len() + 6 + 4;
+        assert_eq!(q.len(), total);
+        let mut w = Trickle {
+            got: vec![],
+            cap: 777,
+            budget: 5000,
+        };
+        assert!(!q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(q.len(), total - 5000);
+        // Appending while partly written must not corrupt the stream.
+        q.push_bytes(&mut pool, b"more");
+        w.budget = usize::MAX;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        let mut want = b"abcdH".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"sharedtailmore");
+        assert_eq!(w.got, want);
+        assert!(q.is_empty());
+        assert_eq!(q.chunks.capacity(), 0);
+    }
+}
