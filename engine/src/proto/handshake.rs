@@ -137,7 +137,7 @@ pub struct Upgrade {
 /// Check an `Upgrade: websocket` request against RFC 6455 §4.2.1.
 pub fn validate_upgrade(req: &Request<'_>) -> Result<Upgrade, Refusal> {
     if req.method != "GET" {
-        return Err(Refusal::new(405, "WebSocket upgrade requires GET"));
+        return Err(Refusal::new(400, "WebSocket upgrade requires GET"));
     }
     if req.version < 1 {
         return Err(Refusal::new(400, "WebSocket upgrade requires HTTP/1.1"));
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn each_bad_upgrade_gets_its_status() {
         let cases: &[(&str, &str, u16)] = &[
-            ("GET /chat", "POST /chat", 405),
+            ("GET /chat", "POST /chat", 400),
             ("HTTP/1.1\r\n", "HTTP/1.0\r\n", 400),
             ("Host: server.example.com\r\n", "", 400),
             ("keep-alive, Upgrade", "keep-alive", 400),
