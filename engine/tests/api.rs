@@ -67,6 +67,7 @@ impl Handler for App {
                     });
                 })
             }
+            Some("/panic") => panic!("upgrade hook bug (expected by a test)"),
             _ => Upgrade::accept(Data::default()),
         }
     }
@@ -85,6 +86,7 @@ impl Handler for App {
         match msg {
             Message::Text("close-me") => ws.close(4000, "as you wish"),
             Message::Text("terminate") => ws.terminate(),
+            Message::Text("panic") => panic!("handler bug (expected by a test)"),
             Message::Text("count") => {
                 let n = ws.data().count;
                 ws.send_text(&n.to_string());
@@ -148,6 +150,7 @@ fn start(opts: Options) -> (Server, std::sync::mpsc::Receiver<String>) {
         .route("/deferred/:verdict")
         .route("/echo")
         .route("/hello")
+        .route("/panic")
         .serve(App {
             events: Mutex::new(tx),
         })
@@ -509,4 +512,21 @@ fn stop_closes_open_sockets_with_1001() {
     c.frame(true, OpCode::Close, &f.payload[..2]);
     c.expect_eof();
     t.join().unwrap();
+}
+
+#[test]
+fn a_panicking_handler_closes_only_its_connection_with_1011() {
+    let (s, rx) = start(Options::default());
+    let mut canary = Client::connect(s.local_addr(), "/echo");
+    next(&rx);
+    let mut c = Client::connect(s.local_addr(), "/echo");
+    next(&rx);
+    c.text("panic");
+    c.expect_close(1011);
+    wait_for(&rx, "close 1011 internal error");
+    let mut bad = Client::raw(s.local_addr());
+    bad.write(common::upgrade_request("/panic", "").as_bytes());
+    assert!(bad.read_http_response().starts_with("HTTP/1.1 500 "));
+    canary.text("still fine");
+    assert_eq!(canary.read_frame().unwrap().payload, b"still fine");
 }

@@ -73,6 +73,8 @@ pub(crate) struct Conn<D> {
     pub backlogged: bool,
     pub dirty: bool,
     pub shut: bool,
+    /// Pongs queued while past the backpressure limit (reset when the queue empties).
+    pub ctrl_backlog: u8,
     /// The close handler ran (or the connection never opened).
     pub reported: bool,
 }
@@ -99,6 +101,7 @@ impl<D> Conn<D> {
             backlogged: false,
             dirty: false,
             shut: false,
+            ctrl_backlog: 0,
             reported: true,
         }
     }

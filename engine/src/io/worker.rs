@@ -16,6 +16,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::io::{self, Read};
 use std::net::Shutdown;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -26,6 +27,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 const RBUF: usize = 256 * 1024;
 /// Reads per connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 8;
+/// Control frames (pongs) queued past the backpressure limit before more are dropped.
+const MAX_CTRL_BACKLOG: u8 = 16;
 
 /// Messages from other threads to a worker.
 pub(crate) enum Command<D> {
@@ -335,13 +338,11 @@ impl<H: Handler> Worker<H> {
         let conn = &mut self.conns[key];
         match conn.out.flush(&mut conn.sock, &mut self.ctx.pool) {
             Ok(true) => {
+                conn.ctrl_backlog = 0;
                 if std::mem::take(&mut conn.backlogged) && conn.phase == Phase::Open {
-                    let mut ws = WebSocket {
-                        conn,
-                        ctx: &mut self.ctx,
-                        key,
-                    };
-                    self.shared.handler.drain(&mut ws);
+                    guarded(&self.shared.handler, conn, &mut self.ctx, key, |h, ws| {
+                        h.drain(ws)
+                    });
                 }
                 let conn = &mut self.conns[key];
                 if conn.phase == Phase::Flushing && !conn.shut && conn.out.is_empty() {
@@ -568,12 +569,45 @@ fn report_close<H: Handler>(
         conn.phase = Phase::Flushing; // sends are refused inside the close handler
     }
     let mut ws = WebSocket { conn, ctx, key };
-    h.close(&mut ws, code, reason);
-    ws.conn.phase = if phase == Phase::Done {
-        Phase::Done
-    } else {
-        ws.conn.phase
-    };
+    if panic::catch_unwind(AssertUnwindSafe(|| h.close(&mut ws, code, reason))).is_err() {
+        log::error!("volley: close handler panicked");
+    }
+    if phase == Phase::Done {
+        conn.phase = Phase::Done;
+    }
+}
+
+/// Run a handler callback. A panic in it closes this connection with 1011;
+/// the worker and every other connection keep running.
+fn guarded<H: Handler>(
+    h: &H,
+    conn: &mut Conn<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    f: impl FnOnce(&H, &mut WebSocket<'_, H::Data>),
+) {
+    let ok =
+        panic::catch_unwind(AssertUnwindSafe(|| f(h, &mut WebSocket { conn, ctx, key }))).is_ok();
+    if ok {
+        return;
+    }
+    log::error!("volley: handler panicked; closing the connection with 1011");
+    if matches!(conn.phase, Phase::Open | Phase::Closing) {
+        conn.send_close_frame(ctx, key, close::INTERNAL_ERROR, "internal error");
+        report_close(h, conn, ctx, key, close::INTERNAL_ERROR, "internal error");
+        if conn.phase != Phase::Done {
+            conn.flush_and_shut(ctx, key);
+        }
+    }
+}
+
+/// Call a request hook (upgrade, fetch); a panic becomes `None`.
+fn hook<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    if r.is_err() {
+        log::error!("volley: request hook panicked; answering 500");
+    }
+    r.ok()
 }
 
 /// Feed input to the connection according to its phase; returns the bytes
@@ -634,7 +668,11 @@ fn handshake_input<H: Handler>(
         remote: conn.sock.peer_addr().ok(),
     };
     if !head.wants_websocket() {
-        let resp = shared.handler.fetch(&req).unwrap_or_else(|| {
+        let Some(answer) = hook(|| shared.handler.fetch(&req)) else {
+            respond(conn, ctx, key, &Response::new(500, "internal error\n"));
+            return input.len();
+        };
+        let resp = answer.unwrap_or_else(|| {
             if routed {
                 Response::new(426, "this endpoint speaks WebSocket\n")
                     .header("Upgrade", "websocket")
@@ -662,7 +700,11 @@ fn handshake_input<H: Handler>(
             return input.len();
         }
     };
-    match shared.handler.upgrade(&req) {
+    let Some(answer) = hook(|| shared.handler.upgrade(&req)) else {
+        respond(conn, ctx, key, &Response::new(500, "internal error\n"));
+        return input.len();
+    };
+    match answer {
         Upgrade::Accept(a) => {
             let offered: Vec<&str> = req.protocols().collect();
             open(shared, conn, ctx, key, &up.accept, &offered, a);
@@ -737,8 +779,7 @@ fn open<H: Handler>(
     conn.last_read = ctx.now;
     conn.arm(ctx, key);
     shared.stats.opened.fetch_add(1, Ordering::Relaxed);
-    let mut ws = WebSocket { conn, ctx, key };
-    shared.handler.open(&mut ws);
+    guarded(&shared.handler, conn, ctx, key, |h, ws| h.open(ws));
 }
 
 fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
@@ -795,7 +836,8 @@ fn frames<H: Handler>(
                 pos += consumed;
                 let buf = conn.dec.take_buffer(kind);
                 dispatch(shared, conn, ctx, key, kind, &buf);
-                conn.dec.recycle(buf);
+                // Back to the worker's pool: an idle connection holds no buffer.
+                ctx.pool.put(buf);
             }
         }
     }
@@ -825,17 +867,22 @@ fn dispatch<H: Handler>(
                 Message::Binary(payload)
             };
             shared.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-            h.message(&mut WebSocket { conn, ctx, key }, msg);
+            guarded(h, conn, ctx, key, |h, ws| h.message(ws, msg));
         }
         Kind::Ping => {
-            // Answer unless the queue is past its limit: then the peer is not
-            // reading, and RFC 6455 §5.5.3 lets us answer only the latest ping.
-            if conn.phase == Phase::Open && conn.out.len() <= ctx.opts.backpressure_limit {
-                conn.queue_frame(ctx, key, OpCode::Pong, payload);
+            // Pongs get through past the backpressure limit, but only a few:
+            // a peer that floods pings and reads nothing gets no more, which
+            // RFC 6455 §5.5.3 allows (answering only the latest ping).
+            if conn.phase == Phase::Open {
+                let over = conn.out.len() > ctx.opts.backpressure_limit;
+                if !over || conn.ctrl_backlog < MAX_CTRL_BACKLOG {
+                    conn.ctrl_backlog += over as u8;
+                    conn.queue_frame(ctx, key, OpCode::Pong, payload);
+                }
             }
-            h.ping(&mut WebSocket { conn, ctx, key }, payload);
+            guarded(h, conn, ctx, key, |h, ws| h.ping(ws, payload));
         }
-        Kind::Pong => h.pong(&mut WebSocket { conn, ctx, key }, payload),
+        Kind::Pong => guarded(h, conn, ctx, key, |h, ws| h.pong(ws, payload)),
         Kind::Close => match close::parse(payload) {
             Ok((code, reason)) => {
                 // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
