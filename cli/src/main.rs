@@ -1,5 +1,6 @@
 //! `volley`: the demo server (`volley serve`).
 
+mod bench;
 mod serve;
 
 use std::process::ExitCode;
@@ -11,12 +12,16 @@ USAGE:
     volley serve [--host 127.0.0.1] [--port 9001] [--workers N]
         Demo server: GET / (a page that talks to /echo), /echo (echoes every
         message with its opcode), /health.
+
+    volley bench echo|fanout|connect --url ws://HOST:PORT/PATH [options]
+        Load generator for any WebSocket server (volley bench --help).
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -28,8 +33,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Parse `--name value` / `--name=value` flags into a lookup closure.
+/// Parse `--name value` / `--name=value` flags.
 pub(crate) fn flags(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    flags_with_switches(args, &[])
+}
+
+/// Parse flags; names in `switches` take no value.
+pub(crate) fn flags_with_switches(
+    args: &[String],
+    switches: &[&str],
+) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -38,6 +51,7 @@ pub(crate) fn flags(args: &[String]) -> Result<Vec<(String, String)>, String> {
         };
         let (n, v) = match name.split_once('=') {
             Some((n, v)) => (n.to_string(), v.to_string()),
+            None if switches.contains(&name) => (name.to_string(), String::new()),
             None => match it.next() {
                 Some(v) if !v.starts_with("--") => (name.to_string(), v.clone()),
                 _ => return Err(format!("--{name} needs a value")),
