@@ -538,7 +538,7 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
 }
 
 fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<Hist, String> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1234_5678_9ABC);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678_9ABC));
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut events = Events::with_capacity(1024);
     let mut conns = Vec::new();
