@@ -10,8 +10,9 @@ volley — a WebSocket server engine
 
 USAGE:
     volley serve [--host 127.0.0.1] [--port 9001] [--workers N]
-        Demo server: GET / (a page that talks to /echo), /echo (echoes every
-        message with its opcode), /health.
+        Demo server: / (a page that talks to /echo), /echo (echoes every message
+        with its opcode), /sub and /pub (topic t), /chat/:room, /events (SSE),
+        /health.
 
     volley bench echo|fanout|connect --url ws://HOST:PORT/PATH [options]
         Load generator for any WebSocket server (volley bench --help).

@@ -1,21 +1,68 @@
 //! `volley serve`: the demo server on the embedded defaults.
+//!
+//! Endpoints (also the convention `benches/compare` drives every server by):
+//! - `GET /echo`: echoes every message with its opcode.
+//! - `GET /sub`: subscribes to topic `t`; whatever it sends is published to `t`.
+//! - `GET /pub`: publishes whatever it sends to `t`, without subscribing.
+//! - `GET /chat/:room`: every message is published to the room (others get it).
+//! - `GET /events` with `Accept: text/event-stream`: Server-Sent Events of
+//!   topic `t` and of `events`.
+//! - `GET /` a page that talks to `/echo`; `GET /health` answers `ok`.
 
 use std::process::ExitCode;
 use volley::{Handler, Message, Options, Request, Response, Server, Upgrade, WebSocket};
 
 const PAGE: &str = include_str!("page.html");
 
+/// Which endpoint a connection came in on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Echo,
+    Sub,
+    Pub,
+    Chat(String),
+}
+
 struct Demo;
 
 impl Handler for Demo {
-    type Data = ();
+    type Data = Route;
 
-    fn upgrade(&self, _req: &Request<'_>) -> Upgrade<()> {
-        Upgrade::accept(())
+    fn upgrade(&self, req: &Request<'_>) -> Upgrade<Route> {
+        let route = match req.route() {
+            Some("/sub") => Route::Sub,
+            Some("/pub") => Route::Pub,
+            Some("/chat/:room") => Route::Chat(format!("chat/{}", req.param("room").unwrap_or(""))),
+            _ => Route::Echo,
+        };
+        Upgrade::accept(route)
     }
 
-    fn message(&self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
-        ws.send(msg);
+    fn open(&self, ws: &mut WebSocket<'_, Route>) {
+        match ws.data().clone() {
+            Route::Sub => {
+                ws.subscribe("t");
+            }
+            Route::Chat(room) => {
+                ws.subscribe(&room);
+            }
+            _ => {}
+        }
+    }
+
+    fn message(&self, ws: &mut WebSocket<'_, Route>, msg: Message<'_>) {
+        match ws.data() {
+            Route::Echo => {
+                ws.send(msg);
+            }
+            Route::Sub | Route::Pub => {
+                ws.publish("t", msg);
+            }
+            Route::Chat(room) => {
+                let room = room.clone();
+                ws.publish(room, msg);
+            }
+        }
     }
 
     fn fetch(&self, req: &Request<'_>) -> Option<Response> {
@@ -24,6 +71,7 @@ impl Handler for Demo {
                 Some(Response::new(200, PAGE).header("Content-Type", "text/html; charset=utf-8"))
             }
             "/health" => Some(Response::new(200, "ok\n")),
+            "/events" if req.wants_event_stream() => Some(Response::event_stream(["t", "events"])),
             _ => None,
         }
     }
@@ -66,6 +114,10 @@ pub fn main(args: &[String]) -> ExitCode {
         .bind(addr)
         .options(opts)
         .route("/echo")
+        .route("/sub")
+        .route("/pub")
+        .route("/chat/:room")
+        .route("/events")
         .serve(Demo)
     {
         Ok(s) => s,

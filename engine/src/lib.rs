@@ -37,13 +37,15 @@
 
 mod io;
 pub mod proto;
+pub mod pubsub;
 mod route;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use io::{PendingUpgrade, Server, ServerBuilder, Stats, WebSocket};
+pub use io::{PendingUpgrade, Publisher, Server, ServerBuilder, Stats, WebSocket, WsHandle};
 pub use proto::close;
+pub use pubsub::{Prepared, PublishResult, SlowConsumer};
 
 /// Server options. `Default` gives Bun's defaults.
 #[derive(Debug, Clone)]
@@ -81,8 +83,17 @@ pub struct Options {
     pub max_header_bytes: usize,
     /// Most request header lines (431 past it). Default 64.
     pub max_headers: usize,
-    /// Worker threads, each with its own event loop and listener. Default 1.
+    /// Worker threads, each with its own event loop and listener. Default:
+    /// one per core.
     pub workers: usize,
+    /// Deliver a connection's publishes to itself too. Default false.
+    pub publish_to_self: bool,
+    /// What a slow subscriber gets by default (per topic:
+    /// [`Server::set_topic_policy`]). Default [`SlowConsumer::DropNewest`].
+    pub slow_consumer: SlowConsumer,
+    /// Interval of keep-alive comments on `text/event-stream` responses.
+    /// Default 15 s.
+    pub sse_keepalive: Duration,
 }
 
 impl Default for Options {
@@ -100,7 +111,10 @@ impl Default for Options {
             close_timeout: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
-            workers: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            publish_to_self: false,
+            slow_consumer: SlowConsumer::DropNewest,
+            sse_keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -188,6 +202,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Stream publishes of these topics as `text/event-stream` instead of a body.
+    pub(crate) event_stream: Option<Vec<Vec<u8>>>,
 }
 
 impl Response {
@@ -197,7 +213,20 @@ impl Response {
             status,
             headers: Vec::new(),
             body: body.into(),
+            event_stream: None,
         }
+    }
+
+    /// A `text/event-stream` response (Server-Sent Events) subscribed to
+    /// `topics`: every publish to them arrives as a `data:` event, with a
+    /// keep-alive comment every `sse_keepalive`. The subscriptions end with
+    /// the connection.
+    pub fn event_stream<T: AsRef<[u8]>>(topics: impl IntoIterator<Item = T>) -> Self {
+        let mut r = Response::new(200, Vec::new())
+            .header("Cache-Control", "no-cache")
+            .header("X-Accel-Buffering", "no");
+        r.event_stream = Some(topics.into_iter().map(|t| t.as_ref().to_vec()).collect());
+        r
     }
 
     /// Add a header.
@@ -330,6 +359,15 @@ impl<'a> Request<'a> {
     pub fn remote_address(&self) -> Option<SocketAddr> {
         self.remote
     }
+
+    /// Does the client accept `text/event-stream` (an `EventSource`)?
+    pub fn wants_event_stream(&self) -> bool {
+        self.head.tokens("accept").any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+    }
 }
 
 /// The application's side of the server. Every method runs on a worker
@@ -365,8 +403,17 @@ pub trait Handler: Send + Sync + 'static {
     fn pong(&self, ws: &mut WebSocket<'_, Self::Data>, data: &[u8]) {}
 
     /// A plain HTTP request (no `Upgrade: websocket`). `None`: 426 on a
-    /// WebSocket route, 404 elsewhere.
+    /// WebSocket route, 404 elsewhere. Answer [`Response::event_stream`] to
+    /// serve publishes as Server-Sent Events.
     fn fetch(&self, req: &Request<'_>) -> Option<Response> {
         None
     }
+
+    /// A published message this (slow) subscriber did not get, under the
+    /// topic's [`SlowConsumer`] policy. Runs after the callback that published.
+    fn dropped(&self, ws: &mut WebSocket<'_, Self::Data>, topic: &[u8], msg: Message<'_>) {}
+
+    /// `topic` got its first subscriber on this server (`active`), or lost its
+    /// last: the hook for bridging topics to a broker.
+    fn topic(&self, topic: &[u8], active: bool) {}
 }

@@ -1,15 +1,16 @@
-//! One connection's state, and the [`WebSocket`] handle handlers use.
+//! One connection's state, and the per-worker context every call gets.
 
+use super::Hub;
 use super::out::{OutQueue, Pool};
 use super::timer::Wheel;
 use crate::proto::close;
 use crate::proto::decoder::Decoder;
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
-use crate::{Message, Options, ReadyState, SendStatus};
+use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
+use crate::{Options, SendStatus};
 use mio::net::TcpStream;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub(crate) enum Phase {
     Open,
     /// The server sent a close frame and waits for the peer's.
     Closing,
+    /// A `text/event-stream` response receiving publishes.
+    Sse,
     /// Writing out the last bytes (a close frame or an HTTP response), then
     /// shutting down the write side and waiting for the peer's FIN.
     Flushing,
@@ -29,9 +32,26 @@ pub(crate) enum Phase {
     Done,
 }
 
-/// What the worker shares with every connection call: options, clock, pools.
+/// Something to tell the handler once the current callback has returned.
+pub(crate) enum Event {
+    /// A published message a slow subscriber did not get.
+    Dropped {
+        key: usize,
+        generation: u32,
+        topic: Arc<[u8]>,
+        msg: Prepared,
+    },
+    /// A topic got its first subscriber on this server, or lost its last.
+    TopicEdge { topic: Arc<[u8]>, active: bool },
+}
+
+/// What the worker shares with every connection call: options, clock, pools,
+/// its topics, and the hub that connects it to the other workers.
 pub(crate) struct Ctx {
     pub opts: Arc<Options>,
+    pub hub: Arc<Hub>,
+    /// This worker's index.
+    pub me: usize,
     pub now: Instant,
     pub pool: Pool,
     pub wheel: Wheel,
@@ -39,12 +59,31 @@ pub(crate) struct Ctx {
     pub dirty: Vec<usize>,
     /// Connections to read again (resumed, or their read budget ran out).
     pub again: Vec<usize>,
+    pub topics: LocalTopics,
+    pub events: Vec<Event>,
+    /// Scratch list of subscribers for one publish.
+    pub scratch: Vec<(u32, u32)>,
+    /// Bytes queued minus bytes written since the last stats update.
+    pub queued_delta: i64,
+    pub written: u64,
 }
+
+/// The latest held message per conflated topic.
+pub(crate) type Conflated = Vec<(Arc<[u8]>, Prepared)>;
 
 /// A deferred upgrade waiting for its answer.
 pub(crate) struct Pending {
     pub accept: String,
     pub protocols: Vec<String>,
+}
+
+/// How a publish went for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    Delivered,
+    Backpressured,
+    Dropped,
+    Skipped,
 }
 
 pub(crate) struct Conn<D> {
@@ -57,11 +96,16 @@ pub(crate) struct Conn<D> {
     pub stash: Vec<u8>,
     pub data: Option<D>,
     pub pending: Option<Box<Pending>>,
+    /// Topics subscribed: name and slot in the worker's local topic.
+    pub subs: Vec<(Arc<[u8]>, u32)>,
+    /// Latest message per conflated topic, held while the queue is full.
+    pub conflated: Option<Box<Conflated>>,
     /// Tick of this connection's live timer entry (0: none).
     pub timer_tick: u64,
     /// Accept time, then open time.
     pub since: Instant,
     pub last_read: Instant,
+    /// Last ping sent (WebSocket) or keep-alive comment (SSE).
     pub ping_sent: Option<Instant>,
     /// Deadline in `Closing` and `Flushing`.
     pub close_at: Instant,
@@ -90,6 +134,8 @@ impl<D> Conn<D> {
             stash: Vec::new(),
             data: None,
             pending: None,
+            subs: Vec::new(),
+            conflated: None,
             timer_tick: 0,
             since: now,
             last_read: now,
@@ -118,13 +164,43 @@ impl<D> Conn<D> {
         let mut h = [0u8; MAX_HEADER];
         let n = encode_header(&mut h, true, false, op, payload.len() as u64, None);
         self.out.push_frame(&mut ctx.pool, &h[..n], payload);
+        ctx.queued_delta += (n + payload.len()) as i64;
         self.mark_dirty(ctx, key);
     }
 
     /// Queue raw bytes (an HTTP response head).
     pub(crate) fn queue_bytes(&mut self, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
         self.out.push_bytes(&mut ctx.pool, bytes);
+        ctx.queued_delta += bytes.len() as i64;
         self.mark_dirty(ctx, key);
+    }
+
+    /// Queue a shared, already encoded buffer.
+    pub(crate) fn queue_shared(&mut self, ctx: &mut Ctx, key: usize, bytes: &Arc<[u8]>) {
+        self.out.push_shared(bytes.clone());
+        ctx.queued_delta += bytes.len() as i64;
+        self.mark_dirty(ctx, key);
+    }
+
+    /// Would `len` more bytes pass the backpressure limit? A message always
+    /// fits an empty queue, however large.
+    fn over_limit(&self, ctx: &Ctx, len: usize) -> bool {
+        !self.out.is_empty() && self.out.len() + len > ctx.opts.backpressure_limit
+    }
+
+    fn status(&self, len: usize) -> SendStatus {
+        if self.backlogged {
+            SendStatus::Backpressure
+        } else {
+            SendStatus::Sent(len)
+        }
+    }
+
+    fn refuse_over_limit(&mut self, ctx: &mut Ctx, key: usize) -> SendStatus {
+        if ctx.opts.close_on_backpressure_limit {
+            self.start_close(ctx, key, close::POLICY_VIOLATION, "backpressure limit");
+        }
+        SendStatus::Dropped
     }
 
     /// A data send with Bun's backpressure rules.
@@ -138,19 +214,107 @@ impl<D> Conn<D> {
         if self.phase != Phase::Open {
             return SendStatus::Dropped;
         }
-        let limit = ctx.opts.backpressure_limit;
-        if !self.out.is_empty() && self.out.len() + payload.len() > limit {
-            if ctx.opts.close_on_backpressure_limit {
-                self.start_close(ctx, key, close::POLICY_VIOLATION, "backpressure limit");
-            }
-            return SendStatus::Dropped;
+        if self.over_limit(ctx, payload.len() + MAX_HEADER) {
+            return self.refuse_over_limit(ctx, key);
         }
         let before = self.out.len();
         self.queue_frame(ctx, key, op, payload);
-        if self.backlogged {
-            SendStatus::Backpressure
-        } else {
-            SendStatus::Sent(self.out.len() - before)
+        self.status(self.out.len() - before)
+    }
+
+    /// Send a prepared message (shared buffer, no copy).
+    pub(crate) fn send_prepared(&mut self, ctx: &mut Ctx, key: usize, p: &Prepared) -> SendStatus {
+        if self.phase != Phase::Open {
+            return SendStatus::Dropped;
+        }
+        let frame = p.frame();
+        if self.over_limit(ctx, frame.len()) {
+            return self.refuse_over_limit(ctx, key);
+        }
+        self.queue_shared(ctx, key, frame);
+        self.status(frame.len())
+    }
+
+    /// Offer a published message under the topic's slow-consumer policy.
+    pub(crate) fn offer(
+        &mut self,
+        ctx: &mut Ctx,
+        key: usize,
+        topic: &Arc<[u8]>,
+        policy: SlowConsumer,
+        p: &Prepared,
+    ) -> Offer {
+        let bytes = match self.phase {
+            Phase::Open => p.frame(),
+            Phase::Sse => p.sse(),
+            _ => return Offer::Skipped,
+        };
+        if !self.over_limit(ctx, bytes.len()) {
+            self.queue_shared(ctx, key, bytes);
+            return if self.backlogged {
+                Offer::Backpressured
+            } else {
+                Offer::Delivered
+            };
+        }
+        match policy {
+            SlowConsumer::DropNewest => {
+                self.note_dropped(ctx, key, topic, p);
+                Offer::Dropped
+            }
+            SlowConsumer::DropOldest => {
+                let limit = ctx.opts.backpressure_limit;
+                let (n, freed) = self.out.evict_shared(limit.saturating_sub(bytes.len()));
+                ctx.queued_delta -= freed as i64;
+                ctx.hub
+                    .stats
+                    .dropped
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                self.queue_shared(ctx, key, bytes);
+                Offer::Backpressured
+            }
+            SlowConsumer::Close(code) => {
+                if self.phase == Phase::Sse {
+                    self.phase = Phase::Done;
+                } else {
+                    self.start_close(ctx, key, code, "slow consumer");
+                }
+                Offer::Dropped
+            }
+            SlowConsumer::Conflate => {
+                let c = self.conflated.get_or_insert_with(Default::default);
+                match c.iter_mut().find(|(t, _)| t == topic) {
+                    Some(slot) => {
+                        let old = std::mem::replace(&mut slot.1, p.clone());
+                        self.note_dropped(ctx, key, topic, &old);
+                    }
+                    None => c.push((topic.clone(), p.clone())),
+                }
+                Offer::Backpressured
+            }
+        }
+    }
+
+    fn note_dropped(&self, ctx: &mut Ctx, key: usize, topic: &Arc<[u8]>, p: &Prepared) {
+        ctx.events.push(Event::Dropped {
+            key,
+            generation: self.generation,
+            topic: topic.clone(),
+            msg: p.clone(),
+        });
+    }
+
+    /// The queue emptied: release conflated messages.
+    pub(crate) fn release_conflated(&mut self, ctx: &mut Ctx, key: usize) {
+        if let Some(c) = self.conflated.take() {
+            for (_, p) in c.iter() {
+                let bytes = if self.phase == Phase::Sse {
+                    p.sse()
+                } else {
+                    p.frame()
+                };
+                self.queue_shared(ctx, key, bytes);
+            }
         }
     }
 
@@ -188,6 +352,8 @@ impl<D> Conn<D> {
             Phase::Handshake | Phase::Deferred => Some(self.since + o.handshake_timeout),
             Phase::Closing | Phase::Flushing => Some(self.close_at),
             Phase::Done => None,
+            Phase::Sse => (!o.sse_keepalive.is_zero())
+                .then(|| self.ping_sent.unwrap_or(self.since) + o.sse_keepalive),
             Phase::Open => {
                 let mut d = o.max_lifetime.map(|l| self.since + l);
                 let mut take = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
@@ -226,7 +392,7 @@ impl<D> Conn<D> {
 }
 
 /// Interval of keep-alive pings, if any.
-pub(crate) fn ping_interval(o: &Options) -> Option<std::time::Duration> {
+pub(crate) fn ping_interval(o: &Options) -> Option<Duration> {
     if !o.send_pings {
         return None;
     }
@@ -237,130 +403,10 @@ pub(crate) fn ping_interval(o: &Options) -> Option<std::time::Duration> {
 
 /// Inbound silence that closes without a ping first: `idle_timeout` when pings
 /// are off or run on their own interval.
-pub(crate) fn hard_idle(o: &Options) -> Option<std::time::Duration> {
+pub(crate) fn hard_idle(o: &Options) -> Option<Duration> {
     if o.idle_timeout.is_zero() || (o.send_pings && o.ping_interval.is_none()) {
         None
     } else {
         Some(o.idle_timeout)
-    }
-}
-
-/// A connection as handlers see it. Borrowed for the duration of a handler
-/// call; sends are queued and written once per loop turn (every handler runs
-/// corked), so several sends cost one `writev`.
-pub struct WebSocket<'a, D> {
-    pub(crate) conn: &'a mut Conn<D>,
-    pub(crate) ctx: &'a mut Ctx,
-    pub(crate) key: usize,
-}
-
-impl<D> WebSocket<'_, D> {
-    /// Send a message as text or binary, as it is.
-    pub fn send<'m>(&mut self, msg: impl Into<Message<'m>>) -> SendStatus {
-        match msg.into() {
-            Message::Text(t) => self.send_text(t),
-            Message::Binary(b) => self.send_binary(b),
-        }
-    }
-
-    /// Send a text message.
-    pub fn send_text(&mut self, text: &str) -> SendStatus {
-        self.conn
-            .send(self.ctx, self.key, OpCode::Text, text.as_bytes())
-    }
-
-    /// Send a binary message.
-    pub fn send_binary(&mut self, data: &[u8]) -> SendStatus {
-        self.conn.send(self.ctx, self.key, OpCode::Binary, data)
-    }
-
-    /// Start the closing handshake. An illegal `code` (1005, 1006, 1015, …)
-    /// is sent as 1000; `reason` is cut to 123 bytes. The close handler runs
-    /// when the peer answers or `close_timeout` passes.
-    pub fn close(&mut self, code: u16, reason: &str) {
-        self.conn.start_close(self.ctx, self.key, code, reason);
-    }
-
-    /// Drop the TCP connection now, without a closing handshake. The close
-    /// handler runs with 1006.
-    pub fn terminate(&mut self) {
-        if self.conn.phase != Phase::Done {
-            self.conn.phase = Phase::Done;
-        }
-    }
-
-    /// Send a ping (payload cut to 125 bytes). Not subject to backpressure.
-    pub fn ping(&mut self, data: &[u8]) -> SendStatus {
-        self.control(OpCode::Ping, data)
-    }
-
-    /// Send an unsolicited pong (payload cut to 125 bytes).
-    pub fn pong(&mut self, data: &[u8]) -> SendStatus {
-        self.control(OpCode::Pong, data)
-    }
-
-    fn control(&mut self, op: OpCode, data: &[u8]) -> SendStatus {
-        if self.conn.phase != Phase::Open {
-            return SendStatus::Dropped;
-        }
-        let data = &data[..data.len().min(125)];
-        self.conn.queue_frame(self.ctx, self.key, op, data);
-        SendStatus::Sent(2 + data.len())
-    }
-
-    /// Run `f` with sends batched into one write. Handlers already run corked;
-    /// this exists for Bun's API and is a plain call here.
-    pub fn cork<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        f(self)
-    }
-
-    /// The data attached at upgrade.
-    pub fn data(&self) -> &D {
-        self.conn.data.as_ref().expect("data is set at upgrade")
-    }
-
-    /// The data attached at upgrade, mutably.
-    pub fn data_mut(&mut self) -> &mut D {
-        self.conn.data.as_mut().expect("data is set at upgrade")
-    }
-
-    /// Bun's `readyState`.
-    pub fn ready_state(&self) -> ReadyState {
-        match self.conn.phase {
-            Phase::Handshake | Phase::Deferred => ReadyState::Connecting,
-            Phase::Open => ReadyState::Open,
-            Phase::Closing => ReadyState::Closing,
-            Phase::Flushing | Phase::Done => ReadyState::Closed,
-        }
-    }
-
-    /// The peer's address (a `getpeername` call: connections do not store it).
-    pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.conn.sock.peer_addr().ok()
-    }
-
-    /// Bytes queued and not yet written to the socket.
-    pub fn buffered_amount(&self) -> usize {
-        self.conn.out.len()
-    }
-
-    /// Stop reading from this connection: no more `message` calls until
-    /// [`WebSocket::resume_reading`]; the kernel's buffers then push back on
-    /// the peer. Control frames already read are still answered.
-    pub fn pause_reading(&mut self) {
-        self.conn.paused = true;
-    }
-
-    /// Resume reading after [`WebSocket::pause_reading`].
-    pub fn resume_reading(&mut self) {
-        if self.conn.paused {
-            self.conn.paused = false;
-            self.ctx.again.push(self.key);
-        }
-    }
-
-    /// Is reading paused?
-    pub fn is_paused(&self) -> bool {
-        self.conn.paused
     }
 }

@@ -2,41 +2,144 @@
 
 mod conn;
 mod out;
+mod socket;
 mod timer;
 mod worker;
 
-pub use conn::WebSocket;
+pub use socket::{WebSocket, WsHandle};
 pub use worker::PendingUpgrade;
 
+use crate::pubsub::{Prepared, Registry, SlowConsumer};
 use crate::route::Router;
-use crate::{Handler, Options};
+use crate::{Accept, Handler, Message, Options, Response};
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::any::Any;
+use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-/// Counters, readable at any time from any thread.
+thread_local! {
+    /// The worker running on this thread (`usize::MAX` elsewhere): a command to
+    /// one's own worker needs no wake-up, the loop drains its queue every turn.
+    static CURRENT_WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Counters, readable at any time from any thread (relaxed atomics).
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// TCP connections held now (handshaking, open or closing).
+    /// TCP connections held now (handshaking, open, SSE or closing).
     pub connections: AtomicUsize,
     /// WebSockets opened since start.
     pub opened: AtomicU64,
     /// Messages received since start.
     pub messages_in: AtomicU64,
+    /// Publishes since start (each counted once, however many workers it reached).
+    pub publishes: AtomicU64,
+    /// Messages encoded into a shared frame: one per publish, not per subscriber.
+    pub frames_encoded: AtomicU64,
+    /// Published messages queued to subscribers.
+    pub delivered: AtomicU64,
+    /// Published messages a subscriber did not get (slow-consumer policy).
+    pub dropped: AtomicU64,
+    /// Bytes written to sockets.
+    pub bytes_out: AtomicU64,
+    /// Bytes queued and not yet written, all connections together (updated
+    /// once per loop turn).
+    pub buffered: AtomicU64,
 }
 
-/// What the workers share: read-only after start, plus atomics.
-pub(crate) struct Shared<H> {
-    pub handler: H,
-    pub opts: Arc<Options>,
-    pub router: Router,
+/// Messages to a worker from other threads (or from handles on its own).
+pub(crate) enum Command {
+    /// The answer to a deferred upgrade; the data is the handler's `Data`.
+    Answer {
+        key: usize,
+        generation: u32,
+        answer: Result<Accept<Box<dyn Any + Send>>, Response>,
+    },
+    /// Deliver a publish to this worker's subscribers.
+    Publish { topic: Arc<[u8]>, msg: Prepared },
+    /// Send on one connection.
+    Send {
+        key: u32,
+        generation: u32,
+        msg: Prepared,
+    },
+    /// Close one connection.
+    Close {
+        key: u32,
+        generation: u32,
+        code: u16,
+        reason: String,
+    },
+    /// Subscribe one connection; the registry already counts it.
+    Subscribe {
+        key: u32,
+        generation: u32,
+        topic: Arc<crate::pubsub::Topic>,
+        first: bool,
+    },
+    /// Unsubscribe one connection.
+    Unsubscribe {
+        key: u32,
+        generation: u32,
+        topic: Arc<[u8]>,
+    },
+    /// Resume reading on one connection.
+    Resume { key: u32, generation: u32 },
+}
+
+/// What connects the workers: their mailboxes, the topic registry, counters.
+pub(crate) struct Hub {
+    pub mailboxes: Vec<worker::Mailbox>,
+    pub registry: Registry,
     pub stats: Stats,
     pub stopping: AtomicBool,
+    pub opts: Arc<Options>,
+}
+
+impl Hub {
+    /// Queue a command for worker `w`; false if that worker has exited.
+    pub(crate) fn command(&self, w: usize, c: Command) -> bool {
+        let (tx, waker) = &self.mailboxes[w];
+        if tx.send(c).is_err() {
+            return false;
+        }
+        if CURRENT_WORKER.with(Cell::get) != w {
+            let _ = waker.wake();
+        }
+        true
+    }
+
+    /// Publish from anywhere: to every worker with subscribers.
+    pub(crate) fn publish(&self, topic: &[u8], msg: &Prepared) -> usize {
+        self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        let Some(t) = self.registry.get(topic) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (w, count) in t.per_worker.iter().enumerate() {
+            if count.load(Ordering::Acquire) > 0 {
+                let c = Command::Publish {
+                    topic: t.name.clone(),
+                    msg: msg.clone(),
+                };
+                n += self.command(w, c) as usize;
+            }
+        }
+        n
+    }
+}
+
+/// What the workers share: read-only after start, plus the hub.
+pub(crate) struct Shared<H> {
+    pub handler: H,
+    pub router: Router,
+    pub hub: Arc<Hub>,
 }
 
 /// Configures and starts a [`Server`].
@@ -68,6 +171,9 @@ impl ServerBuilder {
     }
 
     /// Bind the listeners and start the workers.
+    ///
+    /// Each worker gets its own listener on the same port (`SO_REUSEPORT`),
+    /// so the kernel spreads connections over workers with no hand-off.
     pub fn serve<H: Handler>(self, handler: H) -> io::Result<Server> {
         let addr = self
             .addr
@@ -77,49 +183,51 @@ impl ServerBuilder {
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
         let n = self.opts.workers.max(1);
-        let shared = Arc::new(Shared {
-            handler,
-            opts: Arc::new(self.opts),
-            router: self.router,
-            stats: Stats::default(),
-            stopping: AtomicBool::new(false),
-        });
         let mut local = addr;
-        let mut wakers = Vec::new();
-        let mut workers = Vec::new();
-        for i in 0..n {
+        let mut parts = Vec::new();
+        let mut mailboxes = Vec::new();
+        for me in 0..n {
             let listener = listen(local, n > 1)?;
             local = listener.local_addr()?;
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
-            wakers.push(waker.clone());
-            let w = worker::Worker::new(poll, listener, waker, shared.clone())?;
-            workers.push(
+            let (tx, rx) = crossbeam_channel::unbounded();
+            mailboxes.push((tx, waker));
+            parts.push(worker::Parts {
+                poll,
+                listener,
+                rx,
+                me,
+            });
+        }
+        let opts = Arc::new(self.opts);
+        let hub = Arc::new(Hub {
+            mailboxes,
+            registry: Registry::new(n, opts.slow_consumer),
+            stats: Stats::default(),
+            stopping: AtomicBool::new(false),
+            opts,
+        });
+        let shared = Arc::new(Shared {
+            handler,
+            router: self.router,
+            hub: hub.clone(),
+        });
+        let mut threads = Vec::new();
+        for p in parts {
+            let me = p.me;
+            let w = worker::Worker::new(p, shared.clone())?;
+            threads.push(
                 std::thread::Builder::new()
-                    .name(format!("volley-worker-{i}"))
+                    .name(format!("volley-worker-{me}"))
                     .spawn(move || w.run())?,
             );
         }
-        let stop_shared = shared.clone();
         Ok(Server {
             addr: local,
-            threads: workers,
-            wakers,
-            stop_flag: Box::new(move || stop_shared.stopping.store(true, Ordering::Release)),
-            stats: Box::new(StatsRef(shared)),
+            threads,
+            hub,
         })
-    }
-}
-
-struct StatsRef<H>(Arc<Shared<H>>);
-
-trait StatsSource: Send + Sync {
-    fn stats(&self) -> &Stats;
-}
-
-impl<H: Handler> StatsSource for StatsRef<H> {
-    fn stats(&self) -> &Stats {
-        &self.0.stats
     }
 }
 
@@ -145,9 +253,7 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 pub struct Server {
     addr: SocketAddr,
     threads: Vec<JoinHandle<()>>,
-    wakers: Vec<Arc<Waker>>,
-    stop_flag: Box<dyn Fn() + Send + Sync>,
-    stats: Box<dyn StatsSource>,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for Server {
@@ -169,12 +275,41 @@ impl Server {
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        self.stats.stats()
+        &self.hub.stats
     }
 
-    /// Connections held now (Bun's `pendingWebSockets` counts open ones only).
+    /// Connections held now.
     pub fn connections(&self) -> usize {
-        self.stats().connections.load(Ordering::Relaxed)
+        self.hub.stats.connections.load(Ordering::Relaxed)
+    }
+
+    /// A handle for publishing from any thread, that outlives borrows of the server.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            hub: self.hub.clone(),
+        }
+    }
+
+    /// Publish to every subscriber of `topic` on every worker, from any
+    /// thread. Encodes once; returns the number of workers it was handed to.
+    pub fn publish<'m>(&self, topic: impl AsRef<[u8]>, msg: impl Into<Message<'m>>) -> usize {
+        self.publisher().publish(topic, msg)
+    }
+
+    /// Publish a prepared message from any thread.
+    pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
+        self.hub.publish(topic.as_ref(), msg)
+    }
+
+    /// Subscribers of `topic` on all workers (WebSocket and SSE).
+    pub fn subscriber_count(&self, topic: impl AsRef<[u8]>) -> usize {
+        self.hub.registry.count(topic.as_ref())
+    }
+
+    /// Set what happens to a slow subscriber of `topic` (see [`SlowConsumer`]).
+    /// Applies when the topic next goes from no subscriber to one.
+    pub fn set_topic_policy(&self, topic: impl AsRef<[u8]>, policy: SlowConsumer) {
+        self.hub.registry.set_policy(topic.as_ref(), policy);
     }
 
     /// Stop accepting, send close 1001 to every open WebSocket, and wait up to
@@ -184,8 +319,8 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
-        (self.stop_flag)();
-        for w in &self.wakers {
+        self.hub.stopping.store(true, Ordering::Release);
+        for (_, w) in &self.hub.mailboxes {
             let _ = w.wake();
         }
         for t in self.threads.drain(..) {
@@ -193,8 +328,7 @@ impl Server {
         }
     }
 
-    /// Block until the server stops (it runs until [`Server::stop`] from
-    /// another handle or the process exits).
+    /// Block until the server stops (it runs until the process exits).
     pub fn join(mut self) {
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -207,5 +341,39 @@ impl Drop for Server {
         if !self.threads.is_empty() {
             self.shutdown();
         }
+    }
+}
+
+/// Publishes from any thread (cheap to clone).
+#[derive(Clone)]
+pub struct Publisher {
+    hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
+impl Publisher {
+    /// Publish to every subscriber of `topic`; returns the workers reached.
+    pub fn publish<'m>(&self, topic: impl AsRef<[u8]>, msg: impl Into<Message<'m>>) -> usize {
+        let p = Prepared::new(msg);
+        self.hub
+            .stats
+            .frames_encoded
+            .fetch_add(1, Ordering::Relaxed);
+        self.hub.publish(topic.as_ref(), &p)
+    }
+
+    /// Publish a prepared message.
+    pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
+        self.hub.publish(topic.as_ref(), msg)
+    }
+
+    /// Subscribers of `topic`.
+    pub fn subscriber_count(&self, topic: impl AsRef<[u8]>) -> usize {
+        self.hub.registry.count(topic.as_ref())
     }
 }

@@ -123,8 +123,27 @@ impl OutQueue {
         self.len += bytes.len();
     }
 
+    /// Remove the oldest shared (published) chunks not yet started until at
+    /// most `target` bytes are queued. Owned chunks (direct sends, control
+    /// frames) stay. Returns (chunks removed, bytes removed).
+    pub(crate) fn evict_shared(&mut self, target: usize) -> (usize, usize) {
+        let (mut n, mut bytes) = (0, 0);
+        let mut i = usize::from(self.head_off > 0);
+        while self.len > target && i < self.chunks.len() {
+            if let Chunk::Shared(a) = &self.chunks[i] {
+                let l = a.len();
+                self.chunks.remove(i);
+                self.len -= l;
+                bytes += l;
+                n += 1;
+            } else {
+                i += 1;
+            }
+        }
+        (n, bytes)
+    }
+
     /// Append a shared, already encoded frame.
-    #[allow(dead_code)] // used by pub/sub fan-out
     pub(crate) fn push_shared(&mut self, frame: Arc<[u8]>) {
         self.len += frame.len();
         self.chunks.push_back(Chunk::Shared(frame));
@@ -243,5 +262,26 @@ mod tests {
         assert_eq!(w.got, want);
         assert!(q.is_empty());
         assert_eq!(q.chunks.capacity(), 0);
+    }
+
+    #[test]
+    fn evict_shared_keeps_owned_and_started_chunks() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        q.push_shared(Arc::from(&b"aaaa"[..]));
+        q.push_bytes(&mut pool, b"own");
+        q.push_shared(Arc::from(&b"bbbb"[..]));
+        q.push_shared(Arc::from(&b"cccc"[..]));
+        let mut w = Trickle {
+            got: vec![],
+            cap: 2,
+            budget: 2,
+        };
+        assert!(!q.flush(&mut w, &mut pool).unwrap()); // "aa" written: head started
+        assert_eq!(q.evict_shared(7), (2, 8)); // bbbb then cccc go; aaaa and own stay
+        w.budget = usize::MAX;
+        w.cap = usize::MAX;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.got, b"aaaaown");
     }
 }

@@ -1,10 +1,11 @@
 //! A worker: one thread, one `mio::Poll`, its own listener, connections,
-//! timers and buffers. Nothing here is shared with other workers except the
-//! handler, the options and the counters.
+//! timers, buffers and topic table. It shares with other workers only the
+//! handler, the options and the [`Hub`] (registry, counters, command queues).
 
-use super::conn::{Conn, Ctx, Pending, Phase, WebSocket, hard_idle, ping_interval};
+use super::conn::{Conn, Ctx, Event, Pending, Phase, hard_idle, ping_interval};
+use super::socket::{self, WebSocket};
 use super::timer::Wheel;
-use super::{Shared, Stats};
+use super::{CURRENT_WORKER, Command, Hub, Shared};
 use crate::proto::close;
 use crate::proto::decoder::{Decoder, Kind, Limits, Step};
 use crate::proto::frame::OpCode;
@@ -14,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+use std::any::Any;
 use std::io::{self, Read};
 use std::net::Shutdown;
 use std::panic::{self, AssertUnwindSafe};
@@ -30,47 +32,44 @@ const READ_BUDGET: usize = 8;
 /// Control frames (pongs) queued past the backpressure limit before more are dropped.
 const MAX_CTRL_BACKLOG: u8 = 16;
 
-/// Messages from other threads to a worker.
-pub(crate) enum Command<D> {
-    /// The answer to a deferred upgrade.
-    Answer {
-        key: usize,
-        generation: u32,
-        answer: Result<Accept<D>, Response>,
-    },
-}
+type Conns<D> = Slab<Conn<D>>;
 
 /// A deferred upgrade: answer it from any thread with [`PendingUpgrade::accept`]
 /// or [`PendingUpgrade::reject`]. Dropped unanswered, the client gets 500.
 pub struct PendingUpgrade<D: Send + 'static> {
-    tx: Sender<Command<D>>,
-    waker: Arc<Waker>,
+    hub: Arc<Hub>,
+    worker: usize,
     key: usize,
     generation: u32,
     answered: bool,
+    _data: std::marker::PhantomData<fn(D)>,
 }
 
 impl<D: Send + 'static> PendingUpgrade<D> {
-    fn answer(mut self, answer: Result<Accept<D>, Response>) {
+    fn answer(mut self, answer: Result<Accept<Box<dyn Any + Send>>, Response>) {
         self.answered = true;
         self.deliver(answer);
     }
 
-    fn deliver(&self, answer: Result<Accept<D>, Response>) {
-        let cmd = Command::Answer {
-            key: self.key,
-            generation: self.generation,
-            answer,
-        };
+    fn deliver(&self, answer: Result<Accept<Box<dyn Any + Send>>, Response>) {
         // The worker may be gone (server stopped): nothing to answer then.
-        if self.tx.send(cmd).is_ok() {
-            let _ = self.waker.wake();
-        }
+        self.hub.command(
+            self.worker,
+            Command::Answer {
+                key: self.key,
+                generation: self.generation,
+                answer,
+            },
+        );
     }
 
     /// Accept the upgrade.
-    pub fn accept(self, accept: Accept<D>) {
-        self.answer(Ok(accept));
+    pub fn accept(self, a: Accept<D>) {
+        self.answer(Ok(Accept {
+            data: Box::new(a.data),
+            protocol: a.protocol,
+            headers: a.headers,
+        }));
     }
 
     /// Reject the upgrade with this response.
@@ -87,46 +86,61 @@ impl<D: Send + 'static> Drop for PendingUpgrade<D> {
     }
 }
 
-/// A worker's own command sender and waker, for deferred upgrades.
-pub(crate) type Me<D> = (Sender<Command<D>>, Arc<Waker>);
-
 pub(crate) struct Worker<H: Handler> {
     poll: Poll,
     listener: Option<TcpListener>,
-    me: Me<H::Data>,
-    rx: Receiver<Command<H::Data>>,
+    rx: Receiver<Command>,
     shared: Arc<Shared<H>>,
-    conns: Slab<Conn<H::Data>>,
+    conns: Conns<H::Data>,
     ctx: Ctx,
     rbuf: Box<[u8]>,
     next_gen: u32,
     expired: Vec<(u64, (u32, u32))>,
     stop_deadline: Option<Instant>,
+    /// Stats this worker last published (deltas go to the shared counters).
+    queued_total: i64,
 }
 
+/// What a worker needs at start.
+pub(crate) struct Parts {
+    pub poll: Poll,
+    pub listener: TcpListener,
+    pub rx: Receiver<Command>,
+    pub me: usize,
+}
+
+/// The sending half of a worker's command queue.
+pub(crate) type Mailbox = (Sender<Command>, Arc<Waker>);
+
 impl<H: Handler> Worker<H> {
-    pub(crate) fn new(
-        poll: Poll,
-        mut listener: TcpListener,
-        waker: Arc<Waker>,
-        shared: Arc<Shared<H>>,
-    ) -> io::Result<Self> {
+    pub(crate) fn new(p: Parts, shared: Arc<Shared<H>>) -> io::Result<Self> {
+        let Parts {
+            poll,
+            mut listener,
+            rx,
+            me,
+        } = p;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
         let now = Instant::now();
         Ok(Worker {
             poll,
             listener: Some(listener),
-            me: (tx, waker),
             rx,
             ctx: Ctx {
-                opts: shared.opts.clone(),
+                opts: shared.hub.opts.clone(),
+                hub: shared.hub.clone(),
+                me,
                 now,
                 pool: Default::default(),
                 wheel: Wheel::new(now),
                 dirty: Vec::new(),
                 again: Vec::new(),
+                topics: Default::default(),
+                events: Vec::new(),
+                scratch: Vec::new(),
+                queued_delta: 0,
+                written: 0,
             },
             shared,
             conns: Slab::new(),
@@ -134,14 +148,12 @@ impl<H: Handler> Worker<H> {
             next_gen: 0,
             expired: Vec::new(),
             stop_deadline: None,
+            queued_total: 0,
         })
     }
 
-    fn stats(&self) -> &Stats {
-        &self.shared.stats
-    }
-
     pub(crate) fn run(mut self) {
+        CURRENT_WORKER.with(|c| c.set(self.ctx.me));
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ctx.again.is_empty() {
@@ -159,7 +171,7 @@ impl<H: Handler> Worker<H> {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
-                    WAKER => self.commands(),
+                    WAKER => {}
                     Token(k) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.readable(k);
@@ -171,11 +183,31 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
+            // Commands from other threads (and handles on this one) every turn.
+            self.commands();
             self.read_again();
             self.timers();
             self.flush_dirty();
-            if self.shared.stopping.load(Ordering::Acquire) && self.stopping() {
+            self.publish_stats();
+            if self.ctx.hub.stopping.load(Ordering::Acquire) && self.stopping() {
                 return;
+            }
+        }
+    }
+
+    fn publish_stats(&mut self) {
+        let st = &self.ctx.hub.stats;
+        if self.ctx.written > 0 {
+            st.bytes_out
+                .fetch_add(std::mem::take(&mut self.ctx.written), Ordering::Relaxed);
+        }
+        let d = std::mem::take(&mut self.ctx.queued_delta);
+        if d != 0 {
+            self.queued_total += d;
+            if d > 0 {
+                st.buffered.fetch_add(d as u64, Ordering::Relaxed);
+            } else {
+                st.buffered.fetch_sub((-d) as u64, Ordering::Relaxed);
             }
         }
     }
@@ -192,7 +224,7 @@ impl<H: Handler> Worker<H> {
                     let _ = sock.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    if key >= WAKER.0 {
+                    if key >= WAKER.0 || key > u32::MAX as usize {
                         return;
                     }
                     if let Err(e) = self.poll.registry().register(
@@ -210,7 +242,11 @@ impl<H: Handler> Worker<H> {
                     });
                     let conn = entry.insert(Conn::new(sock, self.next_gen, dec, self.ctx.now));
                     conn.arm(&mut self.ctx, key);
-                    self.stats().connections.fetch_add(1, Ordering::Relaxed);
+                    self.ctx
+                        .hub
+                        .stats
+                        .connections
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -244,7 +280,10 @@ impl<H: Handler> Worker<H> {
             };
             conn.last_read = self.ctx.now;
             self.input(key, n);
-            let conn = &mut self.conns[key];
+            self.fire_events();
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             if conn.phase == Phase::Done {
                 return;
             }
@@ -262,12 +301,10 @@ impl<H: Handler> Worker<H> {
 
     /// Handle `n` fresh bytes at the start of `rbuf`.
     fn input(&mut self, key: usize, n: usize) {
-        let conn = &mut self.conns[key];
-        if conn.stash.is_empty() {
+        if self.conns[key].stash.is_empty() {
             let used = feed(
                 &self.shared,
-                &self.me,
-                conn,
+                &mut self.conns,
                 &mut self.ctx,
                 key,
                 &mut self.rbuf[..n],
@@ -277,16 +314,21 @@ impl<H: Handler> Worker<H> {
                 conn.stash.extend_from_slice(&self.rbuf[used..n]);
             }
         } else {
-            conn.stash.extend_from_slice(&self.rbuf[..n]);
+            self.conns[key].stash.extend_from_slice(&self.rbuf[..n]);
             self.feed_stash(key);
         }
     }
 
     /// Decode what a paused or split handshake left in the stash.
     fn feed_stash(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let mut stash = std::mem::take(&mut conn.stash);
-        let used = feed(&self.shared, &self.me, conn, &mut self.ctx, key, &mut stash);
+        let mut stash = std::mem::take(&mut self.conns[key].stash);
+        let used = feed(
+            &self.shared,
+            &mut self.conns,
+            &mut self.ctx,
+            key,
+            &mut stash,
+        );
         let conn = &mut self.conns[key];
         if conn.phase == Phase::Handshake && used == 0 {
             conn.stash = stash; // head still incomplete
@@ -308,6 +350,7 @@ impl<H: Handler> Worker<H> {
             conn.read_pending = false;
             if !conn.stash.is_empty() && conn.phase != Phase::Handshake {
                 self.feed_stash(key);
+                self.fire_events();
             }
             self.readable(key);
             self.settle(key);
@@ -318,11 +361,10 @@ impl<H: Handler> Worker<H> {
     }
 
     fn eof(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        if matches!(conn.phase, Phase::Open | Phase::Closing) {
+        if matches!(self.conns[key].phase, Phase::Open | Phase::Closing) {
             report_close(
                 &self.shared.handler,
-                conn,
+                &mut self.conns,
                 &mut self.ctx,
                 key,
                 close::ABNORMAL,
@@ -336,15 +378,32 @@ impl<H: Handler> Worker<H> {
 
     fn flush(&mut self, key: usize) {
         let conn = &mut self.conns[key];
-        match conn.out.flush(&mut conn.sock, &mut self.ctx.pool) {
+        let before = conn.out.len();
+        let res = conn.out.flush(&mut conn.sock, &mut self.ctx.pool);
+        let written = before - conn.out.len();
+        self.ctx.written += written as u64;
+        self.ctx.queued_delta -= written as i64;
+        match res {
             Ok(true) => {
                 conn.ctrl_backlog = 0;
-                if std::mem::take(&mut conn.backlogged) && conn.phase == Phase::Open {
-                    guarded(&self.shared.handler, conn, &mut self.ctx, key, |h, ws| {
-                        h.drain(ws)
-                    });
+                if conn.conflated.is_some() {
+                    // The queue drained: the latest conflated messages go now.
+                    conn.release_conflated(&mut self.ctx, key);
+                    return;
                 }
-                let conn = &mut self.conns[key];
+                if std::mem::take(&mut conn.backlogged) && conn.phase == Phase::Open {
+                    guarded(
+                        &self.shared.handler,
+                        &mut self.conns,
+                        &mut self.ctx,
+                        key,
+                        |h, ws| h.drain(ws),
+                    );
+                    self.fire_events();
+                }
+                let Some(conn) = self.conns.get_mut(key) else {
+                    return;
+                };
                 if conn.phase == Phase::Flushing && !conn.shut && conn.out.is_empty() {
                     conn.shut = true;
                     let _ = conn.sock.shutdown(Shutdown::Write);
@@ -355,7 +414,7 @@ impl<H: Handler> Worker<H> {
                 if matches!(conn.phase, Phase::Open | Phase::Closing) {
                     report_close(
                         &self.shared.handler,
-                        conn,
+                        &mut self.conns,
                         &mut self.ctx,
                         key,
                         close::ABNORMAL,
@@ -392,16 +451,63 @@ impl<H: Handler> Worker<H> {
         }
         report_close(
             &self.shared.handler,
-            conn,
+            &mut self.conns,
             &mut self.ctx,
             key,
             close::ABNORMAL,
             "",
         );
+        // Subscriptions end with the connection.
+        while let Some((topic, _)) = self.conns[key].subs.last().cloned() {
+            socket::unsubscribe(&mut self.conns, &mut self.ctx, key, &topic);
+        }
         let mut conn = self.conns.remove(key);
+        self.ctx.queued_delta -= conn.out.len() as i64;
         conn.out.clear(&mut self.ctx.pool);
         let _ = self.poll.registry().deregister(&mut conn.sock);
-        self.stats().connections.fetch_sub(1, Ordering::Relaxed);
+        self.ctx
+            .hub
+            .stats
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
+        self.fire_events();
+    }
+
+    /// Tell the handler what happened during the last callback.
+    fn fire_events(&mut self) {
+        while !self.ctx.events.is_empty() {
+            let events = std::mem::take(&mut self.ctx.events);
+            for ev in events {
+                match ev {
+                    Event::Dropped {
+                        key,
+                        generation,
+                        topic,
+                        msg,
+                    } => {
+                        let live = self
+                            .conns
+                            .get(key)
+                            .is_some_and(|c| c.generation == generation && c.phase == Phase::Open);
+                        if live {
+                            guarded(
+                                &self.shared.handler,
+                                &mut self.conns,
+                                &mut self.ctx,
+                                key,
+                                |h, ws| h.dropped(ws, &topic, msg.message()),
+                            );
+                        }
+                    }
+                    Event::TopicEdge { topic, active } => {
+                        let h = &self.shared.handler;
+                        if hook(|| h.topic(&topic, active)).is_none() {
+                            log::error!("volley: topic handler panicked");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn timers(&mut self) {
@@ -450,6 +556,13 @@ impl<H: Handler> Worker<H> {
                 }
             }
             Phase::Done => {}
+            Phase::Sse => {
+                let last = conn.ping_sent.unwrap_or(conn.since);
+                if !opts.sse_keepalive.is_zero() && now >= last + opts.sse_keepalive {
+                    conn.queue_bytes(&mut self.ctx, key, b": keep-alive\n\n");
+                    conn.ping_sent = Some(now);
+                }
+            }
             Phase::Open => {
                 if opts.max_lifetime.is_some_and(|l| now >= conn.since + l) {
                     conn.start_close(&mut self.ctx, key, close::GOING_AWAY, "max lifetime");
@@ -464,13 +577,13 @@ impl<H: Handler> Worker<H> {
                     conn.send_close_frame(&mut self.ctx, key, close::GOING_AWAY, "idle timeout");
                     report_close(
                         &self.shared.handler,
-                        conn,
+                        &mut self.conns,
                         &mut self.ctx,
                         key,
                         close::ABNORMAL,
                         "idle timeout",
                     );
-                    conn.flush_and_shut(&mut self.ctx, key);
+                    self.conns[key].flush_and_shut(&mut self.ctx, key);
                     return;
                 }
                 if conn.awaiting_pong().is_none()
@@ -483,6 +596,15 @@ impl<H: Handler> Worker<H> {
         }
     }
 
+    /// The connection a command names, if it is still the same one.
+    fn target(&mut self, key: u32, generation: u32) -> Option<usize> {
+        let key = key as usize;
+        self.conns
+            .get(key)
+            .filter(|c| c.generation == generation && c.phase != Phase::Done)
+            .map(|_| key)
+    }
+
     fn commands(&mut self) {
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
@@ -491,34 +613,117 @@ impl<H: Handler> Worker<H> {
                     generation,
                     answer,
                 } => {
-                    let Some(conn) = self.conns.get_mut(key) else {
+                    let Some(key) = self.target(key as u32, generation) else {
                         continue;
                     };
-                    if conn.generation != generation || conn.phase != Phase::Deferred {
+                    if self.conns[key].phase != Phase::Deferred {
                         continue;
                     }
-                    let pending = conn.pending.take().expect("deferred upgrade has its state");
+                    let pending = self.conns[key]
+                        .pending
+                        .take()
+                        .expect("deferred upgrade has its state");
                     match answer {
-                        Ok(a) => {
-                            let offered: Vec<&str> =
-                                pending.protocols.iter().map(String::as_str).collect();
-                            open(
-                                &self.shared,
-                                conn,
-                                &mut self.ctx,
-                                key,
-                                &pending.accept,
-                                &offered,
-                                a,
-                            );
+                        Ok(a) => match a.data.downcast::<H::Data>() {
+                            Ok(data) => {
+                                let a = Accept {
+                                    data: *data,
+                                    protocol: a.protocol,
+                                    headers: a.headers,
+                                };
+                                let offered: Vec<&str> =
+                                    pending.protocols.iter().map(String::as_str).collect();
+                                open(
+                                    &self.shared,
+                                    &mut self.conns,
+                                    &mut self.ctx,
+                                    key,
+                                    &pending.accept,
+                                    &offered,
+                                    a,
+                                );
+                            }
+                            Err(_) => unreachable!("PendingUpgrade<D> carries D"),
+                        },
+                        Err(resp) => respond(&mut self.conns[key], &mut self.ctx, key, &resp),
+                    }
+                    if let Some(conn) = self.conns.get(key) {
+                        if conn.read_pending {
+                            self.ctx.again.push(key);
                         }
-                        Err(resp) => respond(conn, &mut self.ctx, key, &resp),
                     }
-                    let conn = &mut self.conns[key];
-                    if conn.read_pending {
-                        self.ctx.again.push(key);
-                    }
+                    self.fire_events();
                     self.settle(key);
+                }
+                Command::Publish { topic, msg } => {
+                    socket::deliver_local(&mut self.conns, &mut self.ctx, &topic, &msg, None);
+                    self.fire_events();
+                }
+                Command::Send {
+                    key,
+                    generation,
+                    msg,
+                } => {
+                    if let Some(key) = self.target(key, generation) {
+                        self.conns[key].send_prepared(&mut self.ctx, key, &msg);
+                    }
+                }
+                Command::Close {
+                    key,
+                    generation,
+                    code,
+                    reason,
+                } => {
+                    if let Some(key) = self.target(key, generation) {
+                        self.conns[key].start_close(&mut self.ctx, key, code, &reason);
+                    }
+                }
+                Command::Subscribe {
+                    key,
+                    generation,
+                    topic,
+                    first,
+                } => match self.target(key, generation) {
+                    Some(key) => {
+                        let name = topic.name.clone();
+                        socket::subscribe(
+                            &mut self.conns,
+                            &mut self.ctx,
+                            key,
+                            &name,
+                            Some((topic, first)),
+                        );
+                        self.fire_events();
+                    }
+                    None => {
+                        if first {
+                            self.ctx.events.push(Event::TopicEdge {
+                                topic: topic.name.clone(),
+                                active: true,
+                            });
+                        }
+                        socket::uncount(&mut self.ctx, &topic);
+                        self.fire_events();
+                    }
+                },
+                Command::Unsubscribe {
+                    key,
+                    generation,
+                    topic,
+                } => {
+                    if let Some(key) = self.target(key, generation) {
+                        socket::unsubscribe(&mut self.conns, &mut self.ctx, key, &topic);
+                        self.fire_events();
+                    }
+                }
+                Command::Resume { key, generation } => {
+                    if let Some(key) = self.target(key, generation) {
+                        let conn = &mut self.conns[key];
+                        if conn.paused {
+                            conn.paused = false;
+                            self.ctx.again.push(key);
+                        }
+                    }
                 }
             }
         }
@@ -540,26 +745,36 @@ impl<H: Handler> Worker<H> {
                         close::GOING_AWAY,
                         "server shutting down",
                     ),
-                    Phase::Handshake | Phase::Deferred => conn.phase = Phase::Done,
+                    Phase::Handshake | Phase::Deferred | Phase::Sse => conn.phase = Phase::Done,
                     _ => {}
                 }
                 self.settle(key);
             }
             self.flush_dirty();
         }
-        self.conns.is_empty() || self.stop_deadline.is_some_and(|d| self.ctx.now >= d)
+        if self.conns.is_empty() || self.stop_deadline.is_some_and(|d| self.ctx.now >= d) {
+            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                self.conns[key].phase = Phase::Done;
+                self.settle(key);
+            }
+            self.publish_stats();
+            return true;
+        }
+        false
     }
 }
 
 /// Run the close handler once for an opened connection.
 fn report_close<H: Handler>(
     h: &H,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     code: u16,
     reason: &str,
 ) {
+    let conn = &mut conns[key];
     if conn.reported {
         return;
     }
@@ -568,12 +783,12 @@ fn report_close<H: Handler>(
     if phase == Phase::Open || phase == Phase::Closing {
         conn.phase = Phase::Flushing; // sends are refused inside the close handler
     }
-    let mut ws = WebSocket { conn, ctx, key };
+    let mut ws = WebSocket { conns, ctx, key };
     if panic::catch_unwind(AssertUnwindSafe(|| h.close(&mut ws, code, reason))).is_err() {
         log::error!("volley: close handler panicked");
     }
     if phase == Phase::Done {
-        conn.phase = Phase::Done;
+        conns[key].phase = Phase::Done;
     }
 }
 
@@ -581,31 +796,37 @@ fn report_close<H: Handler>(
 /// the worker and every other connection keep running.
 fn guarded<H: Handler>(
     h: &H,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     f: impl FnOnce(&H, &mut WebSocket<'_, H::Data>),
 ) {
-    let ok =
-        panic::catch_unwind(AssertUnwindSafe(|| f(h, &mut WebSocket { conn, ctx, key }))).is_ok();
+    let ok = panic::catch_unwind(AssertUnwindSafe(|| {
+        f(h, &mut WebSocket { conns, ctx, key })
+    }))
+    .is_ok();
     if ok {
         return;
     }
     log::error!("volley: handler panicked; closing the connection with 1011");
+    let Some(conn) = conns.get_mut(key) else {
+        return;
+    };
     if matches!(conn.phase, Phase::Open | Phase::Closing) {
         conn.send_close_frame(ctx, key, close::INTERNAL_ERROR, "internal error");
-        report_close(h, conn, ctx, key, close::INTERNAL_ERROR, "internal error");
+        report_close(h, conns, ctx, key, close::INTERNAL_ERROR, "internal error");
+        let conn = &mut conns[key];
         if conn.phase != Phase::Done {
             conn.flush_and_shut(ctx, key);
         }
     }
 }
 
-/// Call a request hook (upgrade, fetch); a panic becomes `None`.
+/// Call a request hook (upgrade, fetch, topic); a panic becomes `None`.
 fn hook<R>(f: impl FnOnce() -> R) -> Option<R> {
     let r = panic::catch_unwind(AssertUnwindSafe(f));
     if r.is_err() {
-        log::error!("volley: request hook panicked; answering 500");
+        log::error!("volley: hook panicked");
     }
     r.ok()
 }
@@ -615,24 +836,22 @@ fn hook<R>(f: impl FnOnce() -> R) -> Option<R> {
 /// (paused); in other phases they are discarded.
 fn feed<H: Handler>(
     shared: &Shared<H>,
-    me: &Me<H::Data>,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     input: &mut [u8],
 ) -> usize {
-    match conn.phase {
-        Phase::Handshake => handshake_input(shared, me, conn, ctx, key, input),
-        Phase::Open | Phase::Closing => frames(shared, conn, ctx, key, input),
-        // Flushing: the peer's bytes after our close are read and dropped.
+    match conns[key].phase {
+        Phase::Handshake => handshake_input(shared, conns, ctx, key, input),
+        Phase::Open | Phase::Closing => frames(shared, conns, ctx, key, input),
+        // Flushing, SSE: the peer's bytes are read and dropped.
         _ => input.len(),
     }
 }
 
 fn handshake_input<H: Handler>(
     shared: &Shared<H>,
-    me: &Me<H::Data>,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     input: &mut [u8],
@@ -641,6 +860,7 @@ fn handshake_input<H: Handler>(
         max_bytes: ctx.opts.max_header_bytes,
         max_headers: ctx.opts.max_headers,
     };
+    let conn = &mut conns[key];
     let head = match handshake::parse_request(input, limits) {
         Err(r) => {
             refuse(conn, ctx, key, r);
@@ -681,7 +901,10 @@ fn handshake_input<H: Handler>(
                 Response::new(404, "not found\n")
             }
         });
-        respond(conn, ctx, key, &resp);
+        match resp.event_stream.clone() {
+            Some(topics) => start_sse(conns, ctx, key, &resp, &topics),
+            None => respond(conn, ctx, key, &resp),
+        }
         return input.len();
     }
     if !routed {
@@ -707,7 +930,7 @@ fn handshake_input<H: Handler>(
     match answer {
         Upgrade::Accept(a) => {
             let offered: Vec<&str> = req.protocols().collect();
-            open(shared, conn, ctx, key, &up.accept, &offered, a);
+            open(shared, conns, ctx, key, &up.accept, &offered, a);
         }
         Upgrade::Reject(resp) => {
             respond(conn, ctx, key, &resp);
@@ -719,23 +942,31 @@ fn handshake_input<H: Handler>(
                 accept: up.accept,
                 protocols: req.protocols().map(str::to_string).collect(),
             }));
-            let (tx, waker) = me.clone();
-            drop(req);
-            f(PendingUpgrade {
-                tx,
-                waker,
+            let pending = PendingUpgrade {
+                hub: ctx.hub.clone(),
+                worker: ctx.me,
                 key,
                 generation: conn.generation,
                 answered: false,
-            });
+                _data: std::marker::PhantomData,
+            };
+            drop(req);
+            if hook(move || f(pending)).is_none() {
+                respond(
+                    &mut conns[key],
+                    ctx,
+                    key,
+                    &Response::new(500, "internal error\n"),
+                );
+            }
             // A well-behaved client sends nothing before the 101.
             return input.len();
         }
     }
     // Frames that followed the request in the same read.
-    if conn.phase == Phase::Open && head_len < input.len() {
+    if conns.get(key).is_some_and(|c| c.phase == Phase::Open) && head_len < input.len() {
         let rest = &mut input[head_len..];
-        return head_len + frames(shared, conn, ctx, key, rest);
+        return head_len + frames(shared, conns, ctx, key, rest);
     }
     input.len()
 }
@@ -743,13 +974,14 @@ fn handshake_input<H: Handler>(
 /// Write the 101, attach the data, and run the open handler.
 fn open<H: Handler>(
     shared: &Shared<H>,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     accept_key: &str,
     offered: &[&str],
     a: Accept<H::Data>,
 ) {
+    let conn = &mut conns[key];
     if let Some(p) = &a.protocol {
         if !offered.contains(&p.as_str()) {
             log::error!("volley: upgrade chose subprotocol {p:?}, which the client did not offer");
@@ -778,8 +1010,30 @@ fn open<H: Handler>(
     conn.since = ctx.now;
     conn.last_read = ctx.now;
     conn.arm(ctx, key);
-    shared.stats.opened.fetch_add(1, Ordering::Relaxed);
-    guarded(&shared.handler, conn, ctx, key, |h, ws| h.open(ws));
+    ctx.hub.stats.opened.fetch_add(1, Ordering::Relaxed);
+    guarded(&shared.handler, conns, ctx, key, |h, ws| h.open(ws));
+}
+
+/// Answer with `text/event-stream` headers and subscribe the response to topics.
+fn start_sse<D>(
+    conns: &mut Conns<D>,
+    ctx: &mut Ctx,
+    key: usize,
+    resp: &Response,
+    topics: &[Vec<u8>],
+) {
+    let mut out = Vec::new();
+    handshake::write_stream_head(&mut out, resp.status, &resp.headers, "text/event-stream");
+    out.extend_from_slice(b": volley\n\n");
+    let conn = &mut conns[key];
+    conn.queue_bytes(ctx, key, &out);
+    conn.stash = Vec::new();
+    conn.phase = Phase::Sse;
+    conn.since = ctx.now;
+    conn.arm(ctx, key);
+    for t in topics {
+        socket::subscribe(conns, ctx, key, t, None);
+    }
 }
 
 fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
@@ -802,20 +1056,22 @@ fn respond<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, resp: &Response) {
 /// reading or the connection stops taking messages.
 fn frames<H: Handler>(
     shared: &Shared<H>,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     input: &mut [u8],
 ) -> usize {
     let mut pos = 0;
     while pos < input.len() {
+        let conn = &mut conns[key];
         if conn.paused || !matches!(conn.phase, Phase::Open | Phase::Closing) {
             return pos;
         }
         match conn.dec.decode(&mut input[pos..]) {
             Err(e) => {
                 conn.send_close_frame(ctx, key, e.close_code(), e.reason());
-                report_close(&shared.handler, conn, ctx, key, e.close_code(), e.reason());
+                report_close(&shared.handler, conns, ctx, key, e.close_code(), e.reason());
+                let conn = &mut conns[key];
                 if conn.phase != Phase::Done {
                     conn.flush_and_shut(ctx, key);
                 }
@@ -830,12 +1086,12 @@ fn frames<H: Handler>(
             }) => {
                 let start = pos;
                 pos += consumed;
-                dispatch(shared, conn, ctx, key, kind, &input[start..][range]);
+                dispatch(shared, conns, ctx, key, kind, &input[start..][range]);
             }
             Ok(Step::Buffered { consumed, kind, .. }) => {
                 pos += consumed;
                 let buf = conn.dec.take_buffer(kind);
-                dispatch(shared, conn, ctx, key, kind, &buf);
+                dispatch(shared, conns, ctx, key, kind, &buf);
                 // Back to the worker's pool: an idle connection holds no buffer.
                 ctx.pool.put(buf);
             }
@@ -846,13 +1102,14 @@ fn frames<H: Handler>(
 
 fn dispatch<H: Handler>(
     shared: &Shared<H>,
-    conn: &mut Conn<H::Data>,
+    conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     kind: Kind,
     payload: &[u8],
 ) {
     let h = &shared.handler;
+    let conn = &mut conns[key];
     match kind {
         Kind::Text | Kind::Binary => {
             if conn.phase != Phase::Open {
@@ -866,8 +1123,8 @@ fn dispatch<H: Handler>(
             } else {
                 Message::Binary(payload)
             };
-            shared.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-            guarded(h, conn, ctx, key, |h, ws| h.message(ws, msg));
+            ctx.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+            guarded(h, conns, ctx, key, |h, ws| h.message(ws, msg));
         }
         Kind::Ping => {
             // Pongs get through past the backpressure limit, but only a few:
@@ -880,27 +1137,27 @@ fn dispatch<H: Handler>(
                     conn.queue_frame(ctx, key, OpCode::Pong, payload);
                 }
             }
-            guarded(h, conn, ctx, key, |h, ws| h.ping(ws, payload));
+            guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));
         }
-        Kind::Pong => guarded(h, conn, ctx, key, |h, ws| h.pong(ws, payload)),
-        Kind::Close => match close::parse(payload) {
-            Ok((code, reason)) => {
-                // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
-                conn.send_close_frame(ctx, key, code, "");
-                let reason = reason.to_string();
-                report_close(h, conn, ctx, key, code, &reason);
-                if conn.phase != Phase::Done {
-                    conn.flush_and_shut(ctx, key);
+        Kind::Pong => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
+        Kind::Close => {
+            let (code, reason) = match close::parse(payload) {
+                Ok((code, reason)) => {
+                    // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
+                    conn.send_close_frame(ctx, key, code, "");
+                    (code, reason.to_string())
                 }
-            }
-            Err(bad) => {
-                let e = crate::proto::ProtocolError::from(bad);
-                conn.send_close_frame(ctx, key, e.close_code(), e.reason());
-                report_close(h, conn, ctx, key, e.close_code(), e.reason());
-                if conn.phase != Phase::Done {
-                    conn.flush_and_shut(ctx, key);
+                Err(bad) => {
+                    let e = crate::proto::ProtocolError::from(bad);
+                    conn.send_close_frame(ctx, key, e.close_code(), e.reason());
+                    (e.close_code(), e.reason().to_string())
                 }
+            };
+            report_close(h, conns, ctx, key, code, &reason);
+            let conn = &mut conns[key];
+            if conn.phase != Phase::Done {
+                conn.flush_and_shut(ctx, key);
             }
-        },
+        }
     }
 }

@@ -266,6 +266,34 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(String, String
     out.extend_from_slice(body);
 }
 
+/// Write the head of a streamed response (no length; the connection stays
+/// open and closes when the stream ends).
+pub fn write_stream_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(String, String)],
+    content_type: &str,
+) {
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, status_text(status));
+    for (n, v) in headers {
+        let skip = [
+            "content-length",
+            "content-type",
+            "connection",
+            "transfer-encoding",
+        ]
+        .iter()
+        .any(|h| n.eq_ignore_ascii_case(h));
+        if !skip && is_safe_header(n) && is_safe_header(v) {
+            write_header(out, n, v);
+        }
+    }
+    let _ = write!(
+        out,
+        "Content-Type: {content_type}\r\nConnection: keep-alive\r\n\r\n"
+    );
+}
+
 /// Write the response for a [`Refusal`] (426 carries `Sec-WebSocket-Version: 13`).
 pub fn write_refusal(out: &mut Vec<u8>, r: Refusal) {
     let mut headers = Vec::new();
