@@ -68,6 +68,10 @@ pub(crate) struct Ctx {
     pub written: u64,
 }
 
+/// Published frames shorter than this are copied into a connection's queue;
+/// longer ones are queued by reference.
+const SHARE_MIN: usize = 1024;
+
 /// The latest held message per conflated topic.
 pub(crate) type Conflated = Vec<(Arc<[u8]>, Prepared)>;
 
@@ -175,9 +179,21 @@ impl<D> Conn<D> {
         self.mark_dirty(ctx, key);
     }
 
-    /// Queue a shared, already encoded buffer.
+    /// Queue a shared, already encoded buffer. Small ones are copied into the
+    /// contiguous tail instead: measured on fan-out of 32-byte messages, a
+    /// 34-byte copy beats a reference (an atomic count pair, then one iovec
+    /// each, which the kernel walks one by one) by a wide margin. Large frames
+    /// and `evictable` ones (a `DropOldest` topic) stay shared, one chunk each.
     pub(crate) fn queue_shared(&mut self, ctx: &mut Ctx, key: usize, bytes: &Arc<[u8]>) {
-        self.out.push_shared(bytes.clone());
+        self.queue_published(ctx, key, bytes, false);
+    }
+
+    fn queue_published(&mut self, ctx: &mut Ctx, key: usize, bytes: &Arc<[u8]>, evictable: bool) {
+        if bytes.len() < SHARE_MIN && !evictable {
+            self.out.push_bytes(&mut ctx.pool, bytes);
+        } else {
+            self.out.push_shared(bytes.clone());
+        }
         ctx.queued_delta += bytes.len() as i64;
         self.mark_dirty(ctx, key);
     }
@@ -250,7 +266,7 @@ impl<D> Conn<D> {
             _ => return Offer::Skipped,
         };
         if !self.over_limit(ctx, bytes.len()) {
-            self.queue_shared(ctx, key, bytes);
+            self.queue_published(ctx, key, bytes, policy == SlowConsumer::DropOldest);
             return if self.backlogged {
                 Offer::Backpressured
             } else {
@@ -270,7 +286,7 @@ impl<D> Conn<D> {
                     .stats
                     .dropped
                     .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                self.queue_shared(ctx, key, bytes);
+                self.queue_published(ctx, key, bytes, true);
                 Offer::Backpressured
             }
             SlowConsumer::Close(code) => {

@@ -36,7 +36,7 @@ impl Pool {
     }
 
     pub(crate) fn put(&mut self, mut v: Vec<u8>) {
-        if v.capacity() <= POOL_MAX_CAP && self.free.len() < POOL_MAX {
+        if v.capacity() > 0 && v.capacity() <= POOL_MAX_CAP && self.free.len() < POOL_MAX {
             v.clear();
             self.free.push(v);
         }
@@ -60,11 +60,15 @@ impl Chunk {
     }
 }
 
-/// The outgoing queue. Empty, it owns no allocation.
+/// The outgoing queue: sealed chunks, then an open contiguous `tail` that
+/// small writes append to. Empty, it owns no allocation.
 #[derive(Default)]
 pub(crate) struct OutQueue {
     chunks: VecDeque<Chunk>,
-    /// Bytes of the first chunk already written.
+    /// The newest owned bytes, after every chunk.
+    tail: Vec<u8>,
+    /// Bytes of the first piece (the first chunk, or the tail when there is
+    /// no chunk) already written.
     head_off: usize,
     /// Unwritten bytes in total.
     len: usize,
@@ -82,49 +86,51 @@ impl OutQueue {
         self.len == 0
     }
 
-    /// The owned tail chunk to append `extra` bytes to, coalescing small writes.
-    fn tail(&mut self, pool: &mut Pool, extra: usize) -> &mut Vec<u8> {
-        let reuse = match self.chunks.back() {
-            // Never append to the head chunk once part of it was written.
-            Some(Chunk::Owned(v)) => {
-                v.len() + extra <= COALESCE.max(v.capacity())
-                    && !(self.chunks.len() == 1 && self.head_off > 0)
-            }
-            _ => false,
-        };
-        if !reuse {
-            self.chunks.push_back(Chunk::Owned(pool.get(extra)));
-        }
-        match self.chunks.back_mut() {
-            Some(Chunk::Owned(v)) => v,
-            _ => unreachable!("tail is owned"),
+    /// Move the tail into the chunk list (before a chunk that must follow it).
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks
+                .push_back(Chunk::Owned(std::mem::take(&mut self.tail)));
         }
     }
 
-    /// Append a frame header and payload (copied).
-    pub(crate) fn push_frame(&mut self, pool: &mut Pool, header: &[u8], payload: &[u8]) {
-        let total = header.len() + payload.len();
-        if payload.len() >= COALESCE {
-            self.tail(pool, header.len()).extend_from_slice(header);
-            let mut v = Vec::with_capacity(payload.len());
-            v.extend_from_slice(payload);
-            self.chunks.push_back(Chunk::Owned(v));
-        } else {
-            let t = self.tail(pool, total);
-            t.extend_from_slice(header);
-            t.extend_from_slice(payload);
-        }
-        self.len += total;
-    }
-
-    /// Append raw bytes (an HTTP response).
+    /// Append bytes to the tail (copied).
+    #[inline]
     pub(crate) fn push_bytes(&mut self, pool: &mut Pool, bytes: &[u8]) {
-        self.tail(pool, bytes.len()).extend_from_slice(bytes);
+        if self.tail.len() + bytes.len() > COALESCE.max(self.tail.capacity()) {
+            self.seal();
+        }
+        if self.tail.capacity() == 0 {
+            self.tail = pool.get(bytes.len());
+        }
+        self.tail.extend_from_slice(bytes);
         self.len += bytes.len();
     }
 
+    /// Append a frame header and payload (copied; a large payload gets a
+    /// chunk of its own).
+    pub(crate) fn push_frame(&mut self, pool: &mut Pool, header: &[u8], payload: &[u8]) {
+        if payload.len() >= COALESCE {
+            self.push_bytes(pool, header);
+            self.seal();
+            self.chunks.push_back(Chunk::Owned(payload.to_vec()));
+            self.len += payload.len();
+        } else {
+            self.push_bytes(pool, header);
+            self.tail.extend_from_slice(payload);
+            self.len += payload.len();
+        }
+    }
+
+    /// Append a shared, already encoded frame.
+    pub(crate) fn push_shared(&mut self, frame: Arc<[u8]>) {
+        self.seal();
+        self.len += frame.len();
+        self.chunks.push_back(Chunk::Shared(frame));
+    }
+
     /// Remove the oldest shared (published) chunks not yet started until at
-    /// most `target` bytes are queued. Owned chunks (direct sends, control
+    /// most `target` bytes are queued. Owned bytes (direct sends, control
     /// frames) stay. Returns (chunks removed, bytes removed).
     pub(crate) fn evict_shared(&mut self, target: usize) -> (usize, usize) {
         let (mut n, mut bytes) = (0, 0);
@@ -143,23 +149,21 @@ impl OutQueue {
         (n, bytes)
     }
 
-    /// Append a shared, already encoded frame.
-    pub(crate) fn push_shared(&mut self, frame: Arc<[u8]>) {
-        self.len += frame.len();
-        self.chunks.push_back(Chunk::Shared(frame));
-    }
-
     /// Write as much as the socket takes. `Ok(true)`: the queue is empty.
     pub(crate) fn flush<W: Write>(&mut self, w: &mut W, pool: &mut Pool) -> io::Result<bool> {
         while self.len > 0 {
-            let res = if self.chunks.len() == 1 {
-                w.write(&self.chunks[0].bytes()[self.head_off..])
+            let res = if self.chunks.is_empty() {
+                w.write(&self.tail[self.head_off..])
             } else {
                 let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
                 for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
                     let b = c.bytes();
                     iov[i] = IoSlice::new(if i == 0 { &b[self.head_off..] } else { b });
+                    n += 1;
+                }
+                if n < MAX_IOV && !self.tail.is_empty() {
+                    iov[n] = IoSlice::new(&self.tail);
                     n += 1;
                 }
                 w.write_vectored(&iov[..n])
@@ -178,20 +182,29 @@ impl OutQueue {
     fn consume(&mut self, mut n: usize, pool: &mut Pool) {
         self.len -= n;
         while n > 0 {
-            let first = self.chunks[0].bytes().len() - self.head_off;
-            if n < first {
+            let Some(first) = self.chunks.front() else {
+                // Only the tail is left.
+                self.head_off += n;
+                break;
+            };
+            let left = first.bytes().len() - self.head_off;
+            if n < left {
                 self.head_off += n;
                 return;
             }
-            n -= first;
+            n -= left;
             self.head_off = 0;
             if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
                 pool.put(v);
             }
         }
-        if self.chunks.is_empty() {
+        if self.len == 0 {
             // Idle connections keep no allocation.
-            self.chunks = VecDeque::new();
+            self.head_off = 0;
+            pool.put(std::mem::take(&mut self.tail));
+            if self.chunks.capacity() > 0 {
+                self.chunks = VecDeque::new();
+            }
         }
     }
 
@@ -203,6 +216,7 @@ impl OutQueue {
             }
         }
         self.chunks = VecDeque::new();
+        pool.put(std::mem::take(&mut self.tail));
         self.head_off = 0;
         self.len = 0;
     }
