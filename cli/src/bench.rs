@@ -34,6 +34,8 @@ MODES
   fanout    --subscribers 500 --publishers 1 --inflight 64 --size 32
             (subscribers connect to /sub, publishers to /pub on the url's host)
   connect   --conns 50 (concurrent handshakes) --idle 10000 (held connections)
+  tcp       --conns 10 --inflight 4 --size 65536, against `volley tcp-echo`:
+            the same echo pattern over bare TCP (MB/s), the loopback baseline
 
 OPTIONS
   --duration 5     measured seconds          --warmup 1   seconds before measuring
@@ -83,7 +85,10 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         })
     };
     let url = get("url").ok_or("--url ws://HOST:PORT/PATH is required")?;
-    let rest = url.strip_prefix("ws://").ok_or("only ws:// URLs")?;
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or("only ws:// (and tcp:// for mode tcp) URLs")?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -97,6 +102,7 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         "echo" => (100, 16, 32),
         "fanout" => (0, 64, 32),
         "connect" => (50, 1, 0),
+        "tcp" => (10, 4, 65536),
         other => return Err(format!("unknown mode {other:?}")),
     };
     Ok(Cfg {
@@ -131,6 +137,20 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     let res = match cfg.mode.as_str() {
+        "tcp" => crate::tcp::bench(
+            &cfg.addr.to_string(),
+            cfg.conns,
+            cfg.inflight,
+            cfg.size,
+            cfg.warmup,
+            cfg.duration,
+        )
+        .map(|mb| {
+            let mut r = Report::default();
+            r.str("mode", "tcp");
+            r.num("mb_per_sec", mb);
+            r
+        }),
         "echo" => run_traffic(&cfg, false),
         "fanout" => run_traffic(&cfg, true),
         _ => run_connect(&cfg),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod serve;
+mod tcp;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,9 @@ USAGE:
 
     volley bench echo|fanout|connect --url ws://HOST:PORT/PATH [options]
         Load generator for any WebSocket server (volley bench --help).
+
+    volley tcp-echo [--port 9001]
+        Plain TCP echo: the baseline `volley bench tcp` measures against.
 ";
 
 fn main() -> ExitCode {
@@ -23,6 +27,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("serve") => serve::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
+        Some("tcp-echo") => tcp::serve(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             ExitCode::SUCCESS

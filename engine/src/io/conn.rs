@@ -9,6 +9,7 @@ use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
 use mio::net::TcpStream;
+use std::io::{IoSlice, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,9 @@ pub(crate) struct Ctx {
 /// Published frames shorter than this are copied into a connection's queue;
 /// longer ones are queued by reference.
 const SHARE_MIN: usize = 1024;
+
+/// Payloads from this size up are written directly when nothing is queued.
+const DIRECT_MIN: usize = 16 * 1024;
 
 /// The latest held message per conflated topic.
 pub(crate) type Conflated = Vec<(Arc<[u8]>, Prepared)>;
@@ -233,9 +237,41 @@ impl<D> Conn<D> {
         if self.over_limit(ctx, payload.len() + MAX_HEADER) {
             return self.refuse_over_limit(ctx, key);
         }
+        if payload.len() >= DIRECT_MIN && self.out.is_empty() {
+            return self.send_direct(ctx, key, op, payload);
+        }
         let before = self.out.len();
         self.queue_frame(ctx, key, op, payload);
         self.status(self.out.len() - before)
+    }
+
+    /// A large frame with nothing queued ahead of it: `writev` header and
+    /// payload straight from the caller's slice, and copy only what the
+    /// socket did not take. Saves a copy of every large message.
+    fn send_direct(&mut self, ctx: &mut Ctx, key: usize, op: OpCode, payload: &[u8]) -> SendStatus {
+        let mut h = [0u8; MAX_HEADER];
+        let hl = encode_header(&mut h, true, false, op, payload.len() as u64, None);
+        let total = hl + payload.len();
+        let iov = [IoSlice::new(&h[..hl]), IoSlice::new(payload)];
+        let n = match self.sock.write_vectored(&iov) {
+            Ok(n) => n,
+            // Errors surface on the next flush, which closes the connection.
+            Err(_) => 0,
+        };
+        ctx.written += n as u64;
+        if n < hl {
+            self.out.push_frame(&mut ctx.pool, &h[n..hl], payload);
+        } else if n < total {
+            self.out.push_bytes(&mut ctx.pool, &payload[n - hl..]);
+        }
+        let left = total - n;
+        if left > 0 {
+            ctx.queued_delta += left as i64;
+            self.backlogged = true;
+            self.mark_dirty(ctx, key);
+            return SendStatus::Backpressure;
+        }
+        SendStatus::Sent(total)
     }
 
     /// Send a prepared message (shared buffer, no copy).
