@@ -253,11 +253,8 @@ impl<D> Conn<D> {
         let hl = encode_header(&mut h, true, false, op, payload.len() as u64, None);
         let total = hl + payload.len();
         let iov = [IoSlice::new(&h[..hl]), IoSlice::new(payload)];
-        let n = match self.sock.write_vectored(&iov) {
-            Ok(n) => n,
-            // Errors surface on the next flush, which closes the connection.
-            Err(_) => 0,
-        };
+        // Errors surface on the next flush, which closes the connection.
+        let n = self.sock.write_vectored(&iov).unwrap_or_default();
         ctx.written += n as u64;
         if n < hl {
             self.out.push_frame(&mut ctx.pool, &h[n..hl], payload);
