@@ -306,7 +306,8 @@ pub struct Request<'a> {
     head: &'a proto::handshake::Request<'a>,
     route: Option<&'a str>,
     params: Vec<(&'a str, &'a str)>,
-    remote: Option<SocketAddr>,
+    /// The connection, for `remote_address` (a `getpeername` only when asked).
+    sock: &'a mio::net::TcpStream,
 }
 
 impl<'a> Request<'a> {
@@ -357,7 +358,7 @@ impl<'a> Request<'a> {
 
     /// The peer's address.
     pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.remote
+        self.sock.peer_addr().ok()
     }
 
     /// Does the client accept `text/event-stream` (an `EventSource`)?

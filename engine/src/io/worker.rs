@@ -284,6 +284,16 @@ impl<H: Handler> Worker<H> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            // Answer this read now: one write for everything its messages
+            // sent, without waiting for the other ready sockets of this turn.
+            if conn.dirty && conn.phase != Phase::Done {
+                conn.dirty = false;
+                self.flush(key);
+                if !self.conns.contains(key) {
+                    return;
+                }
+            }
+            let conn = &mut self.conns[key];
             if conn.phase == Phase::Done {
                 return;
             }
@@ -631,15 +641,17 @@ impl<H: Handler> Worker<H> {
                                     protocol: a.protocol,
                                     headers: a.headers,
                                 };
-                                let offered: Vec<&str> =
-                                    pending.protocols.iter().map(String::as_str).collect();
+                                let offered = a
+                                    .protocol
+                                    .as_ref()
+                                    .is_none_or(|p| pending.protocols.contains(p));
                                 open(
                                     &self.shared,
                                     &mut self.conns,
                                     &mut self.ctx,
                                     key,
                                     &pending.accept,
-                                    &offered,
+                                    offered,
                                     a,
                                 );
                             }
@@ -885,7 +897,7 @@ fn handshake_input<H: Handler>(
         head: &head,
         route,
         params,
-        remote: conn.sock.peer_addr().ok(),
+        sock: &conn.sock,
     };
     if !head.wants_websocket() {
         let Some(answer) = hook(|| shared.handler.fetch(&req)) else {
@@ -929,8 +941,12 @@ fn handshake_input<H: Handler>(
     };
     match answer {
         Upgrade::Accept(a) => {
-            let offered: Vec<&str> = req.protocols().collect();
-            open(shared, conns, ctx, key, &up.accept, &offered, a);
+            let offered = a
+                .protocol
+                .as_ref()
+                .is_none_or(|p| req.protocols().any(|o| o == p));
+            drop(req);
+            open(shared, conns, ctx, key, &up.accept, offered, a);
         }
         Upgrade::Reject(resp) => {
             respond(conn, ctx, key, &resp);
@@ -978,21 +994,22 @@ fn open<H: Handler>(
     ctx: &mut Ctx,
     key: usize,
     accept_key: &str,
-    offered: &[&str],
+    protocol_offered: bool,
     a: Accept<H::Data>,
 ) {
     let conn = &mut conns[key];
-    if let Some(p) = &a.protocol {
-        if !offered.contains(&p.as_str()) {
-            log::error!("volley: upgrade chose subprotocol {p:?}, which the client did not offer");
-            respond(
-                conn,
-                ctx,
-                key,
-                &Response::new(500, "subprotocol not offered\n"),
-            );
-            return;
-        }
+    if !protocol_offered {
+        log::error!(
+            "volley: upgrade chose subprotocol {:?}, which the client did not offer",
+            a.protocol
+        );
+        respond(
+            conn,
+            ctx,
+            key,
+            &Response::new(500, "subprotocol not offered\n"),
+        );
+        return;
     }
     let headers: Vec<(String, String)> = a
         .headers
