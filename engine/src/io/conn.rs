@@ -2,16 +2,17 @@
 
 use super::Hub;
 use super::out::{OutQueue, Pool};
+use super::timer::Stamp;
 use super::timer::Wheel;
 use crate::proto::close;
-use crate::proto::decoder::Decoder;
+use crate::proto::decoder::{Decoder, Limits};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
 use mio::net::TcpStream;
 use std::io::{IoSlice, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub(crate) struct Ctx {
     pub hub: Arc<Hub>,
     /// This worker's index.
     pub me: usize,
-    pub now: Instant,
+    pub now: Stamp,
     pub pool: Pool,
     pub wheel: Wheel,
     /// Connections with bytes to write this loop turn.
@@ -67,6 +68,8 @@ pub(crate) struct Ctx {
     /// Bytes queued minus bytes written since the last stats update.
     pub queued_delta: i64,
     pub written: u64,
+    /// Frame limits, with and without permessage-deflate.
+    pub limits: Limits,
 }
 
 /// Published frames shorter than this are copied into a connection's queue;
@@ -94,29 +97,44 @@ pub(crate) enum Offer {
     Skipped,
 }
 
-pub(crate) struct Conn<D> {
-    pub sock: TcpStream,
-    pub generation: u32,
-    pub phase: Phase,
-    pub dec: Decoder,
-    pub out: OutQueue,
+/// What few connections need: kept in a box that exists only while needed,
+/// so that an idle connection stays small.
+#[derive(Default)]
+pub(crate) struct Cold {
     /// Request bytes not yet complete, or input left undecoded while paused.
     pub stash: Vec<u8>,
-    pub data: Option<D>,
+    /// A deferred upgrade waiting for its answer.
     pub pending: Option<Box<Pending>>,
     /// Topics subscribed: name and slot in the worker's local topic.
     pub subs: Vec<(Arc<[u8]>, u32)>,
     /// Latest message per conflated topic, held while the queue is full.
-    pub conflated: Option<Box<Conflated>>,
+    pub conflated: Conflated,
+}
+
+impl Cold {
+    fn is_empty(&self) -> bool {
+        self.stash.is_empty()
+            && self.pending.is_none()
+            && self.subs.is_empty()
+            && self.conflated.is_empty()
+    }
+}
+
+pub(crate) struct Conn<D> {
+    pub sock: TcpStream,
+    pub generation: u32,
     /// Tick of this connection's live timer entry (0: none).
-    pub timer_tick: u64,
+    pub timer_tick: u32,
+    pub phase: Phase,
+    pub dec: Decoder,
+    pub out: OutQueue,
+    pub cold: Option<Box<Cold>>,
+    pub data: Option<D>,
     /// Accept time, then open time.
-    pub since: Instant,
-    pub last_read: Instant,
-    /// Last ping sent (WebSocket) or keep-alive comment (SSE).
-    pub ping_sent: Option<Instant>,
-    /// Deadline in `Closing` and `Flushing`.
-    pub close_at: Instant,
+    pub since: Stamp,
+    pub last_read: Stamp,
+    /// Open/SSE: the last ping or keep-alive sent. Closing/Flushing: the deadline.
+    pub aux: Option<Stamp>,
     pub close_sent: bool,
     pub paused: bool,
     /// A read was skipped (paused or deferred) and must be retried.
@@ -132,23 +150,19 @@ pub(crate) struct Conn<D> {
 }
 
 impl<D> Conn<D> {
-    pub(crate) fn new(sock: TcpStream, generation: u32, dec: Decoder, now: Instant) -> Self {
+    pub(crate) fn new(sock: TcpStream, generation: u32, now: Stamp) -> Self {
         Conn {
             sock,
             generation,
-            phase: Phase::Handshake,
-            dec,
-            out: OutQueue::default(),
-            stash: Vec::new(),
-            data: None,
-            pending: None,
-            subs: Vec::new(),
-            conflated: None,
             timer_tick: 0,
+            phase: Phase::Handshake,
+            dec: Decoder::new(),
+            out: OutQueue::default(),
+            cold: None,
+            data: None,
             since: now,
             last_read: now,
-            ping_sent: None,
-            close_at: now,
+            aux: None,
             close_sent: false,
             paused: false,
             read_pending: false,
@@ -158,6 +172,56 @@ impl<D> Conn<D> {
             ctrl_backlog: 0,
             reported: true,
         }
+    }
+
+    /// The cold state, created on first use.
+    pub(crate) fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Default::default)
+    }
+
+    /// Drop the cold state once nothing is in it.
+    pub(crate) fn trim_cold(&mut self) {
+        if self.cold.as_ref().is_some_and(|c| c.is_empty()) {
+            self.cold = None;
+        }
+    }
+
+    pub(crate) fn has_stash(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| !c.stash.is_empty())
+    }
+
+    pub(crate) fn stash_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.cold().stash
+    }
+
+    pub(crate) fn take_stash(&mut self) -> Vec<u8> {
+        let v = self
+            .cold
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.stash))
+            .unwrap_or_default();
+        self.trim_cold();
+        v
+    }
+
+    pub(crate) fn put_stash(&mut self, v: Vec<u8>) {
+        if !v.is_empty() {
+            self.cold().stash = v;
+        }
+    }
+
+    pub(crate) fn take_pending(&mut self) -> Option<Box<Pending>> {
+        let p = self.cold.as_mut().and_then(|c| c.pending.take());
+        self.trim_cold();
+        p
+    }
+
+    pub(crate) fn subs(&self) -> &[(Arc<[u8]>, u32)] {
+        self.cold.as_ref().map_or(&[], |c| &c.subs)
+    }
+
+    pub(crate) fn has_conflated(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| !c.conflated.is_empty())
     }
 
     pub(crate) fn mark_dirty(&mut self, ctx: &mut Ctx, key: usize) {
@@ -181,6 +245,21 @@ impl<D> Conn<D> {
         self.out.push_bytes(&mut ctx.pool, bytes);
         ctx.queued_delta += bytes.len() as i64;
         self.mark_dirty(ctx, key);
+    }
+
+    /// Write bytes now if nothing is queued (the 101 response), queueing only
+    /// what the socket does not take: a handshake then leaves no buffer behind.
+    pub(crate) fn write_now(&mut self, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
+        let n = if self.out.is_empty() {
+            // Errors surface on the next flush, which closes the connection.
+            self.sock.write(bytes).unwrap_or_default()
+        } else {
+            0
+        };
+        ctx.written += n as u64;
+        if n < bytes.len() {
+            self.queue_bytes(ctx, key, &bytes[n..]);
+        }
     }
 
     /// Queue a shared, already encoded buffer. Small ones are copied into the
@@ -331,7 +410,7 @@ impl<D> Conn<D> {
                 Offer::Dropped
             }
             SlowConsumer::Conflate => {
-                let c = self.conflated.get_or_insert_with(Default::default);
+                let c = &mut self.cold().conflated;
                 match c.iter_mut().find(|(t, _)| t == topic) {
                     Some(slot) => {
                         let old = std::mem::replace(&mut slot.1, p.clone());
@@ -355,7 +434,9 @@ impl<D> Conn<D> {
 
     /// The queue emptied: release conflated messages.
     pub(crate) fn release_conflated(&mut self, ctx: &mut Ctx, key: usize) {
-        if let Some(c) = self.conflated.take() {
+        let held = self.cold.as_mut().map(|c| std::mem::take(&mut c.conflated));
+        self.trim_cold();
+        if let Some(c) = held {
             for (_, p) in c.iter() {
                 let bytes = if self.phase == Phase::Sse {
                     p.sse()
@@ -374,7 +455,7 @@ impl<D> Conn<D> {
         }
         self.send_close_frame(ctx, key, code, reason);
         self.phase = Phase::Closing;
-        self.close_at = ctx.now + ctx.opts.close_timeout;
+        self.aux = Some(ctx.now + ctx.opts.close_timeout);
         self.arm(ctx, key);
     }
 
@@ -390,22 +471,22 @@ impl<D> Conn<D> {
     /// Write out what is queued, then shut down; drop after `close_timeout`.
     pub(crate) fn flush_and_shut(&mut self, ctx: &mut Ctx, key: usize) {
         self.phase = Phase::Flushing;
-        self.close_at = ctx.now + ctx.opts.close_timeout;
+        self.aux = Some(ctx.now + ctx.opts.close_timeout);
         self.mark_dirty(ctx, key);
         self.arm(ctx, key);
     }
 
     /// The earliest moment this connection needs attention.
-    pub(crate) fn deadline(&self, o: &Options) -> Option<Instant> {
+    pub(crate) fn deadline(&self, o: &Options) -> Option<Stamp> {
         match self.phase {
             Phase::Handshake | Phase::Deferred => Some(self.since + o.handshake_timeout),
-            Phase::Closing | Phase::Flushing => Some(self.close_at),
+            Phase::Closing | Phase::Flushing => self.aux,
             Phase::Done => None,
             Phase::Sse => (!o.sse_keepalive.is_zero())
-                .then(|| self.ping_sent.unwrap_or(self.since) + o.sse_keepalive),
+                .then(|| self.aux.unwrap_or(self.since) + o.sse_keepalive),
             Phase::Open => {
                 let mut d = o.max_lifetime.map(|l| self.since + l);
-                let mut take = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
+                let mut take = |t: Stamp| d = Some(d.map_or(t, |x| x.min(t)));
                 match self.awaiting_pong() {
                     Some(p) => take(p + o.pong_timeout),
                     None => {
@@ -422,9 +503,23 @@ impl<D> Conn<D> {
         }
     }
 
-    /// When a ping was sent that the peer has not answered with any frame.
-    pub(crate) fn awaiting_pong(&self) -> Option<Instant> {
-        self.ping_sent.filter(|&p| self.last_read <= p)
+    /// When a ping was sent that the peer has not answered with any frame
+    /// (every read clears it: see [`Conn::note_read`]).
+    pub(crate) fn awaiting_pong(&self) -> Option<Stamp> {
+        if self.phase == Phase::Open {
+            self.aux
+        } else {
+            None
+        }
+    }
+
+    /// Bytes arrived: the peer is alive.
+    #[inline]
+    pub(crate) fn note_read(&mut self, now: Stamp) {
+        self.last_read = now;
+        if self.phase == Phase::Open {
+            self.aux = None;
+        }
     }
 
     /// Make sure a timer entry fires at or before this connection's deadline.
@@ -433,10 +528,10 @@ impl<D> Conn<D> {
             return;
         };
         let t = ctx.wheel.tick_of(at);
-        if self.timer_tick != 0 && self.timer_tick <= t {
+        if self.timer_tick != 0 && u64::from(self.timer_tick) <= t {
             return; // an earlier entry will re-evaluate
         }
-        self.timer_tick = ctx.wheel.insert(at, (key as u32, self.generation));
+        self.timer_tick = ctx.wheel.insert(at, (key as u32, self.generation)) as u32;
     }
 }
 
@@ -457,5 +552,21 @@ pub(crate) fn hard_idle(o: &Options) -> Option<Duration> {
         None
     } else {
         Some(o.idle_timeout)
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Idle connections are a headline figure: keep the struct from growing
+    /// unnoticed (benches/compare measures the RSS per connection).
+    #[test]
+    fn an_idle_connection_stays_small() {
+        let conn = std::mem::size_of::<super::Conn<()>>();
+        eprintln!(
+            "sizes: conn={conn} decoder={} out={}",
+            std::mem::size_of::<crate::proto::decoder::Decoder>(),
+            std::mem::size_of::<super::OutQueue>()
+        );
+        assert!(conn <= 128, "Conn<()> is {conn} bytes");
     }
 }

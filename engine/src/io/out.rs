@@ -16,7 +16,7 @@ const MAX_IOV: usize = 64;
 /// Pooled buffers larger than this are freed instead of kept.
 const POOL_MAX_CAP: usize = 256 * 1024;
 /// Most buffers a worker keeps for reuse.
-const POOL_MAX: usize = 256;
+const POOL_MAX: usize = 32;
 
 /// Reusable byte buffers, one pool per worker (no locking).
 #[derive(Default)]
@@ -60,11 +60,49 @@ impl Chunk {
     }
 }
 
+/// A deque that costs one pointer while empty (a bare `VecDeque` is 32 bytes
+/// in every idle connection).
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+struct Chunks(Option<Box<VecDeque<Chunk>>>);
+
+impl Chunks {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|d| d.is_empty())
+    }
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |d| d.len())
+    }
+    fn push_back(&mut self, c: Chunk) {
+        self.0.get_or_insert_with(Default::default).push_back(c);
+    }
+    fn front(&self) -> Option<&Chunk> {
+        self.0.as_ref().and_then(|d| d.front())
+    }
+    fn pop_front(&mut self) -> Option<Chunk> {
+        self.0.as_mut().and_then(|d| d.pop_front())
+    }
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        self.0.iter().flat_map(|d| d.iter())
+    }
+    fn get(&self, i: usize) -> Option<&Chunk> {
+        self.0.as_ref().and_then(|d| d.get(i))
+    }
+    fn remove(&mut self, i: usize) -> Option<Chunk> {
+        self.0.as_mut().and_then(|d| d.remove(i))
+    }
+    /// Free the deque itself.
+    fn release(&mut self) -> impl Iterator<Item = Chunk> {
+        self.0.take().into_iter().flat_map(|d| d.into_iter())
+    }
+}
+
 /// The outgoing queue: sealed chunks, then an open contiguous `tail` that
 /// small writes append to. Empty, it owns no allocation.
 #[derive(Default)]
 pub(crate) struct OutQueue {
-    chunks: VecDeque<Chunk>,
+    /// Large and shared frames (boxed: most connections never have any).
+    chunks: Chunks,
     /// The newest owned bytes, after every chunk.
     tail: Vec<u8>,
     /// Bytes of the first piece (the first chunk, or the tail when there is
@@ -136,7 +174,7 @@ impl OutQueue {
         let (mut n, mut bytes) = (0, 0);
         let mut i = usize::from(self.head_off > 0);
         while self.len > target && i < self.chunks.len() {
-            if let Chunk::Shared(a) = &self.chunks[i] {
+            if let Some(Chunk::Shared(a)) = self.chunks.get(i) {
                 let l = a.len();
                 self.chunks.remove(i);
                 self.len -= l;
@@ -202,20 +240,17 @@ impl OutQueue {
             // Idle connections keep no allocation.
             self.head_off = 0;
             pool.put(std::mem::take(&mut self.tail));
-            if self.chunks.capacity() > 0 {
-                self.chunks = VecDeque::new();
-            }
+            self.chunks.release().for_each(drop);
         }
     }
 
     /// Drop everything (the connection is going away).
     pub(crate) fn clear(&mut self, pool: &mut Pool) {
-        for c in self.chunks.drain(..) {
+        for c in self.chunks.release() {
             if let Chunk::Owned(v) = c {
                 pool.put(v);
             }
         }
-        self.chunks = VecDeque::new();
         pool.put(std::mem::take(&mut self.tail));
         self.head_off = 0;
         self.len = 0;
@@ -275,7 +310,7 @@ mod tests {
         want.extend_from_slice(b"sharedtailmore");
         assert_eq!(w.got, want);
         assert!(q.is_empty());
-        assert_eq!(q.chunks.capacity(), 0);
+        assert!(q.chunks.0.is_none(), "an empty queue owns no allocation");
     }
 
     #[test]

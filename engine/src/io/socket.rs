@@ -178,12 +178,12 @@ impl<D> WebSocket<'_, D> {
     /// Is this connection subscribed to `topic`?
     pub fn is_subscribed(&self, topic: impl AsRef<[u8]>) -> bool {
         let t = topic.as_ref();
-        self.conn_ref().subs.iter().any(|(n, _)| &**n == t)
+        self.conn_ref().subs().iter().any(|(n, _)| &**n == t)
     }
 
     /// The topics this connection is subscribed to.
     pub fn subscriptions(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.conn_ref().subs.iter().map(|(n, _)| &**n)
+        self.conn_ref().subs().iter().map(|(n, _)| &**n)
     }
 
     /// Publish to every subscriber of `topic` on every worker, except this
@@ -237,7 +237,7 @@ pub(crate) fn subscribe<D>(
     let counted = counted.map(|(t, _)| t);
     let conn = &mut conns[key];
     let usable = matches!(conn.phase, Phase::Open | Phase::Sse);
-    if !usable || conn.subs.iter().any(|(n, _)| &**n == topic) {
+    if !usable || conn.subs().iter().any(|(n, _)| &**n == topic) {
         if let Some(t) = counted {
             uncount(ctx, &t);
         }
@@ -265,7 +265,9 @@ pub(crate) fn subscribe<D>(
             subs: Slab::new(),
         });
     let slot = local.subs.insert((key as u32, conn.generation));
-    conn.subs.push((local.topic.name.clone(), slot as u32));
+    conn.cold()
+        .subs
+        .push((local.topic.name.clone(), slot as u32));
     true
 }
 
@@ -286,13 +288,11 @@ pub(crate) fn unsubscribe<D>(
     topic: &[u8],
 ) -> bool {
     let conn = &mut conns[key];
-    let Some(i) = conn.subs.iter().position(|(n, _)| &**n == topic) else {
+    let Some(i) = conn.subs().iter().position(|(n, _)| &**n == topic) else {
         return false;
     };
-    let (name, slot) = conn.subs.swap_remove(i);
-    if conn.subs.is_empty() {
-        conn.subs = Vec::new();
-    }
+    let (name, slot) = conn.cold().subs.swap_remove(i);
+    conn.trim_cold();
     let local = ctx
         .topics
         .map

@@ -4,10 +4,10 @@
 
 use super::conn::{Conn, Ctx, Event, Pending, Phase, hard_idle, ping_interval};
 use super::socket::{self, WebSocket};
-use super::timer::Wheel;
+use super::timer::{Stamp, Wheel};
 use super::{CURRENT_WORKER, Command, Hub, Shared};
 use crate::proto::close;
-use crate::proto::decoder::{Decoder, Kind, Limits, Step};
+use crate::proto::decoder::{Kind, Limits, Step};
 use crate::proto::frame::OpCode;
 use crate::proto::handshake::{self, HeadLimits, Refusal};
 use crate::{Accept, Handler, Message, Request, Response, Upgrade};
@@ -87,6 +87,8 @@ impl<D: Send + 'static> Drop for PendingUpgrade<D> {
 }
 
 pub(crate) struct Worker<H: Handler> {
+    /// Where this worker's [`Stamp`]s count from.
+    epoch: Instant,
     poll: Poll,
     listener: Option<TcpListener>,
     rx: Receiver<Command>,
@@ -96,7 +98,7 @@ pub(crate) struct Worker<H: Handler> {
     rbuf: Box<[u8]>,
     next_gen: u32,
     expired: Vec<(u64, (u32, u32))>,
-    stop_deadline: Option<Instant>,
+    stop_deadline: Option<Stamp>,
     /// Stats this worker last published (deltas go to the shared counters).
     queued_total: i64,
 }
@@ -122,8 +124,10 @@ impl<H: Handler> Worker<H> {
         } = p;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let now = Instant::now();
+        let epoch = Instant::now();
+        let now = Stamp::at(epoch, epoch);
         Ok(Worker {
+            epoch,
             poll,
             listener: Some(listener),
             rx,
@@ -133,7 +137,11 @@ impl<H: Handler> Worker<H> {
                 me,
                 now,
                 pool: Default::default(),
-                wheel: Wheel::new(now),
+                wheel: Wheel::new(),
+                limits: Limits {
+                    max_message: shared.hub.opts.max_payload_length,
+                    rsv1_allowed: false,
+                },
                 dirty: Vec::new(),
                 again: Vec::new(),
                 topics: Default::default(),
@@ -157,7 +165,9 @@ impl<H: Handler> Worker<H> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ctx.again.is_empty() {
-                self.ctx.wheel.timeout(Instant::now())
+                self.ctx
+                    .wheel
+                    .timeout(Stamp::at(self.epoch, Instant::now()))
             } else {
                 Some(std::time::Duration::ZERO)
             };
@@ -167,7 +177,7 @@ impl<H: Handler> Worker<H> {
                     return;
                 }
             }
-            self.ctx.now = Instant::now();
+            self.ctx.now = Stamp::at(self.epoch, Instant::now());
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
@@ -236,11 +246,7 @@ impl<H: Handler> Worker<H> {
                         continue;
                     }
                     self.next_gen = self.next_gen.wrapping_add(1);
-                    let dec = Decoder::new(Limits {
-                        max_message: self.ctx.opts.max_payload_length,
-                        rsv1_allowed: false,
-                    });
-                    let conn = entry.insert(Conn::new(sock, self.next_gen, dec, self.ctx.now));
+                    let conn = entry.insert(Conn::new(sock, self.next_gen, self.ctx.now));
                     conn.arm(&mut self.ctx, key);
                     self.ctx
                         .hub
@@ -278,7 +284,7 @@ impl<H: Handler> Worker<H> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return self.eof(key),
             };
-            conn.last_read = self.ctx.now;
+            conn.note_read(self.ctx.now);
             self.input(key, n);
             self.fire_events();
             let Some(conn) = self.conns.get_mut(key) else {
@@ -311,7 +317,7 @@ impl<H: Handler> Worker<H> {
 
     /// Handle `n` fresh bytes at the start of `rbuf`.
     fn input(&mut self, key: usize, n: usize) {
-        if self.conns[key].stash.is_empty() {
+        if !self.conns[key].has_stash() {
             let used = feed(
                 &self.shared,
                 &mut self.conns,
@@ -321,17 +327,19 @@ impl<H: Handler> Worker<H> {
             );
             let conn = &mut self.conns[key];
             if used < n && matches!(conn.phase, Phase::Open | Phase::Closing) {
-                conn.stash.extend_from_slice(&self.rbuf[used..n]);
+                conn.stash_mut().extend_from_slice(&self.rbuf[used..n]);
             }
         } else {
-            self.conns[key].stash.extend_from_slice(&self.rbuf[..n]);
+            self.conns[key]
+                .stash_mut()
+                .extend_from_slice(&self.rbuf[..n]);
             self.feed_stash(key);
         }
     }
 
     /// Decode what a paused or split handshake left in the stash.
     fn feed_stash(&mut self, key: usize) {
-        let mut stash = std::mem::take(&mut self.conns[key].stash);
+        let mut stash = self.conns[key].take_stash();
         let used = feed(
             &self.shared,
             &mut self.conns,
@@ -341,10 +349,10 @@ impl<H: Handler> Worker<H> {
         );
         let conn = &mut self.conns[key];
         if conn.phase == Phase::Handshake && used == 0 {
-            conn.stash = stash; // head still incomplete
+            conn.put_stash(stash); // head still incomplete
         } else if used < stash.len() && matches!(conn.phase, Phase::Open | Phase::Closing) {
             stash.drain(..used);
-            conn.stash = stash;
+            conn.put_stash(stash);
         }
     }
 
@@ -358,7 +366,7 @@ impl<H: Handler> Worker<H> {
                 continue;
             }
             conn.read_pending = false;
-            if !conn.stash.is_empty() && conn.phase != Phase::Handshake {
+            if conn.has_stash() && conn.phase != Phase::Handshake {
                 self.feed_stash(key);
                 self.fire_events();
             }
@@ -396,7 +404,7 @@ impl<H: Handler> Worker<H> {
         match res {
             Ok(true) => {
                 conn.ctrl_backlog = 0;
-                if conn.conflated.is_some() {
+                if conn.has_conflated() {
                     // The queue drained: the latest conflated messages go now.
                     conn.release_conflated(&mut self.ctx, key);
                     return;
@@ -468,7 +476,7 @@ impl<H: Handler> Worker<H> {
             "",
         );
         // Subscriptions end with the connection.
-        while let Some((topic, _)) = self.conns[key].subs.last().cloned() {
+        while let Some((topic, _)) = self.conns[key].subs().last().cloned() {
             socket::unsubscribe(&mut self.conns, &mut self.ctx, key, &topic);
         }
         let mut conn = self.conns.remove(key);
@@ -526,7 +534,9 @@ impl<H: Handler> Worker<H> {
         for (tick, (key, generation)) in expired.drain(..) {
             let key = key as usize;
             match self.conns.get_mut(key) {
-                Some(c) if c.generation == generation && c.timer_tick == tick => c.timer_tick = 0,
+                Some(c) if c.generation == generation && u64::from(c.timer_tick) == tick => {
+                    c.timer_tick = 0
+                }
                 _ => continue, // stale entry
             }
             self.timeout(key);
@@ -551,7 +561,7 @@ impl<H: Handler> Worker<H> {
             }
             Phase::Deferred => {
                 if now >= conn.since + opts.handshake_timeout {
-                    conn.pending = None;
+                    conn.take_pending();
                     respond(
                         conn,
                         &mut self.ctx,
@@ -561,16 +571,16 @@ impl<H: Handler> Worker<H> {
                 }
             }
             Phase::Closing | Phase::Flushing => {
-                if now >= conn.close_at {
+                if conn.aux.is_none_or(|d| now >= d) {
                     conn.phase = Phase::Done;
                 }
             }
             Phase::Done => {}
             Phase::Sse => {
-                let last = conn.ping_sent.unwrap_or(conn.since);
+                let last = conn.aux.unwrap_or(conn.since);
                 if !opts.sse_keepalive.is_zero() && now >= last + opts.sse_keepalive {
                     conn.queue_bytes(&mut self.ctx, key, b": keep-alive\n\n");
-                    conn.ping_sent = Some(now);
+                    conn.aux = Some(now);
                 }
             }
             Phase::Open => {
@@ -600,7 +610,7 @@ impl<H: Handler> Worker<H> {
                     && ping_interval(&opts).is_some_and(|i| now >= conn.last_read + i)
                 {
                     conn.queue_frame(&mut self.ctx, key, OpCode::Ping, b"");
-                    conn.ping_sent = Some(now);
+                    conn.aux = Some(now);
                 }
             }
         }
@@ -630,8 +640,7 @@ impl<H: Handler> Worker<H> {
                         continue;
                     }
                     let pending = self.conns[key]
-                        .pending
-                        .take()
+                        .take_pending()
                         .expect("deferred upgrade has its state");
                     match answer {
                         Ok(a) => match a.data.downcast::<H::Data>() {
@@ -879,8 +888,8 @@ fn handshake_input<H: Handler>(
             return input.len();
         }
         Ok(None) => {
-            if conn.stash.is_empty() {
-                conn.stash.extend_from_slice(input);
+            if !conn.has_stash() {
+                conn.stash_mut().extend_from_slice(input);
             }
             return 0;
         }
@@ -953,10 +962,12 @@ fn handshake_input<H: Handler>(
             return input.len();
         }
         Upgrade::Defer(f) => {
+            let protocols = req.protocols().map(str::to_string).collect();
+            drop(req);
             conn.phase = Phase::Deferred;
-            conn.pending = Some(Box::new(Pending {
+            conn.cold().pending = Some(Box::new(Pending {
                 accept: up.accept,
-                protocols: req.protocols().map(str::to_string).collect(),
+                protocols,
             }));
             let pending = PendingUpgrade {
                 hub: ctx.hub.clone(),
@@ -966,7 +977,6 @@ fn handshake_input<H: Handler>(
                 answered: false,
                 _data: std::marker::PhantomData,
             };
-            drop(req);
             if hook(move || f(pending)).is_none() {
                 respond(
                     &mut conns[key],
@@ -1018,9 +1028,9 @@ fn open<H: Handler>(
         .collect();
     let mut head = ctx.pool.get(256);
     handshake::write_switching(&mut head, accept_key, a.protocol.as_deref(), None, &headers);
-    conn.queue_bytes(ctx, key, &head);
+    conn.write_now(ctx, key, &head);
     ctx.pool.put(head);
-    conn.stash = Vec::new();
+    conn.take_stash();
     conn.data = Some(a.data);
     conn.phase = Phase::Open;
     conn.reported = false;
@@ -1044,7 +1054,7 @@ fn start_sse<D>(
     out.extend_from_slice(b": volley\n\n");
     let conn = &mut conns[key];
     conn.queue_bytes(ctx, key, &out);
-    conn.stash = Vec::new();
+    conn.take_stash();
     conn.phase = Phase::Sse;
     conn.since = ctx.now;
     conn.arm(ctx, key);
@@ -1057,7 +1067,7 @@ fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
     let mut out = Vec::new();
     handshake::write_refusal(&mut out, r);
     conn.queue_bytes(ctx, key, &out);
-    conn.stash = Vec::new();
+    conn.take_stash();
     conn.flush_and_shut(ctx, key);
 }
 
@@ -1065,7 +1075,7 @@ fn respond<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, resp: &Response) {
     let mut out = Vec::new();
     handshake::write_response(&mut out, resp.status, &resp.headers, &resp.body);
     conn.queue_bytes(ctx, key, &out);
-    conn.stash = Vec::new();
+    conn.take_stash();
     conn.flush_and_shut(ctx, key);
 }
 
@@ -1084,7 +1094,7 @@ fn frames<H: Handler>(
         if conn.paused || !matches!(conn.phase, Phase::Open | Phase::Closing) {
             return pos;
         }
-        match conn.dec.decode(&mut input[pos..]) {
+        match conn.dec.decode(&mut input[pos..], &ctx.limits) {
             Err(e) => {
                 conn.send_close_frame(ctx, key, e.close_code(), e.reason());
                 report_close(&shared.handler, conns, ctx, key, e.close_code(), e.reason());

@@ -80,9 +80,70 @@ pub struct Limits {
 }
 
 /// Server-side incremental decoder. See the module documentation.
-#[derive(Debug)]
+///
+/// Eight bytes at rest: the state of a frame or message in progress lives in
+/// a box that exists only while one is in progress. Each call decodes on a
+/// stack copy of that state and boxes it only if something is left over, so
+/// a stream of whole frames never allocates.
+#[derive(Debug, Default)]
 pub struct Decoder {
-    limits: Limits,
+    partial: Option<Box<Partial>>,
+}
+
+impl Decoder {
+    /// A decoder at the start of a connection.
+    pub fn new() -> Self {
+        Decoder::default()
+    }
+
+    /// True when the decoder holds no partial frame or message.
+    pub fn is_idle(&self) -> bool {
+        self.partial.as_ref().is_none_or(|p| p.is_idle())
+    }
+
+    /// Bytes held for partial messages (for memory accounting).
+    pub fn buffered(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.buffered())
+    }
+
+    /// Decode from `input`, unmasking it in place. Call again with the input
+    /// after `consumed` until [`Step::NeedMore`].
+    pub fn decode(&mut self, input: &mut [u8], limits: &Limits) -> Result<Step, ProtocolError> {
+        match &mut self.partial {
+            Some(p) => {
+                let step = p.decode(input, limits);
+                if p.is_idle() && p.buffered() == 0 {
+                    self.partial = None;
+                }
+                step
+            }
+            None => {
+                let mut p = Partial::default();
+                let step = p.decode(input, limits);
+                if !p.is_idle() || p.buffered() > 0 {
+                    self.partial = Some(Box::new(p));
+                }
+                step
+            }
+        }
+    }
+
+    /// Take the payload of the last [`Step::Buffered`].
+    pub fn take_buffer(&mut self, kind: Kind) -> Vec<u8> {
+        let Some(p) = self.partial.as_mut() else {
+            return Vec::new();
+        };
+        let v = p.take_buffer(kind);
+        if p.is_idle() && p.buffered() == 0 {
+            self.partial = None;
+        }
+        v
+    }
+}
+
+/// A frame or message in progress.
+#[derive(Debug, Default)]
+struct Partial {
     hdr: [u8; MAX_HEADER],
     hdr_len: u8,
     cur: Option<Current>,
@@ -98,41 +159,16 @@ pub struct Decoder {
     msg_len: usize,
 }
 
-impl Decoder {
-    /// A decoder at the start of a connection.
-    pub fn new(limits: Limits) -> Self {
-        Decoder {
-            limits,
-            hdr: [0; MAX_HEADER],
-            hdr_len: 0,
-            cur: None,
-            msg_op: None,
-            msg_compressed: false,
-            buf: Vec::new(),
-            ctrl: Vec::new(),
-            utf8: Utf8Stream::default(),
-            msg_len: 0,
-        }
-    }
-
-    /// Change the limits (e.g. once an extension is negotiated).
-    pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-    }
-
-    /// True when the decoder holds no partial frame or message.
-    pub fn is_idle(&self) -> bool {
+impl Partial {
+    fn is_idle(&self) -> bool {
         self.hdr_len == 0 && self.cur.is_none() && self.msg_op.is_none()
     }
 
-    /// Bytes held for partial messages (for memory accounting).
-    pub fn buffered(&self) -> usize {
+    fn buffered(&self) -> usize {
         self.buf.capacity() + self.ctrl.capacity()
     }
 
-    /// Take the payload of the last [`Step::Buffered`]. Pass it back with
-    /// [`Decoder::recycle`] or drop it.
-    pub fn take_buffer(&mut self, kind: Kind) -> Vec<u8> {
+    fn take_buffer(&mut self, kind: Kind) -> Vec<u8> {
         match kind {
             Kind::Ping | Kind::Pong | Kind::Close if self.msg_op.is_some() => {
                 std::mem::take(&mut self.ctrl)
@@ -141,17 +177,7 @@ impl Decoder {
         }
     }
 
-    /// Give a buffer back for the next message, if the decoder has none.
-    pub fn recycle(&mut self, mut v: Vec<u8>) {
-        if self.buf.capacity() == 0 {
-            v.clear();
-            self.buf = v;
-        }
-    }
-
-    /// Decode from `input`, unmasking it in place. Call again with the input
-    /// after `consumed` until [`Step::NeedMore`].
-    pub fn decode(&mut self, input: &mut [u8]) -> Result<Step, ProtocolError> {
+    fn decode(&mut self, input: &mut [u8], limits: &Limits) -> Result<Step, ProtocolError> {
         let mut pos = 0;
         loop {
             if self.cur.is_none() {
@@ -159,7 +185,7 @@ impl Decoder {
                     Some(h) => h,
                     None => return Ok(Step::NeedMore),
                 };
-                self.start_frame(h)?;
+                self.start_frame(h, limits)?;
                 if h.len == 0 {
                     if let Some(step) = self.finish_frame(pos, pos..pos)? {
                         return Ok(step);
@@ -254,7 +280,7 @@ impl Decoder {
     }
 
     /// Apply the server's rules to a new frame and make it current.
-    fn start_frame(&mut self, h: Header) -> Result<(), ProtocolError> {
+    fn start_frame(&mut self, h: Header, limits: &Limits) -> Result<(), ProtocolError> {
         let mask = h.mask.ok_or(ProtocolError::UnmaskedClientFrame)?;
         if h.rsv23 {
             return Err(ProtocolError::ReservedBitsSet);
@@ -279,7 +305,7 @@ impl Decoder {
                 }
                 (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
                 (op, None) => {
-                    if h.rsv1 && !self.limits.rsv1_allowed {
+                    if h.rsv1 && !limits.rsv1_allowed {
                         return Err(ProtocolError::ReservedBitsSet);
                     }
                     self.msg_op = Some(op);
@@ -288,7 +314,7 @@ impl Decoder {
                 }
             }
             let total = (self.msg_len as u64).saturating_add(h.len);
-            if total > self.limits.max_message as u64 {
+            if total > limits.max_message as u64 {
                 return Err(ProtocolError::MessageTooBig);
             }
             self.msg_len = total as usize;
@@ -397,13 +423,13 @@ mod tests {
         chunk: usize,
         limits: Limits,
     ) -> Result<Vec<(Kind, Vec<u8>)>, ProtocolError> {
-        let mut d = Decoder::new(limits);
+        let mut d = Decoder::new();
         let mut out = Vec::new();
         for piece in wire.chunks(chunk.max(1)) {
             let mut piece = piece.to_vec();
             let mut pos = 0;
             loop {
-                match d.decode(&mut piece[pos..])? {
+                match d.decode(&mut piece[pos..], &limits)? {
                     Step::NeedMore => break,
                     Step::InPlace {
                         consumed,
@@ -415,9 +441,7 @@ mod tests {
                         pos += consumed;
                     }
                     Step::Buffered { consumed, kind, .. } => {
-                        let b = d.take_buffer(kind);
-                        out.push((kind, b.clone()));
-                        d.recycle(b);
+                        out.push((kind, d.take_buffer(kind)));
                         pos += consumed;
                     }
                 }
@@ -528,9 +552,35 @@ mod tests {
         let mut payload = b"abc\xf4\x90".to_vec();
         payload.resize(100, b'a');
         let wire = client_frame(true, OpCode::Text, &payload);
-        let mut d = Decoder::new(LIMITS);
+        let mut d = Decoder::new();
         let mut part = wire[..6 + 8].to_vec();
-        assert_eq!(d.decode(&mut part), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            d.decode(&mut part, &LIMITS),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn whole_frames_leave_no_state_behind() {
+        let mut d = Decoder::new();
+        let mut wire = client_frame(true, OpCode::Text, b"one");
+        wire.extend(client_frame(true, OpCode::Binary, &[1; 200]));
+        let mut pos = 0;
+        while let Step::InPlace { consumed, .. } = d.decode(&mut wire[pos..], &LIMITS).unwrap() {
+            pos += consumed;
+            assert!(d.partial.is_none(), "no allocation for whole frames");
+        }
+        // A split frame keeps state; finishing it releases it.
+        let mut w = client_frame(true, OpCode::Text, b"split");
+        let (a, b) = w.split_at_mut(8); // inside the payload
+        assert_eq!(d.decode(a, &LIMITS).unwrap(), Step::NeedMore);
+        assert!(d.partial.is_some());
+        assert!(matches!(
+            d.decode(b, &LIMITS).unwrap(),
+            Step::Buffered { .. }
+        ));
+        assert_eq!(d.take_buffer(Kind::Text), b"split");
+        assert!(d.partial.is_none());
     }
 
     #[test]
