@@ -43,6 +43,8 @@ mod route;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[doc(hidden)]
+pub use io::bench_support;
 pub use io::{PendingUpgrade, Publisher, Server, ServerBuilder, Stats, WebSocket, WsHandle};
 pub use proto::close;
 pub use pubsub::{Prepared, PublishResult, SlowConsumer};

@@ -72,10 +72,6 @@ pub(crate) struct Ctx {
     pub limits: Limits,
 }
 
-/// Published frames shorter than this are copied into a connection's queue;
-/// longer ones are queued by reference.
-const SHARE_MIN: usize = 1024;
-
 /// Payloads from this size up are written directly when nothing is queued.
 const DIRECT_MIN: usize = 16 * 1024;
 
@@ -262,21 +258,13 @@ impl<D> Conn<D> {
         }
     }
 
-    /// Queue a shared, already encoded buffer. Small ones are copied into the
-    /// contiguous tail instead: measured on fan-out of 32-byte messages, a
-    /// 34-byte copy beats a reference (an atomic count pair, then one iovec
-    /// each, which the kernel walks one by one) by a wide margin. Large frames
-    /// and `evictable` ones (a `DropOldest` topic) stay shared, one chunk each.
+    /// Queue a shared, already encoded buffer (see [`OutQueue::push_published`]).
     pub(crate) fn queue_shared(&mut self, ctx: &mut Ctx, key: usize, bytes: &Arc<[u8]>) {
         self.queue_published(ctx, key, bytes, false);
     }
 
     fn queue_published(&mut self, ctx: &mut Ctx, key: usize, bytes: &Arc<[u8]>, evictable: bool) {
-        if bytes.len() < SHARE_MIN && !evictable {
-            self.out.push_bytes(&mut ctx.pool, bytes);
-        } else {
-            self.out.push_shared(bytes.clone());
-        }
+        self.out.push_published(&mut ctx.pool, bytes, evictable);
         ctx.queued_delta += bytes.len() as i64;
         self.mark_dirty(ctx, key);
     }

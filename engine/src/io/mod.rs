@@ -377,3 +377,58 @@ impl Publisher {
         self.hub.registry.count(topic.as_ref())
     }
 }
+
+/// Internals exposed for the criterion benches only; not part of the API.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::out::{OutQueue, Pool};
+    use crate::pubsub::Prepared;
+    use std::io::{self, Write};
+
+    /// N subscriber queues, fed the way a publish feeds them.
+    pub struct Fanout {
+        queues: Vec<OutQueue>,
+        pool: Pool,
+    }
+
+    /// A socket that takes everything.
+    struct Sink;
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            Ok(b.len())
+        }
+        fn write_vectored(&mut self, b: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            Ok(b.iter().map(|s| s.len()).sum())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Fanout {
+        /// `n` empty subscriber queues.
+        pub fn new(n: usize) -> Self {
+            Fanout {
+                queues: (0..n).map(|_| OutQueue::default()).collect(),
+                pool: Pool::default(),
+            }
+        }
+
+        /// Queue `msg` for every subscriber (copy or share, as a publish does).
+        pub fn publish(&mut self, msg: &Prepared) {
+            for q in &mut self.queues {
+                q.push_published(&mut self.pool, msg.frame(), false);
+            }
+        }
+
+        /// Write every queue out to a sink (the loop turn's flush).
+        pub fn flush(&mut self) -> usize {
+            let mut n = 0;
+            for q in &mut self.queues {
+                n += q.len();
+                let _ = q.flush(&mut Sink, &mut self.pool);
+            }
+            n
+        }
+    }
+}

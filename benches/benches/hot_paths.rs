@@ -1,0 +1,132 @@
+//! Hot paths of the engine, each with a throughput: frame headers, unmasking,
+//! UTF-8 validation, the decoder on an in-memory connection (no sockets),
+//! and fan-out into subscriber queues.
+//!
+//! `cargo bench -p volley-benches` (add `-- --test` for a one-pass check).
+
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use volley::Prepared;
+use volley::bench_support::Fanout;
+use volley::proto::decoder::{Decoder, Limits, Step};
+use volley::proto::frame::{MAX_HEADER, OpCode, encode_header, parse_header, write_frame};
+use volley::proto::mask::apply_mask;
+use volley::proto::utf8::{Utf8Stream, validate};
+
+fn masked_frame(op: OpCode, payload: &[u8]) -> Vec<u8> {
+    let key = [0x11, 0x22, 0x33, 0x44];
+    let mut h = [0u8; MAX_HEADER];
+    let n = encode_header(&mut h, true, false, op, payload.len() as u64, Some(key));
+    let mut v = h[..n].to_vec();
+    let at = v.len();
+    v.extend_from_slice(payload);
+    apply_mask(&mut v[at..], key, 0);
+    v
+}
+
+fn frame(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frame");
+    let small = masked_frame(OpCode::Text, b"hello");
+    let big = masked_frame(OpCode::Binary, &[0u8; 70_000]);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse_small", |b| {
+        b.iter(|| parse_header(black_box(&small)))
+    });
+    g.bench_function("parse_64bit_len", |b| {
+        b.iter(|| parse_header(black_box(&big[..14])))
+    });
+    g.bench_function("encode", |b| {
+        let mut h = [0u8; MAX_HEADER];
+        b.iter(|| encode_header(&mut h, true, false, OpCode::Text, black_box(300), None))
+    });
+    g.finish();
+}
+
+fn mask(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mask");
+    for size in [32usize, 1024, 64 * 1024] {
+        let mut buf = vec![0x5Au8; size + 1];
+        g.throughput(Throughput::Bytes(size as u64));
+        // Offset by one byte: the unaligned case real payloads hit.
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| apply_mask(black_box(&mut buf[1..]), [1, 2, 3, 4], 0))
+        });
+    }
+    g.finish();
+}
+
+fn utf8(c: &mut Criterion) {
+    let mut g = c.benchmark_group("utf8");
+    let ascii = "websocket ".repeat(6554).into_bytes(); // 64 KiB
+    let mixed = "κόσμε ✓ volley ".repeat(3000).into_bytes();
+    for (name, text) in [("ascii_64KiB", &ascii), ("multibyte_64KiB", &mixed)] {
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(format!("whole/{name}"), |b| {
+            b.iter(|| validate(black_box(text)).is_ok())
+        });
+        g.bench_function(format!("stream_1KiB_pieces/{name}"), |b| {
+            b.iter(|| {
+                let mut s = Utf8Stream::default();
+                for piece in text.chunks(1021) {
+                    s.feed(black_box(piece)).unwrap();
+                }
+                s.finish().is_ok()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A whole connection's protocol work without sockets: client frames in,
+/// decoded, echoed frames out.
+fn roundtrip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("roundtrip");
+    let limits = Limits {
+        max_message: 16 << 20,
+        rsv1_allowed: false,
+    };
+    for (n, size) in [(16usize, 32usize), (1, 64 * 1024)] {
+        let one = masked_frame(OpCode::Text, &vec![b'x'; size]);
+        let wire: Vec<u8> = one.repeat(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("echo_{n}x{size}B"), |b| {
+            let mut dec = Decoder::new();
+            let mut input = wire.clone();
+            let mut out = Vec::with_capacity(wire.len() + 64);
+            b.iter(|| {
+                input.copy_from_slice(&wire);
+                out.clear();
+                let mut pos = 0;
+                while let Ok(Step::InPlace {
+                    consumed, range, ..
+                }) = dec.decode(&mut input[pos..], &limits)
+                {
+                    write_frame(&mut out, OpCode::Text, false, &input[pos..][range]);
+                    pos += consumed;
+                }
+                out.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fanout");
+    for subs in [1usize, 100, 10_000] {
+        for size in [32usize, 4096] {
+            let msg = Prepared::new(&vec![b'x'; size][..]);
+            let mut f = Fanout::new(subs);
+            g.throughput(Throughput::Elements(subs as u64));
+            g.bench_function(format!("{subs}_subscribers_{size}B"), |b| {
+                b.iter(|| {
+                    f.publish(black_box(&msg));
+                    f.flush()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, frame, mask, utf8, roundtrip, fanout);
+criterion_main!(benches);
