@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every test Volley has: lint, unit and integration tests, interop with
-# Python `websockets` and Node `ws`, and Autobahn|Testsuite.
+# Every test Volley has: lint, unit and integration tests, criterion benches
+# (one pass each), interop with Python `websockets`, Node `ws`, the
+# `eventsource` package and headless Chromium, and Autobahn|Testsuite.
 #   scripts/test.sh
-# Needs: Rust stable, Python 3.11 with venv, Node 20 with npm; the Autobahn
-# rig in ../shared/tools/autobahn. Installs its Python and npm packages itself.
+# Needs: Rust stable, Python 3.11 with venv, Node 20 with npm, Debian's
+# chromium (optional outside CI); the Autobahn rig in ../shared/tools/autobahn.
+# Installs its Python and npm packages itself.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -44,7 +46,9 @@ step "cargo test" cargo test --workspace
 step "criterion benches (one pass each)" cargo bench -q -p volley-benches --bench hot_paths -- --test
 step "interop: Python websockets" python_interop
 step "interop: Node ws" node_interop
-step "Autobahn|Testsuite 1-10" tests/autobahn/run.sh
+step "Autobahn|Testsuite 1-10, plain" tests/autobahn/run.sh plain
+step "Autobahn|Testsuite, all 517 cases, --deflate" tests/autobahn/run.sh deflate
+step "Autobahn|Testsuite 12-13 subset, --deflate=dedicated" tests/autobahn/run.sh dedicated
 
 echo
 for f in "${failures[@]}"; do echo "failed suite: $f"; done

@@ -10,7 +10,7 @@ const USAGE: &str = "\
 volley — a WebSocket server engine
 
 USAGE:
-    volley serve [--host 127.0.0.1] [--port 9001] [--workers N]
+    volley serve [--host 127.0.0.1] [--port 9001] [--workers N] [--deflate[=shared|dedicated]]
         Demo server: / (a page that talks to /echo), /echo (echoes every message
         with its opcode), /sub and /pub (topic t), /chat/:room, /events (SSE),
         /health.

@@ -10,7 +10,9 @@
 //! - `GET /` a page that talks to `/echo`; `GET /health` answers `ok`.
 
 use std::process::ExitCode;
-use volley::{Handler, Message, Options, Request, Response, Server, Upgrade, WebSocket};
+use volley::{
+    Deflate, DeflateMode, Handler, Message, Options, Request, Response, Server, Upgrade, WebSocket,
+};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -78,7 +80,7 @@ impl Handler for Demo {
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let flags = match crate::flags(args) {
+    let flags = match crate::flags_with_switches(args, &["deflate"]) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("volley serve: {e}");
@@ -99,6 +101,23 @@ pub fn main(args: &[String]) -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "deflate" => {
+                let mode = match v.as_str() {
+                    "" | "shared" => DeflateMode::Shared,
+                    "dedicated" => DeflateMode::Dedicated,
+                    _ => {
+                        eprintln!("volley serve: --deflate takes shared or dedicated");
+                        return ExitCode::from(2);
+                    }
+                };
+                // The bench convention: every outgoing message compressed.
+                opts.per_message_deflate = Some(Deflate {
+                    compress: mode,
+                    decompress: mode,
+                    threshold: 0,
+                    ..Deflate::default()
+                });
+            }
             other => {
                 eprintln!("volley serve: unknown option --{other}");
                 return ExitCode::from(2);

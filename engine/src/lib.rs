@@ -47,6 +47,7 @@ use std::time::Duration;
 pub use io::bench_support;
 pub use io::{PendingUpgrade, Publisher, Server, ServerBuilder, Stats, WebSocket, WsHandle};
 pub use proto::close;
+pub use proto::deflate::{Config as Deflate, Mode as DeflateMode};
 pub use pubsub::{Prepared, PublishResult, SlowConsumer};
 
 /// Server options. `Default` gives Bun's defaults.
@@ -96,6 +97,10 @@ pub struct Options {
     /// Interval of keep-alive comments on `text/event-stream` responses.
     /// Default 15 s.
     pub sse_keepalive: Duration,
+    /// permessage-deflate (RFC 7692), like Bun's `perMessageDeflate`: `None`
+    /// (default) declines every offer. With [`Deflate`], messages of at
+    /// least `threshold` bytes are compressed when the client agreed.
+    pub per_message_deflate: Option<Deflate>,
 }
 
 impl Default for Options {
@@ -117,6 +122,7 @@ impl Default for Options {
             publish_to_self: false,
             slow_consumer: SlowConsumer::DropNewest,
             sse_keepalive: Duration::from_secs(15),
+            per_message_deflate: None,
         }
     }
 }

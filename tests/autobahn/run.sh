@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Run Autobahn|Testsuite sections 1-10 against `volley serve` and compare the
-# result with expected-nodeflate.json (every case OK or INFORMATIONAL).
-#   tests/autobahn/run.sh            (needs target/release/volley)
+# Run Autobahn|Testsuite against `volley serve` and compare the result with
+# the checked-in expectation.
+#   tests/autobahn/run.sh plain       sections 1-10, no compression      (~20 s)
+#   tests/autobahn/run.sh deflate     all 517 cases, --deflate (shared)  (~7 min)
+#   tests/autobahn/run.sh dedicated   12.1, 13.1-13.4, --deflate=dedicated (~3 min)
 set -euo pipefail
+mode="${1:-plain}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 rig="${AUTOBAHN_RIG:-$root/../shared/tools/autobahn}"
 venv="${AUTOBAHN_VENV:-/tmp/autobahn-venv}"
 bin="${VOLLEY_BIN:-$root/target/release/volley}"
-out="${AUTOBAHN_OUTDIR:-/tmp/volley-autobahn}"
+out="${AUTOBAHN_OUTDIR:-/tmp/volley-autobahn}/$mode"
+
+case "$mode" in
+  plain) flags=(); cases="*"; export AUTOBAHN_NO_DEFLATE=1; expected=expected-nodeflate.json ;;
+  deflate) flags=(--deflate); cases="*"; expected=expected-all.json ;;
+  dedicated) flags=(--deflate=dedicated); cases="12.1.*,13.1.*,13.2.*,13.3.*,13.4.*"; expected=expected-dedicated.json ;;
+  *) echo "usage: $0 plain|deflate|dedicated" >&2; exit 2 ;;
+esac
 
 "$rig/setup.sh" "$venv" >/dev/null
 log="$(mktemp)"
-"$bin" serve --port 0 >"$log" 2>&1 &
+"$bin" serve --port 0 "${flags[@]}" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 50); do grep -q listening "$log" && break; sleep 0.1; done
@@ -20,8 +30,8 @@ addr="$(sed -n 's|.*http://\([^/]*\)/.*|\1|p' "$log" | head -1)"
 [ -n "$addr" ] || { echo "autobahn: volley serve did not start"; cat "$log"; exit 1; }
 
 set +e
-AUTOBAHN_VENV="$venv" AUTOBAHN_OUTDIR="$out" AUTOBAHN_NO_DEFLATE=1 AUTOBAHN_TIMEOUT=900 \
-  "$rig/run.sh" "ws://$addr/echo" volley | tail -n 4
+AUTOBAHN_VENV="$venv" AUTOBAHN_OUTDIR="$out" AUTOBAHN_TIMEOUT=1500 \
+  "$rig/run.sh" "ws://$addr/echo" volley "$cases" | tail -n 3
 set -e
 kill -0 $pid 2>/dev/null || { echo "autobahn: volley serve died during the run"; exit 1; }
-python3 "$here/check.py" "$out/index.json" "$here/expected-nodeflate.json"
+python3 "$here/check.py" "$out/index.json" "$here/$expected"

@@ -6,6 +6,7 @@ use super::timer::Stamp;
 use super::timer::Wheel;
 use crate::proto::close;
 use crate::proto::decoder::{Decoder, Limits};
+use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
@@ -68,8 +69,45 @@ pub(crate) struct Ctx {
     /// Bytes queued minus bytes written since the last stats update.
     pub queued_delta: i64,
     pub written: u64,
-    /// Frame limits, with and without permessage-deflate.
+    /// Frame limits, without and with permessage-deflate.
     pub limits: Limits,
+    pub limits_pmd: Limits,
+    /// Shared (no context takeover) compressors and inflaters, by window 9..=15.
+    pub deflaters: [Option<Deflater>; 7],
+    pub inflaters: [Option<Inflater>; 7],
+}
+
+impl Ctx {
+    /// The worker's no-context deflater for a window size.
+    pub(crate) fn shared_deflater(&mut self, bits: u8) -> &mut Deflater {
+        let level = self.opts.per_message_deflate.map_or(1, |c| c.level);
+        self.deflaters[usize::from(bits.clamp(9, 15) - 9)]
+            .get_or_insert_with(|| Deflater::new(level, bits, true))
+    }
+
+    /// The worker's no-context inflater for a window size.
+    pub(crate) fn shared_inflater(&mut self, bits: u8) -> &mut Inflater {
+        self.inflaters[usize::from(bits.clamp(9, 15) - 9)]
+            .get_or_insert_with(|| Inflater::new(bits, true))
+    }
+
+    /// Compress a payload into a whole frame with RSV1, with the worker's
+    /// shared deflater (the bytes every no-context subscriber can take).
+    pub(crate) fn deflate_frame(&mut self, bits: u8, op: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut z = self.pool.get(payload.len() / 2 + 16);
+        self.shared_deflater(bits).compress(payload, &mut z);
+        self.hub
+            .stats
+            .compressions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut h = [0u8; MAX_HEADER];
+        let n = encode_header(&mut h, true, true, op, z.len() as u64, None);
+        let mut f = Vec::with_capacity(n + z.len());
+        f.extend_from_slice(&h[..n]);
+        f.extend_from_slice(&z);
+        self.pool.put(z);
+        f
+    }
 }
 
 /// Payloads from this size up are written directly when nothing is queued.
@@ -82,6 +120,7 @@ pub(crate) type Conflated = Vec<(Arc<[u8]>, Prepared)>;
 pub(crate) struct Pending {
     pub accept: String,
     pub protocols: Vec<String>,
+    pub pmd: Option<crate::proto::deflate::Negotiated>,
 }
 
 /// How a publish went for one subscriber.
@@ -105,6 +144,10 @@ pub(crate) struct Cold {
     pub subs: Vec<(Arc<[u8]>, u32)>,
     /// Latest message per conflated topic, held while the queue is full.
     pub conflated: Conflated,
+    /// Dedicated (context takeover) compressor, created on first use.
+    pub deflater: Option<Deflater>,
+    /// Dedicated (context takeover) inflater, created on first use.
+    pub inflater: Option<Inflater>,
 }
 
 impl Cold {
@@ -113,6 +156,8 @@ impl Cold {
             && self.pending.is_none()
             && self.subs.is_empty()
             && self.conflated.is_empty()
+            && self.deflater.is_none()
+            && self.inflater.is_none()
     }
 }
 
@@ -122,6 +167,8 @@ pub(crate) struct Conn<D> {
     /// Tick of this connection's live timer entry (0: none).
     pub timer_tick: u32,
     pub phase: Phase,
+    /// permessage-deflate, when agreed.
+    pub pmd: Option<Agreed>,
     pub dec: Decoder,
     pub out: OutQueue,
     pub cold: Option<Box<Cold>>,
@@ -152,6 +199,7 @@ impl<D> Conn<D> {
             generation,
             timer_tick: 0,
             phase: Phase::Handshake,
+            pmd: None,
             dec: Decoder::new(),
             out: OutQueue::default(),
             cold: None,
@@ -229,8 +277,19 @@ impl<D> Conn<D> {
 
     /// Queue one frame, no questions asked.
     pub(crate) fn queue_frame(&mut self, ctx: &mut Ctx, key: usize, op: OpCode, payload: &[u8]) {
+        self.queue_frame_ext(ctx, key, op, false, payload);
+    }
+
+    fn queue_frame_ext(
+        &mut self,
+        ctx: &mut Ctx,
+        key: usize,
+        op: OpCode,
+        rsv1: bool,
+        payload: &[u8],
+    ) {
         let mut h = [0u8; MAX_HEADER];
-        let n = encode_header(&mut h, true, false, op, payload.len() as u64, None);
+        let n = encode_header(&mut h, true, rsv1, op, payload.len() as u64, None);
         self.out.push_frame(&mut ctx.pool, &h[..n], payload);
         ctx.queued_delta += (n + payload.len()) as i64;
         self.mark_dirty(ctx, key);
@@ -290,6 +349,36 @@ impl<D> Conn<D> {
         SendStatus::Dropped
     }
 
+    /// Should a message of `len` bytes to this connection be compressed?
+    /// `force`: the caller's per-message choice (Bun's `compress` flag).
+    fn wants_compression(&self, ctx: &Ctx, len: usize, force: Option<bool>) -> Option<Agreed> {
+        let a = self.pmd?;
+        let cfg = ctx.opts.per_message_deflate?;
+        if cfg.compress == Mode::Off || !a.can_compress() {
+            return None;
+        }
+        match force {
+            Some(false) => None,
+            None if len < cfg.threshold => None,
+            _ => Some(a),
+        }
+    }
+
+    /// Compress with this connection's own context (context takeover).
+    fn deflate_dedicated(&mut self, ctx: &mut Ctx, a: Agreed, payload: &[u8]) -> Vec<u8> {
+        let level = ctx.opts.per_message_deflate.map_or(1, |c| c.level);
+        let mut z = ctx.pool.get(payload.len() / 2 + 16);
+        self.cold()
+            .deflater
+            .get_or_insert_with(|| Deflater::new(level, a.server_window_bits, false))
+            .compress(payload, &mut z);
+        ctx.hub
+            .stats
+            .compressions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        z
+    }
+
     /// A data send with Bun's backpressure rules.
     pub(crate) fn send(
         &mut self,
@@ -297,12 +386,31 @@ impl<D> Conn<D> {
         key: usize,
         op: OpCode,
         payload: &[u8],
+        compress: Option<bool>,
     ) -> SendStatus {
         if self.phase != Phase::Open {
             return SendStatus::Dropped;
         }
         if self.over_limit(ctx, payload.len() + MAX_HEADER) {
             return self.refuse_over_limit(ctx, key);
+        }
+        if let Some(a) = self.wants_compression(ctx, payload.len(), compress) {
+            let z = if a.server_no_context_takeover {
+                let mut z = ctx.pool.get(payload.len() / 2 + 16);
+                ctx.shared_deflater(a.server_window_bits)
+                    .compress(payload, &mut z);
+                ctx.hub
+                    .stats
+                    .compressions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                z
+            } else {
+                self.deflate_dedicated(ctx, a, payload)
+            };
+            let before = self.out.len();
+            self.queue_frame_ext(ctx, key, op, true, &z);
+            ctx.pool.put(z);
+            return self.status(self.out.len() - before);
         }
         if payload.len() >= DIRECT_MIN && self.out.is_empty() {
             return self.send_direct(ctx, key, op, payload);
@@ -352,6 +460,10 @@ impl<D> Conn<D> {
     }
 
     /// Offer a published message under the topic's slow-consumer policy.
+    /// `group`: the topic has enough local subscribers that one shared
+    /// compressed frame beats compressing per connection, even for
+    /// connections with their own context (which is then restarted).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn offer(
         &mut self,
         ctx: &mut Ctx,
@@ -359,10 +471,53 @@ impl<D> Conn<D> {
         topic: &Arc<[u8]>,
         policy: SlowConsumer,
         p: &Prepared,
+        compress: Option<bool>,
+        group: bool,
     ) -> Offer {
-        let bytes = match self.phase {
-            Phase::Open => p.frame(),
-            Phase::Sse => p.sse(),
+        let pmd = match self.phase {
+            Phase::Open => self.wants_compression(ctx, p.payload().len(), compress),
+            _ => None,
+        };
+        let bytes = match (self.phase, pmd) {
+            (Phase::Open, Some(a)) if a.server_no_context_takeover || group => {
+                if !a.server_no_context_takeover {
+                    // This connection's stream gets a message its own context
+                    // did not see: start that context afresh.
+                    if let Some(d) = self.cold.as_mut().and_then(|c| c.deflater.as_mut()) {
+                        d.restart();
+                    }
+                }
+                let op = if p.is_binary() {
+                    OpCode::Binary
+                } else {
+                    OpCode::Text
+                };
+                p.deflated(a.server_window_bits, |payload| {
+                    ctx.deflate_frame(a.server_window_bits, op, payload)
+                })
+            }
+            (Phase::Open, Some(a)) => {
+                // Context takeover, few subscribers: compress for this one.
+                if self.over_limit(ctx, p.payload().len()) && policy != SlowConsumer::DropOldest {
+                    self.note_dropped(ctx, key, topic, p);
+                    return Offer::Dropped;
+                }
+                let z = self.deflate_dedicated(ctx, a, p.payload());
+                let op = if p.is_binary() {
+                    OpCode::Binary
+                } else {
+                    OpCode::Text
+                };
+                self.queue_frame_ext(ctx, key, op, true, &z);
+                ctx.pool.put(z);
+                return if self.backlogged {
+                    Offer::Backpressured
+                } else {
+                    Offer::Delivered
+                };
+            }
+            (Phase::Open, None) => p.frame(),
+            (Phase::Sse, _) => p.sse(),
             _ => return Offer::Skipped,
         };
         if !self.over_limit(ctx, bytes.len()) {

@@ -42,6 +42,10 @@ pub struct Stats {
     pub publishes: AtomicU64,
     /// Messages encoded into a shared frame: one per publish, not per subscriber.
     pub frames_encoded: AtomicU64,
+    /// Messages deflated (permessage-deflate): a publish counts once per
+    /// group of subscribers sharing a window, plus once per subscriber with
+    /// its own context in a small topic.
+    pub compressions: AtomicU64,
     /// Published messages queued to subscribers.
     pub delivered: AtomicU64,
     /// Published messages a subscriber did not get (slow-consumer policy).
@@ -62,7 +66,11 @@ pub(crate) enum Command {
         answer: Result<Accept<Box<dyn Any + Send>>, Response>,
     },
     /// Deliver a publish to this worker's subscribers.
-    Publish { topic: Arc<[u8]>, msg: Prepared },
+    Publish {
+        topic: Arc<[u8]>,
+        msg: Prepared,
+        compress: Option<bool>,
+    },
     /// Send on one connection.
     Send {
         key: u32,
@@ -116,7 +124,7 @@ impl Hub {
     }
 
     /// Publish from anywhere: to every worker with subscribers.
-    pub(crate) fn publish(&self, topic: &[u8], msg: &Prepared) -> usize {
+    pub(crate) fn publish(&self, topic: &[u8], msg: &Prepared, compress: Option<bool>) -> usize {
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
         let Some(t) = self.registry.get(topic) else {
             return 0;
@@ -127,6 +135,7 @@ impl Hub {
                 let c = Command::Publish {
                     topic: t.name.clone(),
                     msg: msg.clone(),
+                    compress,
                 };
                 n += self.command(w, c) as usize;
             }
@@ -298,7 +307,7 @@ impl Server {
 
     /// Publish a prepared message from any thread.
     pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
-        self.hub.publish(topic.as_ref(), msg)
+        self.hub.publish(topic.as_ref(), msg, None)
     }
 
     /// Subscribers of `topic` on all workers (WebSocket and SSE).
@@ -364,12 +373,27 @@ impl Publisher {
             .stats
             .frames_encoded
             .fetch_add(1, Ordering::Relaxed);
-        self.hub.publish(topic.as_ref(), &p)
+        self.hub.publish(topic.as_ref(), &p, None)
+    }
+
+    /// Publish with an explicit compression choice (Bun's `compress` flag).
+    pub fn publish_compressed<'m>(
+        &self,
+        topic: impl AsRef<[u8]>,
+        msg: impl Into<Message<'m>>,
+        compress: bool,
+    ) -> usize {
+        let p = Prepared::new(msg);
+        self.hub
+            .stats
+            .frames_encoded
+            .fetch_add(1, Ordering::Relaxed);
+        self.hub.publish(topic.as_ref(), &p, Some(compress))
     }
 
     /// Publish a prepared message.
     pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
-        self.hub.publish(topic.as_ref(), msg)
+        self.hub.publish(topic.as_ref(), msg, None)
     }
 
     /// Subscribers of `topic`.

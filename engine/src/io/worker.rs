@@ -8,6 +8,7 @@ use super::timer::{Stamp, Wheel};
 use super::{CURRENT_WORKER, Command, Hub, Shared};
 use crate::proto::close;
 use crate::proto::decoder::{Kind, Limits, Step};
+use crate::proto::deflate;
 use crate::proto::frame::OpCode;
 use crate::proto::handshake::{self, HeadLimits, Refusal};
 use crate::{Accept, Handler, Message, Request, Response, Upgrade};
@@ -142,6 +143,12 @@ impl<H: Handler> Worker<H> {
                     max_message: shared.hub.opts.max_payload_length,
                     rsv1_allowed: false,
                 },
+                limits_pmd: Limits {
+                    max_message: shared.hub.opts.max_payload_length,
+                    rsv1_allowed: true,
+                },
+                deflaters: Default::default(),
+                inflaters: Default::default(),
                 dirty: Vec::new(),
                 again: Vec::new(),
                 topics: Default::default(),
@@ -661,6 +668,7 @@ impl<H: Handler> Worker<H> {
                                     key,
                                     &pending.accept,
                                     offered,
+                                    pending.pmd.clone(),
                                     a,
                                 );
                             }
@@ -676,8 +684,19 @@ impl<H: Handler> Worker<H> {
                     self.fire_events();
                     self.settle(key);
                 }
-                Command::Publish { topic, msg } => {
-                    socket::deliver_local(&mut self.conns, &mut self.ctx, &topic, &msg, None);
+                Command::Publish {
+                    topic,
+                    msg,
+                    compress,
+                } => {
+                    socket::deliver_local(
+                        &mut self.conns,
+                        &mut self.ctx,
+                        &topic,
+                        &msg,
+                        None,
+                        compress,
+                    );
                     self.fire_events();
                 }
                 Command::Send {
@@ -944,6 +963,14 @@ fn handshake_input<H: Handler>(
             return input.len();
         }
     };
+    let pmd = ctx.opts.per_message_deflate.as_ref().and_then(|cfg| {
+        let offers = head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok());
+        deflate::negotiate(offers, cfg)
+    });
     let Some(answer) = hook(|| shared.handler.upgrade(&req)) else {
         respond(conn, ctx, key, &Response::new(500, "internal error\n"));
         return input.len();
@@ -955,7 +982,7 @@ fn handshake_input<H: Handler>(
                 .as_ref()
                 .is_none_or(|p| req.protocols().any(|o| o == p));
             drop(req);
-            open(shared, conns, ctx, key, &up.accept, offered, a);
+            open(shared, conns, ctx, key, &up.accept, offered, pmd, a);
         }
         Upgrade::Reject(resp) => {
             respond(conn, ctx, key, &resp);
@@ -968,6 +995,7 @@ fn handshake_input<H: Handler>(
             conn.cold().pending = Some(Box::new(Pending {
                 accept: up.accept,
                 protocols,
+                pmd,
             }));
             let pending = PendingUpgrade {
                 hub: ctx.hub.clone(),
@@ -998,6 +1026,7 @@ fn handshake_input<H: Handler>(
 }
 
 /// Write the 101, attach the data, and run the open handler.
+#[allow(clippy::too_many_arguments)]
 fn open<H: Handler>(
     shared: &Shared<H>,
     conns: &mut Conns<H::Data>,
@@ -1005,6 +1034,7 @@ fn open<H: Handler>(
     key: usize,
     accept_key: &str,
     protocol_offered: bool,
+    pmd: Option<deflate::Negotiated>,
     a: Accept<H::Data>,
 ) {
     let conn = &mut conns[key];
@@ -1027,7 +1057,14 @@ fn open<H: Handler>(
         .filter(|(n, v)| handshake::is_safe_header(n) && handshake::is_safe_header(v))
         .collect();
     let mut head = ctx.pool.get(256);
-    handshake::write_switching(&mut head, accept_key, a.protocol.as_deref(), None, &headers);
+    handshake::write_switching(
+        &mut head,
+        accept_key,
+        a.protocol.as_deref(),
+        pmd.as_ref().map(|n| n.header.as_str()),
+        &headers,
+    );
+    conn.pmd = pmd.map(|n| n.agreed);
     conn.write_now(ctx, key, &head);
     ctx.pool.put(head);
     conn.take_stash();
@@ -1094,14 +1131,14 @@ fn frames<H: Handler>(
         if conn.paused || !matches!(conn.phase, Phase::Open | Phase::Closing) {
             return pos;
         }
-        match conn.dec.decode(&mut input[pos..], &ctx.limits) {
+        let limits = if conn.pmd.is_some() {
+            &ctx.limits_pmd
+        } else {
+            &ctx.limits
+        };
+        match conn.dec.decode(&mut input[pos..], limits) {
             Err(e) => {
-                conn.send_close_frame(ctx, key, e.close_code(), e.reason());
-                report_close(&shared.handler, conns, ctx, key, e.close_code(), e.reason());
-                let conn = &mut conns[key];
-                if conn.phase != Phase::Done {
-                    conn.flush_and_shut(ctx, key);
-                }
+                fail(shared, conns, ctx, key, e);
                 return input.len();
             }
             Ok(Step::NeedMore) => return input.len(),
@@ -1109,22 +1146,93 @@ fn frames<H: Handler>(
                 consumed,
                 kind,
                 range,
-                ..
+                compressed,
             }) => {
                 let start = pos;
                 pos += consumed;
-                dispatch(shared, conns, ctx, key, kind, &input[start..][range]);
+                let payload = &input[start..][range];
+                if compressed {
+                    inflate_and_dispatch(shared, conns, ctx, key, kind, payload);
+                } else {
+                    dispatch(shared, conns, ctx, key, kind, payload);
+                }
             }
-            Ok(Step::Buffered { consumed, kind, .. }) => {
+            Ok(Step::Buffered {
+                consumed,
+                kind,
+                compressed,
+            }) => {
                 pos += consumed;
                 let buf = conn.dec.take_buffer(kind);
-                dispatch(shared, conns, ctx, key, kind, &buf);
+                if compressed {
+                    inflate_and_dispatch(shared, conns, ctx, key, kind, &buf);
+                } else {
+                    dispatch(shared, conns, ctx, key, kind, &buf);
+                }
                 // Back to the worker's pool: an idle connection holds no buffer.
                 ctx.pool.put(buf);
             }
         }
     }
     pos
+}
+
+/// The peer broke a rule: close with its code.
+fn fail<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    e: crate::proto::ProtocolError,
+) {
+    conns[key].send_close_frame(ctx, key, e.close_code(), e.reason());
+    report_close(&shared.handler, conns, ctx, key, e.close_code(), e.reason());
+    let conn = &mut conns[key];
+    if conn.phase != Phase::Done {
+        conn.flush_and_shut(ctx, key);
+    }
+}
+
+/// A compressed message: inflate it under `max_payload_length` (a bomb
+/// stops at the cap, 1009), check text, dispatch.
+fn inflate_and_dispatch<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    kind: Kind,
+    payload: &[u8],
+) {
+    use crate::proto::ProtocolError;
+    use crate::proto::deflate::{InflateError, Inflater};
+    let conn = &mut conns[key];
+    let Some(a) = conn.pmd else {
+        return fail(shared, conns, ctx, key, ProtocolError::ReservedBitsSet);
+    };
+    let cap = ctx.opts.max_payload_length;
+    let mut out = ctx.pool.get(payload.len().saturating_mul(3).min(cap));
+    let res = if a.client_no_context_takeover {
+        ctx.shared_inflater(a.client_window_bits)
+            .inflate(payload, &mut out, cap)
+    } else {
+        conn.cold()
+            .inflater
+            .get_or_insert_with(|| Inflater::new(a.client_window_bits, false))
+            .inflate(payload, &mut out, cap)
+    };
+    let err = match res {
+        Err(InflateError::TooBig) => Some(ProtocolError::MessageTooBig),
+        Err(InflateError::Corrupt) => Some(ProtocolError::BadCompressedData),
+        Ok(()) if kind == Kind::Text && crate::proto::utf8::validate(&out).is_err() => {
+            Some(ProtocolError::InvalidUtf8)
+        }
+        Ok(()) => None,
+    };
+    match err {
+        Some(e) => fail(shared, conns, ctx, key, e),
+        None => dispatch(shared, conns, ctx, key, kind, &out),
+    }
+    ctx.pool.put(out);
 }
 
 fn dispatch<H: Handler>(

@@ -28,6 +28,10 @@ struct PreparedInner {
     binary: bool,
     /// The same message as a `text/event-stream` event, built on first use.
     sse: OnceLock<Arc<[u8]>>,
+    /// Compressed frames (RSV1, no context), one per window size 9..=15,
+    /// each built on first use and shared by every subscriber that agreed
+    /// to that window: a publish is deflated once per group, not per subscriber.
+    deflated: [OnceLock<Arc<[u8]>>; 7],
 }
 
 impl std::fmt::Debug for Prepared {
@@ -57,6 +61,7 @@ impl Prepared {
             header_len: n as u8,
             binary: op == OpCode::Binary,
             sse: OnceLock::new(),
+            deflated: Default::default(),
         }))
     }
 
@@ -71,8 +76,21 @@ impl Prepared {
         }
     }
 
-    fn payload(&self) -> &[u8] {
+    /// The payload bytes.
+    pub(crate) fn payload(&self) -> &[u8] {
         &self.0.frame[self.0.header_len as usize..]
+    }
+
+    /// Is the payload binary?
+    pub(crate) fn is_binary(&self) -> bool {
+        self.0.binary
+    }
+
+    /// The compressed frame for window `bits` (9..=15), built with
+    /// `compress` (payload in, compressed frame out) by the first caller.
+    pub(crate) fn deflated(&self, bits: u8, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> &Arc<[u8]> {
+        let slot = &self.0.deflated[usize::from(bits.clamp(9, 15) - 9)];
+        slot.get_or_init(|| compress(self.payload()).into())
     }
 
     /// The encoded WebSocket frame (shared).

@@ -14,10 +14,9 @@ def volley_bin() -> str:
     return os.environ.get("VOLLEY_BIN", str(ROOT / "target" / "release" / "volley"))
 
 
-@pytest.fixture(scope="session")
-def server_url():
+def start(*extra):
     proc = subprocess.Popen(
-        [volley_bin(), "serve", "--port", "0"],
+        [volley_bin(), "serve", "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -25,6 +24,21 @@ def server_url():
     line = proc.stdout.readline()
     m = re.search(r"http://([^/]+)/", line)
     assert m, f"no listening line from volley serve: {line!r}"
-    yield f"ws://{m.group(1)}"
+    return proc, f"ws://{m.group(1)}"
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    proc, url = start()
+    yield url
+    proc.terminate()
+    assert proc.wait(timeout=10) is not None
+
+
+@pytest.fixture(scope="session", params=["shared", "dedicated"])
+def deflate_url(request):
+    """`volley serve --deflate=MODE`: every outgoing message compressed."""
+    proc, url = start(f"--deflate={request.param}")
+    yield url
     proc.terminate()
     assert proc.wait(timeout=10) is not None
