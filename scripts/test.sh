@@ -43,6 +43,7 @@ step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo build (release)" cargo build --release -p volley-cli
 step "cargo test" cargo test --workspace
+step "fuzz: every target, FUZZ_SECONDS (30) each" scripts/fuzz.sh
 step "criterion benches (one pass each)" cargo bench -q -p volley-benches --bench hot_paths -- --test
 step "interop: Python websockets" python_interop
 step "interop: Node ws" node_interop

@@ -41,10 +41,12 @@ SERVER_CPU, GEN_CPU = "0", "1"
 def servers():
     py = VENV / "bin" / "python"
     return {
-        "volley": {"cmd": [str(VOLLEY), "serve", "--port", "{port}", "--workers", "1"], "pubsub": True},
-        "bun": {"cmd": [str(BUN), str(HERE / "servers" / "bun.js")], "pubsub": True},
-        "node-ws": {"cmd": ["node", str(HERE / "servers" / "node_ws.mjs")], "pubsub": True},
-        "py-websockets": {"cmd": [str(py), str(HERE / "servers" / "py_websockets.py")], "pubsub": True},
+        "volley": {"cmd": [str(VOLLEY), "serve", "--port", "{port}", "--workers", "1"], "pubsub": True,
+                   "deflate_flag": "--deflate"},
+        "bun": {"cmd": [str(BUN), str(HERE / "servers" / "bun.js")], "pubsub": True, "deflate": True},
+        "node-ws": {"cmd": ["node", str(HERE / "servers" / "node_ws.mjs")], "pubsub": True, "deflate": True},
+        "py-websockets": {"cmd": [str(py), str(HERE / "servers" / "py_websockets.py")], "pubsub": True,
+                          "deflate": True},
         "tokio-tungstenite": {"cmd": [str(PEERS / "tungstenite")], "pubsub": True},
         "fastwebsockets": {"cmd": [str(PEERS / "fastws")], "pubsub": False},
     }
@@ -61,6 +63,12 @@ CELLS = {
     "fanout": ("fan-out 500 subs × 32 B", "msgs / server CPU-s",
                ["fanout", "--subscribers", "500", "--inflight", "64", "--size", "32"], "msgs_per_server_cpu_sec",
                True),
+    "zecho": ("deflate echo 100×16×1 KiB text", "msgs / server CPU-s",
+              ["echo", "--conns", "100", "--inflight", "16", "--size", "1024", "--deflate"],
+              "msgs_per_server_cpu_sec", True),
+    "zfanout": ("deflate fan-out 500 subs × 1 KiB", "msgs / server CPU-s",
+                ["fanout", "--subscribers", "500", "--inflight", "64", "--size", "1024", "--deflate"],
+                "msgs_per_server_cpu_sec", True),
     "handshake": ("handshakes", "per server CPU-s", ["connect", "--conns", "50", "--idle", "0"],
                   "handshakes_per_server_cpu_sec", True),
     "idle": ("10,000 idle connections", "bytes RSS / conn",
@@ -84,9 +92,13 @@ def install():
     sh(["cargo", "build", "--release", "-q", "-p", "volley-cli"], cwd=ROOT)
 
 
-def start(name, spec, port):
+def start(name, spec, port, deflate=False):
     cmd = [c.replace("{port}", str(port)) for c in spec["cmd"]]
     env = dict(os.environ, PORT=str(port))
+    if deflate:
+        env["WS_DEFLATE"] = "1"
+        if spec.get("deflate_flag"):
+            cmd.append(spec["deflate_flag"])
     p = subprocess.Popen(["taskset", "-c", SERVER_CPU, *cmd], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, env=env)
     line = p.stdout.readline()
@@ -100,7 +112,7 @@ def start(name, spec, port):
 
 
 def measure(name, spec, cell, args, port):
-    p = start(name, spec, port)
+    p = start(name, spec, port, deflate="--deflate" in cell[2])
     try:
         out = subprocess.run(
             ["taskset", "-c", GEN_CPU, str(VOLLEY), "bench", *cell[2], "--url", f"ws://127.0.0.1:{port}/echo",
@@ -181,7 +193,9 @@ def main():
         for c in cells:
             cell = CELLS[c]
             for s, spec in specs.items():
-                if c == "fanout" and not spec["pubsub"]:
+                if "fanout" in c and not spec["pubsub"]:
+                    continue
+                if c.startswith("z") and not (spec.get("deflate") or spec.get("deflate_flag")):
                     continue
                 port += 1
                 r = measure(s, spec, cell, args, port)

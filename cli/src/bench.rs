@@ -38,6 +38,8 @@ MODES
             the same echo pattern over bare TCP (MB/s), the loopback baseline
 
 OPTIONS
+  --deflate        offer permessage-deflate (client_no_context_takeover) and
+                   send compressed JSON-like text (echo and fanout)
   --duration 5     measured seconds          --warmup 1   seconds before measuring
   --threads 1      generator threads         --pid PID    server pid: CPU and RSS
   --json           print one JSON object     --quiet      no progress line
@@ -62,11 +64,12 @@ struct Cfg {
     subscribers: usize,
     publishers: usize,
     idle: usize,
+    deflate: bool,
 }
 
 fn parse(args: &[String]) -> Result<Cfg, String> {
     let mode = args.first().cloned().ok_or("missing MODE")?;
-    let flags = crate::flags_with_switches(&args[1..], &["binary", "json", "quiet"])?;
+    let flags = crate::flags_with_switches(&args[1..], &["binary", "json", "quiet", "deflate"])?;
     let get = |n: &str| {
         flags
             .iter()
@@ -125,6 +128,7 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         subscribers: num("subscribers", 500)?,
         publishers: num("publishers", 1)?.max(1),
         idle: num("idle", 10_000)?,
+        deflate: flags.iter().any(|(k, _)| k == "deflate"),
     })
 }
 
@@ -298,22 +302,56 @@ fn b64(bytes: &[u8]) -> String {
 
 fn request(cfg: &Cfg, path: &str, rng: &mut Rng) -> Vec<u8> {
     let key: Vec<u8> = (0..16).map(|_| rng.next() as u8).collect();
+    let ext = if cfg.deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+    } else {
+        ""
+    };
     format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n",
         cfg.host,
         b64(&key)
     )
     .into_bytes()
 }
 
-/// `n` copies of one masked client frame.
-fn burst(size: usize, binary: bool, n: usize, rng: &mut Rng) -> (Vec<u8>, usize) {
+/// A chat-like JSON payload of `size` bytes: compresses like real traffic
+/// (a run of one byte would flatter any deflater).
+fn json_payload(size: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(size + 128);
+    let mut i = 0u32;
+    while v.len() < size {
+        v.extend_from_slice(
+            format!(
+                r#"{{"id":{},"room":"lobby-{}","user":"user-{}","text":"the quick brown fox {} jumps over the lazy dog","ts":{}}},"#,
+                i,
+                i % 7,
+                i * 37 % 1000,
+                i * 13,
+                1_700_000_000 + i * 61
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    v.truncate(size);
+    v
+}
+
+/// `n` copies of one masked client frame (compressed once with `deflate`).
+fn burst(size: usize, binary: bool, n: usize, rng: &mut Rng, deflate: bool) -> (Vec<u8>, usize) {
     let key = (rng.next() as u32).to_le_bytes();
     let op = if binary { OpCode::Binary } else { OpCode::Text };
+    let mut payload = if deflate {
+        let mut z = Vec::new();
+        volley::proto::deflate::Deflater::new(6, 15, true).compress(&json_payload(size), &mut z);
+        z
+    } else {
+        vec![b'x'; size]
+    };
     let mut h = [0u8; 14];
-    let hl = frame::encode_header(&mut h, true, false, op, size as u64, Some(key));
+    let hl = frame::encode_header(&mut h, true, deflate, op, payload.len() as u64, Some(key));
     let mut one = h[..hl].to_vec();
-    let mut payload = vec![b'x'; size];
     apply_mask(&mut payload, key, 0);
     one.extend_from_slice(&payload);
     let len = one.len();
@@ -581,7 +619,7 @@ fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<
         c.out = request(cfg, &path, &mut rng);
         conns.push(c);
     }
-    let (frames, flen) = burst(cfg.size, cfg.binary, cfg.inflight, &mut rng);
+    let (frames, flen) = burst(cfg.size, cfg.binary, cfg.inflight, &mut rng, cfg.deflate);
     let mut buf = vec![0u8; 256 * 1024];
     let mut hist = Hist::new();
     // Subscriber 0 on this thread paces the publishers.
@@ -626,6 +664,13 @@ fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<
                             "upgrade refused: {}",
                             String::from_utf8_lossy(&c.head[..end])
                         ));
+                    }
+                    if cfg.deflate
+                        && !String::from_utf8_lossy(&c.head[..end])
+                            .to_ascii_lowercase()
+                            .contains("permessage-deflate")
+                    {
+                        return Err("the server did not agree to permessage-deflate".into());
                     }
                     let rest = c.head.split_off(end + 4);
                     c.head = Vec::new();

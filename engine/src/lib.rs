@@ -86,6 +86,11 @@ pub struct Options {
     pub max_header_bytes: usize,
     /// Most request header lines (431 past it). Default 64.
     pub max_headers: usize,
+    /// Most TCP connections held at once, all workers together; past it a
+    /// new connection is answered 503 and closed before any upgrade.
+    /// 0: no limit (the process's file descriptor limit still applies).
+    /// Default 0.
+    pub max_connections: usize,
     /// Worker threads, each with its own event loop and listener. Default:
     /// one per core.
     pub workers: usize,
@@ -118,6 +123,7 @@ impl Default for Options {
             close_timeout: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
+            max_connections: 0,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             publish_to_self: false,
             slow_consumer: SlowConsumer::DropNewest,

@@ -186,6 +186,8 @@ pub(crate) struct Conn<D> {
     pub backlogged: bool,
     pub dirty: bool,
     pub shut: bool,
+    /// The peer's FIN or RST was reported: read to the end, whatever the sizes.
+    pub hup: bool,
     /// Pongs queued while past the backpressure limit (reset when the queue empties).
     pub ctrl_backlog: u8,
     /// The close handler ran (or the connection never opened).
@@ -213,6 +215,7 @@ impl<D> Conn<D> {
             backlogged: false,
             dirty: false,
             shut: false,
+            hup: false,
             ctrl_backlog: 0,
             reported: true,
         }

@@ -36,6 +36,8 @@ pub struct Stats {
     pub connections: AtomicUsize,
     /// WebSockets opened since start.
     pub opened: AtomicU64,
+    /// Connections refused with 503 at `max_connections`.
+    pub refused: AtomicU64,
     /// Messages received since start.
     pub messages_in: AtomicU64,
     /// Publishes since start (each counted once, however many workers it reached).

@@ -17,7 +17,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::any::Any;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 const RBUF: usize = 256 * 1024;
 /// Reads per connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 8;
+/// The answer to a connection past `max_connections`.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\nRetry-After: 1\r\n\r\ntoo many connections, retry\n";
 /// Control frames (pongs) queued past the backpressure limit before more are dropped.
 const MAX_CTRL_BACKLOG: u8 = 16;
 
@@ -190,8 +192,9 @@ impl<H: Handler> Worker<H> {
                     LISTENER => self.accept(),
                     WAKER => {}
                     Token(k) => {
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.readable(k);
+                        let closed = ev.is_read_closed() || ev.is_error();
+                        if ev.is_readable() || closed {
+                            self.readable(k, closed);
                         }
                         if ev.is_writable() && self.conns.contains(k) {
                             self.flush(k);
@@ -238,6 +241,13 @@ impl<H: Handler> Worker<H> {
             };
             match listener.accept() {
                 Ok((mut sock, _addr)) => {
+                    let max = self.ctx.opts.max_connections;
+                    if max > 0 && self.ctx.hub.stats.connections.load(Ordering::Relaxed) >= max {
+                        // Refused before reading a byte: a short answer and close.
+                        let _ = sock.write(OVERLOADED);
+                        self.ctx.hub.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
@@ -274,10 +284,15 @@ impl<H: Handler> Worker<H> {
 
     // ---- reading ---------------------------------------------------------
 
-    fn readable(&mut self, key: usize) {
+    /// Read what the socket has. `closed`: the event also reported the
+    /// peer's FIN or RST, which brings no further edge, so read on to the
+    /// end instead of stopping at a short read.
+    fn readable(&mut self, key: usize, closed: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        conn.hup |= closed;
+        let closed = conn.hup;
         if conn.paused || conn.phase == Phase::Deferred {
             conn.read_pending = true;
             return;
@@ -315,7 +330,7 @@ impl<H: Handler> Worker<H> {
                 return;
             }
             // A short read drained the socket: the next byte brings a new edge.
-            if n < self.rbuf.len() {
+            if n < self.rbuf.len() && !closed {
                 return;
             }
         }
@@ -377,7 +392,7 @@ impl<H: Handler> Worker<H> {
                 self.feed_stash(key);
                 self.fire_events();
             }
-            self.readable(key);
+            self.readable(key, false);
             self.settle(key);
         }
         if self.ctx.again.is_empty() {
