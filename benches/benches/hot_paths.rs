@@ -83,6 +83,7 @@ fn roundtrip(c: &mut Criterion) {
     let limits = Limits {
         max_message: 16 << 20,
         rsv1_allowed: false,
+        max_fragments: 1 << 17,
     };
     for (n, size) in [(16usize, 32usize), (1, 64 * 1024)] {
         let one = masked_frame(OpCode::Text, &vec![b'x'; size]);

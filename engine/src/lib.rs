@@ -91,6 +91,13 @@ pub struct Options {
     /// 0: no limit (the process's file descriptor limit still applies).
     /// Default 0.
     pub max_connections: usize,
+    /// Most frames in one fragmented message (1008 past it). Default 131,072
+    /// (twice what Autobahn's largest fragmented cases send).
+    pub max_fragments: u32,
+    /// Unsent pong bytes a connection may accumulate while it reads nothing
+    /// of what the server writes (1008 past it: a ping flood). Pongs
+    /// otherwise pass the backpressure limit. Default 64 KiB.
+    pub max_control_backlog: usize,
     /// Worker threads, each with its own event loop and listener. Default:
     /// one per core.
     pub workers: usize,
@@ -124,6 +131,8 @@ impl Default for Options {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_connections: 0,
+            max_fragments: 1 << 17,
+            max_control_backlog: 64 * 1024,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             publish_to_self: false,
             slow_consumer: SlowConsumer::DropNewest,

@@ -384,3 +384,82 @@ fn frames_pipelined_behind_the_request_are_read() {
 }
 
 use std::io::Write as _;
+
+// ---- floods (issue 4's attack list) -----------------------------------------
+
+#[test]
+fn unread_ping_flood_is_closed_with_1008_and_stays_bounded() {
+    // 100,000 pings of 125 bytes, none of the pongs read: closed once the
+    // unsent pongs pass 64 KiB, while the canary keeps working.
+    with_canary(|addr| {
+        let mut c = Client::connect(addr, "/echo");
+        socket2::SockRef::from(&c.sock)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let mut closed = false;
+        let mut ping = Vec::new();
+        let key = [9u8, 8, 7, 6];
+        ping.extend_from_slice(&[0x89, 0x80 | 125]);
+        ping.extend_from_slice(&key);
+        ping.extend_from_slice(&[0u8; 125]);
+        for _ in 0..100_000 {
+            if c.sock.write_all(&ping).is_err() {
+                closed = true; // the server closed on us: good
+                break;
+            }
+        }
+        if !closed {
+            // Everything was accepted by the kernel: the close must still come.
+            c.expect_close(1008);
+        }
+    });
+}
+
+#[test]
+fn a_million_one_byte_fragments_are_refused_with_1008() {
+    // Default limits: 16 MiB messages, so the fragment cap (131,072) acts
+    // first. (The 64 KiB test server would close at its size limit, 1009.)
+    let s = Server::builder().route("/echo").serve(Echo).unwrap();
+    let addr = s.local_addr();
+    let mut canary = Client::connect(addr, "/echo");
+    {
+        let mut c = Client::connect(addr, "/echo");
+        let key = [1u8, 2, 3, 4];
+        let mut frag = vec![0x00, 0x81];
+        frag.extend_from_slice(&key);
+        frag.push(b'a' ^ key[0]);
+        let mut first = frag.clone();
+        first[0] = 0x02; // binary, not final
+        c.write(&first);
+        let batch: Vec<u8> = frag.repeat(10_000);
+        let mut sent_all = true;
+        for _ in 0..100 {
+            if c.sock.write_all(&batch).is_err() {
+                sent_all = false;
+                break;
+            }
+        }
+        if sent_all {
+            c.expect_close(1008);
+        }
+    }
+    canary.text("after");
+    assert_eq!(canary.read_frame().unwrap().payload, b"after");
+}
+
+#[test]
+fn a_one_mib_header_block_is_refused_with_431() {
+    with_canary(|addr| {
+        let mut c = Client::raw(addr);
+        let mut req = b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        req.extend(std::iter::repeat_n(b'a', 1 << 20));
+        // The server answers (and closes) long before the megabyte is in.
+        let _ = c.sock.write_all(&req);
+        let out = c.read_http_response();
+        assert!(
+            out.starts_with("HTTP/1.1 431 "),
+            "{}",
+            &out[..out.len().min(80)]
+        );
+    });
+}

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
         .filter_map(|(_, v)| std::str::from_utf8(v).ok());
     let pmd = negotiate(offers, &Config::default()).map(|n| n.agreed);
-    let limits = Limits { max_message: MAX, rsv1_allowed: pmd.is_some() };
+    let limits = Limits { max_message: MAX, rsv1_allowed: pmd.is_some(), max_fragments: 256 };
     let mut inflater = pmd.map(|a| Inflater::new(a.client_window_bits, a.client_no_context_takeover));
     let mut dec = Decoder::new();
     let frames = &body[req.head_len..];

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let limits = Limits { max_message: 4096, rsv1_allowed: data[0] & 1 == 1 };
+    let limits = Limits { max_message: 4096, rsv1_allowed: data[0] & 1 == 1, max_fragments: 64 };
     let chunk = usize::from(data[1]).max(1);
     let mut d = Decoder::new();
     for piece in data[2..].chunks(chunk) {

@@ -188,8 +188,8 @@ pub(crate) struct Conn<D> {
     pub shut: bool,
     /// The peer's FIN or RST was reported: read to the end, whatever the sizes.
     pub hup: bool,
-    /// Pongs queued while past the backpressure limit (reset when the queue empties).
-    pub ctrl_backlog: u8,
+    /// Pong bytes queued since the peer last took any bytes.
+    pub ctrl_unsent: u32,
     /// The close handler ran (or the connection never opened).
     pub reported: bool,
 }
@@ -216,7 +216,7 @@ impl<D> Conn<D> {
             dirty: false,
             shut: false,
             hup: false,
-            ctrl_backlog: 0,
+            ctrl_unsent: 0,
             reported: true,
         }
     }
@@ -713,6 +713,6 @@ mod size_tests {
             std::mem::size_of::<crate::proto::decoder::Decoder>(),
             std::mem::size_of::<super::OutQueue>()
         );
-        assert!(conn <= 128, "Conn<()> is {conn} bytes");
+        assert!(conn <= 136, "Conn<()> is {conn} bytes");
     }
 }

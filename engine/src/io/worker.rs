@@ -32,8 +32,6 @@ const RBUF: usize = 256 * 1024;
 const READ_BUDGET: usize = 8;
 /// The answer to a connection past `max_connections`.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\nRetry-After: 1\r\n\r\ntoo many connections, retry\n";
-/// Control frames (pongs) queued past the backpressure limit before more are dropped.
-const MAX_CTRL_BACKLOG: u8 = 16;
 
 type Conns<D> = Slab<Conn<D>>;
 
@@ -144,10 +142,12 @@ impl<H: Handler> Worker<H> {
                 limits: Limits {
                     max_message: shared.hub.opts.max_payload_length,
                     rsv1_allowed: false,
+                    max_fragments: shared.hub.opts.max_fragments,
                 },
                 limits_pmd: Limits {
                     max_message: shared.hub.opts.max_payload_length,
                     rsv1_allowed: true,
+                    max_fragments: shared.hub.opts.max_fragments,
                 },
                 deflaters: Default::default(),
                 inflaters: Default::default(),
@@ -425,7 +425,7 @@ impl<H: Handler> Worker<H> {
         self.ctx.queued_delta -= written as i64;
         match res {
             Ok(true) => {
-                conn.ctrl_backlog = 0;
+                conn.ctrl_unsent = 0;
                 if conn.has_conflated() {
                     // The queue drained: the latest conflated messages go now.
                     conn.release_conflated(&mut self.ctx, key);
@@ -449,7 +449,13 @@ impl<H: Handler> Worker<H> {
                     let _ = conn.sock.shutdown(Shutdown::Write);
                 }
             }
-            Ok(false) => conn.backlogged = true,
+            Ok(false) => {
+                conn.backlogged = true;
+                if written > 0 {
+                    // The peer reads: its pongs are going out.
+                    conn.ctrl_unsent = 0;
+                }
+            }
             Err(_) => {
                 if matches!(conn.phase, Phase::Open | Phase::Closing) {
                     report_close(
@@ -1277,15 +1283,22 @@ fn dispatch<H: Handler>(
             guarded(h, conns, ctx, key, |h, ws| h.message(ws, msg));
         }
         Kind::Ping => {
-            // Pongs get through past the backpressure limit, but only a few:
-            // a peer that floods pings and reads nothing gets no more, which
-            // RFC 6455 §5.5.3 allows (answering only the latest ping).
+            // Pongs get through whatever the data backlog, but a peer that
+            // pings while reading nothing (flushes make no progress) is
+            // closed once its unsent pongs pass `max_control_backlog`.
             if conn.phase == Phase::Open {
-                let over = conn.out.len() > ctx.opts.backpressure_limit;
-                if !over || conn.ctrl_backlog < MAX_CTRL_BACKLOG {
-                    conn.ctrl_backlog += over as u8;
-                    conn.queue_frame(ctx, key, OpCode::Pong, payload);
+                let pong = 2 + payload.len() as u32;
+                if conn.ctrl_unsent as usize + pong as usize > ctx.opts.max_control_backlog {
+                    return fail(
+                        shared,
+                        conns,
+                        ctx,
+                        key,
+                        crate::proto::ProtocolError::PingFlood,
+                    );
                 }
+                conn.ctrl_unsent += pong;
+                conn.queue_frame(ctx, key, OpCode::Pong, payload);
             }
             guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));
         }

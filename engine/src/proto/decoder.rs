@@ -77,6 +77,9 @@ pub struct Limits {
     pub max_message: usize,
     /// RSV1 is allowed on a message's first frame (permessage-deflate negotiated).
     pub rsv1_allowed: bool,
+    /// Most frames in one message: a million one-byte fragments is work
+    /// without a message, refused with 1008.
+    pub max_fragments: u32,
 }
 
 /// Server-side incremental decoder. See the module documentation.
@@ -157,6 +160,8 @@ struct Partial {
     utf8: Utf8Stream,
     /// Bytes of the message in progress counted against the limit.
     msg_len: usize,
+    /// Frames of the message in progress.
+    frags: u32,
 }
 
 impl Partial {
@@ -311,7 +316,12 @@ impl Partial {
                     self.msg_op = Some(op);
                     self.msg_compressed = h.rsv1;
                     self.msg_len = 0;
+                    self.frags = 0;
                 }
+            }
+            self.frags += 1;
+            if self.frags > limits.max_fragments {
+                return Err(ProtocolError::TooManyFragments);
             }
             let total = (self.msg_len as u64).saturating_add(h.len);
             if total > limits.max_message as u64 {
@@ -404,6 +414,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_message: 1 << 20,
         rsv1_allowed: false,
+        max_fragments: 1 << 17,
     };
 
     fn client_frame(fin: bool, op: OpCode, payload: &[u8]) -> Vec<u8> {
@@ -526,6 +537,7 @@ mod tests {
         let limits = Limits {
             max_message: 100,
             rsv1_allowed: false,
+            max_fragments: 1 << 17,
         };
         // A header declaring 2^40 bytes is refused with no payload sent.
         let mut h = [0u8; MAX_HEADER];
@@ -544,6 +556,27 @@ mod tests {
         let mut wire = client_frame(false, OpCode::Binary, &[0; 60]);
         wire.extend(client_frame(true, OpCode::Continuation, &[0; 40]));
         assert_eq!(run(&wire, 7, limits).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fragment_count_is_capped() {
+        let limits = Limits {
+            max_fragments: 3,
+            ..LIMITS
+        };
+        let mut ok = client_frame(false, OpCode::Binary, b"a");
+        ok.extend(client_frame(false, OpCode::Continuation, b"b"));
+        ok.extend(client_frame(true, OpCode::Continuation, b"c"));
+        assert_eq!(run(&ok, ok.len(), limits).unwrap().len(), 1);
+        let mut four = client_frame(false, OpCode::Binary, b"a");
+        for _ in 0..2 {
+            four.extend(client_frame(false, OpCode::Continuation, b"b"));
+        }
+        four.extend(client_frame(true, OpCode::Continuation, b"c"));
+        assert_eq!(
+            run(&four, four.len(), limits).unwrap_err(),
+            ProtocolError::TooManyFragments
+        );
     }
 
     #[test]
@@ -588,6 +621,7 @@ mod tests {
         let limits = Limits {
             max_message: 1000,
             rsv1_allowed: true,
+            max_fragments: 1 << 17,
         };
         let mut a = client_frame(false, OpCode::Text, b"\xff");
         a[0] |= 0x40;

@@ -44,6 +44,10 @@ pub enum ProtocolError {
     IllegalCloseCode(u16),
     /// A compressed message that does not inflate (RFC 7692 §6.2).
     BadCompressedData,
+    /// More fragments in one message than `max_fragments` allows.
+    TooManyFragments,
+    /// Pings keep coming while their pongs go unread.
+    PingFlood,
 }
 
 impl ProtocolError {
@@ -51,6 +55,7 @@ impl ProtocolError {
     pub fn close_code(self) -> u16 {
         match self {
             ProtocolError::MessageTooBig => close::MESSAGE_TOO_BIG,
+            ProtocolError::TooManyFragments | ProtocolError::PingFlood => close::POLICY_VIOLATION,
             ProtocolError::InvalidUtf8 | ProtocolError::BadCompressedData => close::INVALID_PAYLOAD,
             _ => close::PROTOCOL_ERROR,
         }
@@ -73,6 +78,8 @@ impl ProtocolError {
             ProtocolError::TruncatedCloseCode => "close payload of one byte",
             ProtocolError::IllegalCloseCode(_) => "illegal close code",
             ProtocolError::BadCompressedData => "invalid compressed data",
+            ProtocolError::TooManyFragments => "too many fragments",
+            ProtocolError::PingFlood => "pings faster than pongs are read",
         }
     }
 }
