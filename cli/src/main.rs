@@ -11,6 +11,7 @@ volley — a WebSocket server engine
 
 USAGE:
     volley serve [--host 127.0.0.1] [--port 9001] [--workers N] [--deflate[=shared|dedicated]]
+                 [--tls-cert cert.pem --tls-key key.pem]
         Demo server: / (a page that talks to /echo), /echo (echoes every message
         with its opcode), /sub and /pub (topic t), /chat/:room, /events (SSE),
         /health.

@@ -90,6 +90,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut host = "127.0.0.1".to_string();
     let mut port = "9001".to_string();
     let mut opts = Options::default();
+    let (mut cert, mut key) = (None, None);
     for (n, v) in flags {
         match n.as_str() {
             "host" => host = v,
@@ -101,6 +102,8 @@ pub fn main(args: &[String]) -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "tls-cert" => cert = Some(v),
+            "tls-key" => key = Some(v),
             "deflate" => {
                 let mode = match v.as_str() {
                     "" | "shared" => DeflateMode::Shared,
@@ -124,6 +127,21 @@ pub fn main(args: &[String]) -> ExitCode {
             }
         }
     }
+    match (cert, key) {
+        (Some(c), Some(k)) => match volley::tls::server_config_from_files(&c, &k) {
+            Ok(cfg) => opts.tls = Some(cfg),
+            Err(e) => {
+                eprintln!("volley serve: TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => {}
+        _ => {
+            eprintln!("volley serve: --tls-cert and --tls-key go together");
+            return ExitCode::from(2);
+        }
+    }
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -146,7 +164,8 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     let a = server.local_addr();
-    println!("volley: listening on http://{a}/ (WebSocket echo at ws://{a}/echo)");
+    let ws = if scheme == "https" { "wss" } else { "ws" };
+    println!("volley: listening on {scheme}://{a}/ (WebSocket echo at {ws}://{a}/echo)");
     server.join();
     ExitCode::SUCCESS
 }

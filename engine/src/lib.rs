@@ -45,6 +45,7 @@ use std::time::Duration;
 
 #[doc(hidden)]
 pub use io::bench_support;
+pub use io::tls;
 pub use io::{PendingUpgrade, Publisher, Server, ServerBuilder, Stats, WebSocket, WsHandle};
 pub use proto::close;
 pub use proto::deflate::{Config as Deflate, Mode as DeflateMode};
@@ -109,6 +110,9 @@ pub struct Options {
     /// Interval of keep-alive comments on `text/event-stream` responses.
     /// Default 15 s.
     pub sse_keepalive: Duration,
+    /// Serve `wss://` with this configuration (see [`tls::server_config`]).
+    /// Default `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// permessage-deflate (RFC 7692), like Bun's `perMessageDeflate`: `None`
     /// (default) declines every offer. With [`Deflate`], messages of at
     /// least `threshold` bytes are compressed when the client agreed.
@@ -138,6 +142,7 @@ impl Default for Options {
             slow_consumer: SlowConsumer::DropNewest,
             sse_keepalive: Duration::from_secs(15),
             per_message_deflate: None,
+            tls: None,
         }
     }
 }

@@ -148,6 +148,8 @@ pub(crate) struct Cold {
     pub deflater: Option<Deflater>,
     /// Dedicated (context takeover) inflater, created on first use.
     pub inflater: Option<Inflater>,
+    /// The TLS session of a `wss://` connection.
+    pub tls: Option<Box<rustls::ServerConnection>>,
 }
 
 impl Cold {
@@ -158,6 +160,7 @@ impl Cold {
             && self.conflated.is_empty()
             && self.deflater.is_none()
             && self.inflater.is_none()
+            && self.tls.is_none()
     }
 }
 
@@ -188,6 +191,8 @@ pub(crate) struct Conn<D> {
     pub shut: bool,
     /// The peer's FIN or RST was reported: read to the end, whatever the sizes.
     pub hup: bool,
+    /// A TLS connection (its session lives in the cold box).
+    pub tls: bool,
     /// Pong bytes queued since the peer last took any bytes.
     pub ctrl_unsent: u32,
     /// The close handler ran (or the connection never opened).
@@ -216,6 +221,7 @@ impl<D> Conn<D> {
             dirty: false,
             shut: false,
             hup: false,
+            tls: false,
             ctrl_unsent: 0,
             reported: true,
         }
@@ -308,7 +314,7 @@ impl<D> Conn<D> {
     /// Write bytes now if nothing is queued (the 101 response), queueing only
     /// what the socket does not take: a handshake then leaves no buffer behind.
     pub(crate) fn write_now(&mut self, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
-        let n = if self.out.is_empty() {
+        let n = if self.out.is_empty() && !self.tls {
             // Errors surface on the next flush, which closes the connection.
             self.sock.write(bytes).unwrap_or_default()
         } else {
@@ -415,7 +421,7 @@ impl<D> Conn<D> {
             ctx.pool.put(z);
             return self.status(self.out.len() - before);
         }
-        if payload.len() >= DIRECT_MIN && self.out.is_empty() {
+        if payload.len() >= DIRECT_MIN && self.out.is_empty() && !self.tls {
             return self.send_direct(ctx, key, op, payload);
         }
         let before = self.out.len();

@@ -4,6 +4,7 @@ mod conn;
 mod out;
 mod socket;
 mod timer;
+pub mod tls;
 mod worker;
 
 pub use socket::{WebSocket, WsHandle};

@@ -5,6 +5,7 @@
 use super::conn::{Conn, Ctx, Event, Pending, Phase, hard_idle, ping_interval};
 use super::socket::{self, WebSocket};
 use super::timer::{Stamp, Wheel};
+use super::tls;
 use super::{CURRENT_WORKER, Command, Hub, Shared};
 use crate::proto::close;
 use crate::proto::decoder::{Kind, Limits, Step};
@@ -97,6 +98,8 @@ pub(crate) struct Worker<H: Handler> {
     conns: Conns<H::Data>,
     ctx: Ctx,
     rbuf: Box<[u8]>,
+    /// Plaintext out of TLS sessions (empty without TLS).
+    tbuf: Box<[u8]>,
     next_gen: u32,
     expired: Vec<(u64, (u32, u32))>,
     stop_deadline: Option<Stamp>,
@@ -127,6 +130,11 @@ impl<H: Handler> Worker<H> {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let epoch = Instant::now();
         let now = Stamp::at(epoch, epoch);
+        let tbuf_len = if shared.hub.opts.tls.is_some() {
+            RBUF
+        } else {
+            0
+        };
         Ok(Worker {
             epoch,
             poll,
@@ -162,6 +170,7 @@ impl<H: Handler> Worker<H> {
             shared,
             conns: Slab::new(),
             rbuf: vec![0u8; RBUF].into_boxed_slice(),
+            tbuf: vec![0u8; tbuf_len].into_boxed_slice(),
             next_gen: 0,
             expired: Vec::new(),
             stop_deadline: None,
@@ -263,7 +272,22 @@ impl<H: Handler> Worker<H> {
                         continue;
                     }
                     self.next_gen = self.next_gen.wrapping_add(1);
+                    let session = match &self.ctx.opts.tls {
+                        Some(cfg) => match tls::session(cfg) {
+                            Ok(s) => Some(Box::new(s)),
+                            Err(e) => {
+                                log::warn!("volley: TLS session: {e}");
+                                let _ = self.poll.registry().deregister(&mut sock);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     let conn = entry.insert(Conn::new(sock, self.next_gen, self.ctx.now));
+                    if session.is_some() {
+                        conn.tls = true;
+                        conn.cold().tls = session;
+                    }
                     conn.arm(&mut self.ctx, key);
                     self.ctx
                         .hub
@@ -307,7 +331,13 @@ impl<H: Handler> Worker<H> {
                 Err(_) => return self.eof(key),
             };
             conn.note_read(self.ctx.now);
-            self.input(key, n);
+            if conn.tls {
+                if !self.tls_input(key, n) {
+                    return;
+                }
+            } else {
+                self.input(key, n, false);
+            }
             self.fire_events();
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -338,25 +368,106 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Handle `n` fresh bytes at the start of `rbuf`.
-    fn input(&mut self, key: usize, n: usize) {
+    /// Handle `n` bytes of plaintext: at the start of `rbuf`, or of `tbuf`
+    /// when they came out of a TLS session.
+    fn input(&mut self, key: usize, n: usize, from_tls: bool) {
+        let buf = if from_tls {
+            &mut self.tbuf
+        } else {
+            &mut self.rbuf
+        };
         if !self.conns[key].has_stash() {
             let used = feed(
                 &self.shared,
                 &mut self.conns,
                 &mut self.ctx,
                 key,
-                &mut self.rbuf[..n],
+                &mut buf[..n],
             );
             let conn = &mut self.conns[key];
             if used < n && matches!(conn.phase, Phase::Open | Phase::Closing) {
-                conn.stash_mut().extend_from_slice(&self.rbuf[used..n]);
+                conn.stash_mut().extend_from_slice(&buf[used..n]);
             }
         } else {
-            self.conns[key]
-                .stash_mut()
-                .extend_from_slice(&self.rbuf[..n]);
+            self.conns[key].stash_mut().extend_from_slice(&buf[..n]);
             self.feed_stash(key);
         }
+    }
+
+    /// `n` bytes of ciphertext at the start of `rbuf`: through the session,
+    /// plaintext to [`Worker::input`]. False when the connection ended.
+    fn tls_input(&mut self, key: usize, n: usize) -> bool {
+        let mut pos = 0;
+        while pos < n {
+            let Some(s) = self.conns[key].cold.as_mut().and_then(|c| c.tls.as_mut()) else {
+                return false;
+            };
+            let mut cipher = &self.rbuf[pos..n];
+            let read = s.read_tls(&mut cipher);
+            pos = n - cipher.len();
+            let state = read.map_err(|_| ()).and_then(|_| {
+                s.process_new_packets()
+                    .map_err(|e| log::debug!("volley: TLS: {e}"))
+            });
+            let Ok(state) = state else {
+                // The alert (if any) goes out with a best-effort flush.
+                let conn = &mut self.conns[key];
+                conn.mark_dirty(&mut self.ctx, key);
+                if matches!(conn.phase, Phase::Open | Phase::Closing) {
+                    report_close(
+                        &self.shared.handler,
+                        &mut self.conns,
+                        &mut self.ctx,
+                        key,
+                        close::ABNORMAL,
+                        "",
+                    );
+                }
+                let conn = &mut self.conns[key];
+                conn.phase = Phase::Flushing;
+                self.flush(key);
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.phase = Phase::Done;
+                }
+                return false;
+            };
+            let mut plain = state.plaintext_bytes_to_read();
+            let peer_closed = state.peer_has_closed();
+            while plain > 0 {
+                let s = self.conns[key]
+                    .cold
+                    .as_mut()
+                    .and_then(|c| c.tls.as_mut())
+                    .expect("session");
+                let p = match s.reader().read(&mut self.tbuf) {
+                    Ok(p) => p,
+                    Err(_) => break,
+                };
+                if p == 0 {
+                    break;
+                }
+                plain -= p.min(plain);
+                self.input(key, p, true);
+                if !self.conns.contains(key) || self.conns[key].phase == Phase::Done {
+                    return false;
+                }
+            }
+            if peer_closed {
+                self.eof(key);
+                return false;
+            }
+        }
+        // Handshake records or alerts to answer with.
+        let conn = &mut self.conns[key];
+        if conn
+            .cold
+            .as_ref()
+            .and_then(|c| c.tls.as_ref())
+            .is_some_and(|s| s.wants_write())
+        {
+            conn.mark_dirty(&mut self.ctx, key);
+        }
+        true
     }
 
     /// Decode what a paused or split handshake left in the stash.
@@ -419,7 +530,11 @@ impl<H: Handler> Worker<H> {
     fn flush(&mut self, key: usize) {
         let conn = &mut self.conns[key];
         let before = conn.out.len();
-        let res = conn.out.flush(&mut conn.sock, &mut self.ctx.pool);
+        let res = if conn.tls {
+            flush_tls(conn, &mut self.ctx.pool)
+        } else {
+            conn.out.flush(&mut conn.sock, &mut self.ctx.pool)
+        };
         let written = before - conn.out.len();
         self.ctx.written += written as u64;
         self.ctx.queued_delta -= written as i64;
@@ -446,6 +561,10 @@ impl<H: Handler> Worker<H> {
                 };
                 if conn.phase == Phase::Flushing && !conn.shut && conn.out.is_empty() {
                     conn.shut = true;
+                    if let Some(s) = conn.cold.as_mut().and_then(|c| c.tls.as_mut()) {
+                        s.send_close_notify();
+                        let _ = tls::write_out(s, &mut conn.sock);
+                    }
                     let _ = conn.sock.shutdown(Shutdown::Write);
                 }
             }
@@ -823,6 +942,26 @@ impl<H: Handler> Worker<H> {
             return true;
         }
         false
+    }
+}
+
+/// Flush a TLS connection: the queue's plaintext into the session (as much
+/// as its buffer takes), the session's ciphertext to the socket, until one
+/// of them pushes back. `Ok(true)`: everything is on the wire.
+fn flush_tls<D>(conn: &mut Conn<D>, pool: &mut super::out::Pool) -> io::Result<bool> {
+    let s = conn
+        .cold
+        .as_mut()
+        .and_then(|c| c.tls.as_mut())
+        .ok_or_else(|| io::Error::other("TLS connection without a session"))?;
+    loop {
+        let emptied = conn.out.flush(&mut tls::Plain(s), pool)?;
+        if !tls::write_out(s, &mut conn.sock)? {
+            return Ok(false);
+        }
+        if emptied {
+            return Ok(true);
+        }
     }
 }
 
