@@ -129,5 +129,47 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, frame, mask, utf8, roundtrip, fanout);
+/// permessage-deflate on a typical 1 KiB JSON chat message, no context
+/// takeover (the shared mode), and with context (dedicated).
+fn deflate(c: &mut Criterion) {
+    use volley::proto::deflate::{Deflater, Inflater};
+    let mut g = c.benchmark_group("deflate");
+    let msg: Vec<u8> = (0..)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"user":"user-{}","text":"the quick brown fox jumps"}},"#,
+                i % 97
+            )
+        })
+        .take(20)
+        .collect::<String>()
+        .into_bytes()[..1024]
+        .to_vec();
+    g.throughput(Throughput::Bytes(msg.len() as u64));
+    for (name, nct) in [("shared", true), ("dedicated", false)] {
+        let mut d = Deflater::new(1, 15, nct);
+        let mut z = Vec::with_capacity(2048);
+        g.bench_function(format!("compress_1KiB/{name}"), |b| {
+            b.iter(|| {
+                z.clear();
+                d.compress(black_box(&msg), &mut z);
+                z.len()
+            })
+        });
+    }
+    let mut z = Vec::new();
+    Deflater::new(1, 15, true).compress(&msg, &mut z);
+    let mut inf = Inflater::new(15, true);
+    let mut out = Vec::with_capacity(2048);
+    g.bench_function("inflate_1KiB", |b| {
+        b.iter(|| {
+            out.clear();
+            inf.inflate(black_box(&z), &mut out, 1 << 20).unwrap();
+            out.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, frame, mask, utf8, roundtrip, fanout, deflate);
 criterion_main!(benches);

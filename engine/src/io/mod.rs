@@ -371,12 +371,16 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// Publish to every subscriber of `topic`; returns the workers reached.
     pub fn publish<'m>(&self, topic: impl AsRef<[u8]>, msg: impl Into<Message<'m>>) -> usize {
+        self.publish_with(topic.as_ref(), msg.into(), None)
+    }
+
+    fn publish_with(&self, topic: &[u8], msg: Message<'_>, compress: Option<bool>) -> usize {
         let p = Prepared::new(msg);
         self.hub
             .stats
             .frames_encoded
             .fetch_add(1, Ordering::Relaxed);
-        self.hub.publish(topic.as_ref(), &p, None)
+        self.hub.publish(topic, &p, compress)
     }
 
     /// Publish with an explicit compression choice (Bun's `compress` flag).
@@ -386,12 +390,7 @@ impl Publisher {
         msg: impl Into<Message<'m>>,
         compress: bool,
     ) -> usize {
-        let p = Prepared::new(msg);
-        self.hub
-            .stats
-            .frames_encoded
-            .fetch_add(1, Ordering::Relaxed);
-        self.hub.publish(topic.as_ref(), &p, Some(compress))
+        self.publish_with(topic.as_ref(), msg.into(), Some(compress))
     }
 
     /// Publish a prepared message.

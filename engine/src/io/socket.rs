@@ -210,13 +210,23 @@ impl<D> WebSocket<'_, D> {
         topic: impl AsRef<[u8]>,
         msg: impl Into<Message<'m>>,
     ) -> PublishResult {
+        self.publish_with(topic.as_ref(), msg.into(), None)
+    }
+
+    fn publish_with(
+        &mut self,
+        topic: &[u8],
+        msg: Message<'_>,
+        compress: Option<bool>,
+    ) -> PublishResult {
         let p = Prepared::new(msg);
         self.ctx
             .hub
             .stats
             .frames_encoded
             .fetch_add(1, Ordering::Relaxed);
-        self.publish_prepared(topic, &p)
+        let exclude = (!self.ctx.opts.publish_to_self).then_some(self.key);
+        publish(self.conns, self.ctx, topic, &p, exclude, compress)
     }
 
     /// Publish text.
@@ -243,21 +253,7 @@ impl<D> WebSocket<'_, D> {
         msg: impl Into<Message<'m>>,
         compress: bool,
     ) -> PublishResult {
-        let p = Prepared::new(msg);
-        self.ctx
-            .hub
-            .stats
-            .frames_encoded
-            .fetch_add(1, Ordering::Relaxed);
-        let exclude = (!self.ctx.opts.publish_to_self).then_some(self.key);
-        publish(
-            self.conns,
-            self.ctx,
-            topic.as_ref(),
-            &p,
-            exclude,
-            Some(compress),
-        )
+        self.publish_with(topic.as_ref(), msg.into(), Some(compress))
     }
 }
 

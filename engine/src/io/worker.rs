@@ -575,19 +575,7 @@ impl<H: Handler> Worker<H> {
                     conn.ctrl_unsent = 0;
                 }
             }
-            Err(_) => {
-                if matches!(conn.phase, Phase::Open | Phase::Closing) {
-                    report_close(
-                        &self.shared.handler,
-                        &mut self.conns,
-                        &mut self.ctx,
-                        key,
-                        close::ABNORMAL,
-                        "",
-                    );
-                }
-                self.conns[key].phase = Phase::Done;
-            }
+            Err(_) => self.eof(key),
         }
     }
 
