@@ -1251,15 +1251,18 @@ fn start_sse<D>(
 fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
     let mut out = Vec::new();
     handshake::write_refusal(&mut out, r);
-    conn.queue_bytes(ctx, key, &out);
-    conn.take_stash();
-    conn.flush_and_shut(ctx, key);
+    answer(conn, ctx, key, &out);
 }
 
 fn respond<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, resp: &Response) {
     let mut out = Vec::new();
     handshake::write_response(&mut out, resp.status, &resp.headers, &resp.body);
-    conn.queue_bytes(ctx, key, &out);
+    answer(conn, ctx, key, &out);
+}
+
+/// Send an HTTP answer and close after it.
+fn answer<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
+    conn.queue_bytes(ctx, key, bytes);
     conn.take_stash();
     conn.flush_and_shut(ctx, key);
 }
@@ -1333,8 +1336,22 @@ fn fail<H: Handler>(
     key: usize,
     e: crate::proto::ProtocolError,
 ) {
-    conns[key].send_close_frame(ctx, key, e.close_code(), e.reason());
-    report_close(&shared.handler, conns, ctx, key, e.close_code(), e.reason());
+    let c = (e.close_code(), e.reason());
+    close_with(shared, conns, ctx, key, c, c);
+}
+
+/// Send our close frame (`sent`), tell the handler (`reported`), then write
+/// out and shut down.
+fn close_with<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    sent: (u16, &str),
+    reported: (u16, &str),
+) {
+    conns[key].send_close_frame(ctx, key, sent.0, sent.1);
+    report_close(&shared.handler, conns, ctx, key, reported.0, reported.1);
     let conn = &mut conns[key];
     if conn.phase != Phase::Done {
         conn.flush_and_shut(ctx, key);
@@ -1430,24 +1447,13 @@ fn dispatch<H: Handler>(
             guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));
         }
         Kind::Pong => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
-        Kind::Close => {
-            let (code, reason) = match close::parse(payload) {
-                Ok((code, reason)) => {
-                    // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
-                    conn.send_close_frame(ctx, key, code, "");
-                    (code, reason.to_string())
-                }
-                Err(bad) => {
-                    let e = crate::proto::ProtocolError::from(bad);
-                    conn.send_close_frame(ctx, key, e.close_code(), e.reason());
-                    (e.close_code(), e.reason().to_string())
-                }
-            };
-            report_close(h, conns, ctx, key, code, &reason);
-            let conn = &mut conns[key];
-            if conn.phase != Phase::Done {
-                conn.flush_and_shut(ctx, key);
+        Kind::Close => match close::parse(payload) {
+            // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
+            Ok((code, reason)) => {
+                let reason = reason.to_string();
+                close_with(shared, conns, ctx, key, (code, ""), (code, &reason));
             }
-        }
+            Err(bad) => fail(shared, conns, ctx, key, bad.into()),
+        },
     }
 }
