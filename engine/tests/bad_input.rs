@@ -4,21 +4,11 @@
 
 mod common;
 
+use common::Echo;
 use common::{Client, upgrade_request};
 use std::net::SocketAddr;
 use volley::proto::frame::OpCode;
-use volley::{Handler, Message, Options, Request, Server, Upgrade, WebSocket};
-
-struct Echo;
-impl Handler for Echo {
-    type Data = ();
-    fn upgrade(&self, _r: &Request<'_>) -> Upgrade<()> {
-        Upgrade::accept(())
-    }
-    fn message(&self, ws: &mut WebSocket<'_, ()>, m: Message<'_>) {
-        ws.send(m);
-    }
-}
+use volley::{Options, Server};
 
 const MAX: usize = 64 * 1024;
 

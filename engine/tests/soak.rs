@@ -6,23 +6,13 @@
 
 mod common;
 
+use common::Echo;
 use common::{Client, upgrade_request};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use volley::proto::frame::OpCode;
-use volley::{Handler, Message, Options, Request, Server, Upgrade, WebSocket};
-
-struct Echo;
-impl Handler for Echo {
-    type Data = ();
-    fn upgrade(&self, _r: &Request<'_>) -> Upgrade<()> {
-        Upgrade::accept(())
-    }
-    fn message(&self, ws: &mut WebSocket<'_, ()>, m: Message<'_>) {
-        ws.send(m);
-    }
-}
+use volley::{Options, Server};
 
 fn rss_kb() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -4,24 +4,15 @@
 
 mod common;
 
+use common::Echo;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use volley::proto::frame::{self, OpCode};
 use volley::proto::mask::apply_mask;
-use volley::{Handler, Message, Options, Request, Server, Upgrade, WebSocket};
-
-struct Echo;
-impl Handler for Echo {
-    type Data = ();
-    fn upgrade(&self, _r: &Request<'_>) -> Upgrade<()> {
-        Upgrade::accept(())
-    }
-    fn message(&self, ws: &mut WebSocket<'_, ()>, m: Message<'_>) {
-        ws.send(m);
-    }
-}
+use volley::{Options, Server};
 
 fn tls_server(handshake_timeout: Duration) -> (Server, Vec<u8>) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();

@@ -8,6 +8,19 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use volley::proto::frame::{self, OpCode};
 use volley::proto::mask::apply_mask;
+use volley::{Handler, Message, Request, Upgrade, WebSocket};
+
+/// A server handler that accepts every upgrade and echoes every message.
+pub struct Echo;
+impl Handler for Echo {
+    type Data = ();
+    fn upgrade(&self, _r: &Request<'_>) -> Upgrade<()> {
+        Upgrade::accept(())
+    }
+    fn message(&self, ws: &mut WebSocket<'_, ()>, m: Message<'_>) {
+        ws.send(m);
+    }
+}
 
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 

@@ -24,6 +24,19 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, timeout=60))
 
 
+async def echo_once(ws, msg, fragmented):
+    """Send `msg` (in three fragments if asked) and check the echo is identical."""
+    if fragmented and len(msg) >= 3:
+        third = len(msg) // 3
+        await ws.send(iter([msg[:third], msg[third : 2 * third], msg[2 * third :]]))
+    else:
+        await ws.send(msg)
+    got = await ws.recv()
+    assert type(got) is type(msg)
+    assert len(got) == len(msg)
+    assert got == msg
+
+
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 @pytest.mark.parametrize("fragmented", [False, True], ids=["whole", "fragmented"])
@@ -32,15 +45,7 @@ def test_echo(server_url, size, binary, fragmented):
 
     async def go():
         async with websockets.connect(server_url + "/echo", max_size=None, compression=None) as ws:
-            if fragmented and len(msg) >= 3:
-                third = len(msg) // 3
-                await ws.send(iter([msg[:third], msg[third : 2 * third], msg[2 * third :]]))
-            else:
-                await ws.send(msg)
-            got = await ws.recv()
-            assert type(got) is type(msg)
-            assert len(got) == len(msg)
-            assert got == msg
+            await echo_once(ws, msg, fragmented)
 
     run(go())
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 import websockets
 
-from test_websockets_client import SIZES, payload, run
+from test_websockets_client import SIZES, echo_once, payload, run
 
 
 def agreed(ws):
@@ -21,13 +21,7 @@ def test_compressed_echo(deflate_url, size, binary, fragmented):
     async def go():
         async with websockets.connect(deflate_url + "/echo", max_size=None, compression="deflate") as ws:
             assert "permessage-deflate" in agreed(ws)
-            if fragmented and len(msg) >= 3:
-                third = len(msg) // 3
-                await ws.send(iter([msg[:third], msg[third : 2 * third], msg[2 * third :]]))
-            else:
-                await ws.send(msg)
-            got = await ws.recv()
-            assert type(got) is type(msg) and len(got) == len(msg) and got == msg
+            await echo_once(ws, msg, fragmented)
 
     run(go())
 
