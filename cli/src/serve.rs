@@ -11,7 +11,8 @@
 
 use std::process::ExitCode;
 use volley::{
-    Deflate, DeflateMode, Handler, Message, Options, Request, Response, Server, Upgrade, WebSocket,
+    Deflate, DeflateMode, Fetch, Handler, Message, Options, Request, Response, SendStatus, Server,
+    Upgrade, WebSocket,
 };
 
 const PAGE: &str = include_str!("page.html");
@@ -55,7 +56,11 @@ impl Handler for Demo {
     fn message(&self, ws: &mut WebSocket<'_, Route>, msg: Message<'_>) {
         match ws.data() {
             Route::Echo => {
-                ws.send(msg);
+                // A client that sends faster than it reads is slowed down,
+                // not dropped from: stop reading it until its echoes drain.
+                if ws.send(msg) == SendStatus::Backpressure {
+                    ws.pause_reading();
+                }
             }
             Route::Sub | Route::Pub => {
                 ws.publish("t", msg);
@@ -67,14 +72,18 @@ impl Handler for Demo {
         }
     }
 
-    fn fetch(&self, req: &Request<'_>) -> Option<Response> {
+    fn drain(&self, ws: &mut WebSocket<'_, Route>) {
+        ws.resume_reading();
+    }
+
+    fn fetch(&self, req: &Request<'_>) -> Fetch {
         match req.path() {
-            "/" => {
-                Some(Response::new(200, PAGE).header("Content-Type", "text/html; charset=utf-8"))
-            }
-            "/health" => Some(Response::new(200, "ok\n")),
-            "/events" if req.wants_event_stream() => Some(Response::event_stream(["t", "events"])),
-            _ => None,
+            "/" => Response::new(200, PAGE)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .into(),
+            "/health" => Response::new(200, "ok\n").into(),
+            "/events" if req.wants_event_stream() => Response::event_stream(["t", "events"]).into(),
+            _ => Fetch::Pass,
         }
     }
 }

@@ -9,7 +9,8 @@ use std::sync::mpsc::{Sender, channel};
 use std::time::{Duration, Instant};
 use volley::proto::frame::OpCode;
 use volley::{
-    Accept, Handler, Message, Options, Request, Response, SendStatus, Server, Upgrade, WebSocket,
+    Accept, Fetch, Handler, Message, Options, Request, Response, SendStatus, Server, Upgrade,
+    WebSocket,
 };
 
 #[derive(Debug, Default, Clone)]
@@ -107,9 +108,16 @@ impl Handler for App {
                     ws.buffered_amount()
                 ));
             }
-            Message::Text("pause-resume") => {
+            Message::Text("pause") => {
                 ws.pause_reading();
-                ws.resume_reading();
+                assert!(ws.is_paused());
+                let h = ws.handle();
+                // Resumed from another thread, 300 ms later.
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    assert!(h.resume_reading());
+                });
+                self.ev("paused".into());
             }
             m => {
                 ws.send(m);
@@ -134,11 +142,13 @@ impl Handler for App {
         self.ev(format!("pong {}", String::from_utf8_lossy(data)));
     }
 
-    fn fetch(&self, req: &Request<'_>) -> Option<Response> {
-        (req.path() == "/hello").then(|| {
-            Response::new(200, format!("hi {}", req.header("x-name").unwrap_or("?")))
-                .header("X-Served-By", "volley")
-        })
+    fn fetch(&self, req: &Request<'_>) -> Fetch {
+        (req.path() == "/hello")
+            .then(|| {
+                Response::new(200, format!("hi {}", req.header("x-name").unwrap_or("?")))
+                    .header("X-Served-By", "volley")
+            })
+            .into()
     }
 }
 
@@ -486,18 +496,31 @@ fn backpressure_then_dropped_then_drain() {
 }
 
 #[test]
-fn pause_and_resume_inside_a_handler_keeps_pipelined_messages() {
+fn paused_reading_holds_pipelined_messages_until_resumed() {
     let (s, rx) = start(Options::default());
     let mut c = Client::connect(s.local_addr(), "/echo");
     next(&rx);
-    let mut burst = Vec::new();
-    for m in ["pause-resume", "one", "two"] {
-        burst.push(m);
-    }
-    for m in &burst {
-        c.text(m);
-    }
+    // Three messages in one write: the first pauses reading.
+    let mut burst = Client::raw_frames(&["pause", "one", "two"]);
+    c.write(&std::mem::take(&mut burst));
+    assert_eq!(next(&rx), "paused");
+    let t = Instant::now();
+    c.sock
+        .set_read_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
+    assert!(
+        c.try_read_frame().is_none(),
+        "a message was read while paused"
+    );
+    c.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     assert_eq!(c.read_frame().unwrap().payload, b"one");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "delivered before the resume ({:?})",
+        t.elapsed()
+    );
     assert_eq!(c.read_frame().unwrap().payload, b"two");
 }
 

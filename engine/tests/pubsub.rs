@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use volley::proto::frame::OpCode;
 use volley::{
-    Handler, Message, Options, Request, Response, Server, SlowConsumer, Upgrade, WebSocket,
-    WsHandle,
+    Fetch, Handler, Message, Options, Request, Response, SendStatus, Server, SlowConsumer, Upgrade,
+    WebSocket, WsHandle,
 };
 
 /// Commands arrive as text: `sub:T`, `unsub:T`, `pub:T:MSG`, `flood:T:N:SIZE`,
@@ -105,9 +105,10 @@ impl Handler for PubSub {
         self.ev(format!("topic {} {active}", String::from_utf8_lossy(topic)));
     }
 
-    fn fetch(&self, req: &Request<'_>) -> Option<Response> {
+    fn fetch(&self, req: &Request<'_>) -> Fetch {
         (req.path() == "/events" && req.wants_event_stream())
             .then(|| Response::event_stream(["news"]))
+            .into()
     }
 }
 
@@ -264,7 +265,7 @@ fn handle_subscribe_then_publish_from_the_same_thread_is_seen() {
             .publish(&topic, format!("after subscribe {i}").as_str());
         assert_eq!(text(&mut c), format!("after subscribe {i}"));
     }
-    assert!(h.send("direct"));
+    assert_eq!(h.send("direct"), SendStatus::Sent(8));
     assert_eq!(text(&mut c), "direct");
     assert!(h.unsubscribe("x0"));
     h.close(4002, "bye");

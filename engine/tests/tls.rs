@@ -15,6 +15,13 @@ use volley::proto::mask::apply_mask;
 use volley::{Options, Server};
 
 fn tls_server(handshake_timeout: Duration) -> (Server, Vec<u8>) {
+    tls_server_with(Options {
+        handshake_timeout,
+        ..Options::default()
+    })
+}
+
+fn tls_server_with(opts: Options) -> (Server, Vec<u8>) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert_pem = ck.cert.pem();
     let cfg =
@@ -23,8 +30,7 @@ fn tls_server(handshake_timeout: Duration) -> (Server, Vec<u8>) {
     let s = Server::builder()
         .options(Options {
             tls: Some(cfg),
-            handshake_timeout,
-            ..Options::default()
+            ..opts
         })
         .serve(Echo)
         .unwrap();
@@ -127,4 +133,74 @@ fn plaintext_on_the_tls_port_is_closed() {
     let mut buf = Vec::new();
     read_until(&mut c, &mut buf, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
     assert!(buf.starts_with(b"HTTP/1.1 101 "));
+}
+
+/// Upgrade over TLS and read the 101.
+fn upgraded(
+    addr: std::net::SocketAddr,
+    der: &[u8],
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let mut c = client(addr, der);
+    c.write_all(common::upgrade_request("/", "").as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut c, &mut buf, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert!(buf.starts_with(b"HTTP/1.1 101 "));
+    c
+}
+
+#[test]
+fn overload_on_a_tls_port_closes_without_plaintext() {
+    let (s, der) = tls_server_with(Options {
+        max_connections: 1,
+        close_timeout: Duration::from_millis(200),
+        ..Options::default()
+    });
+    let _held = upgraded(s.local_addr(), &der);
+    let mut raw = TcpStream::connect(s.local_addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = raw.read_to_end(&mut out);
+    assert!(
+        out.is_empty(),
+        "a TLS client got plaintext: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(
+        s.stats().refused.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn a_closed_wss_connection_ends_with_close_notify() {
+    let (s, der) = tls_server(Duration::from_secs(10));
+    let mut c = upgraded(s.local_addr(), &der);
+    let handle = s.handle();
+    let stopper = std::thread::spawn(move || handle.stop());
+    // Our close frame in answer to the server's 1001, then the stream ends
+    // cleanly: rustls reports Ok(0) only after the peer's close_notify
+    // (a bare TCP close is an UnexpectedEof error).
+    let mut buf = Vec::new();
+    read_until(&mut c, &mut buf, |b| {
+        frame::parse_header(b)
+            .ok()
+            .flatten()
+            .is_some_and(|h| b.len() >= h.header_len + h.len as usize)
+    });
+    assert_eq!(buf[0], 0x88);
+    let mut close = vec![0x88, 0x82, 0, 0, 0, 0];
+    close.extend_from_slice(&buf[2..4]);
+    c.write_all(&close).unwrap();
+    let mut tmp = [0u8; 64];
+    loop {
+        match c.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the stream did not end with close_notify: {e}"),
+        }
+    }
+    drop(c);
+    stopper.join().unwrap();
+    s.join();
 }

@@ -1,27 +1,35 @@
 //! One connection's state, and the per-worker context every call gets.
 
-use super::Hub;
+use super::hub::Hub;
 use super::out::{OutQueue, Pool};
-use super::timer::Stamp;
-use super::timer::Wheel;
+use super::slots::{self, Slot};
+use super::timer::{Stamp, Wheel};
+use crate::id::ConnId;
 use crate::proto::close;
 use crate::proto::decoder::{Decoder, Limits};
-use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode};
+use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode, Negotiated};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
+use crate::proto::http::BodyReader;
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
 use mio::net::TcpStream;
 use std::io::{IoSlice, Write};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Reading the HTTP request head.
+    /// Reading an HTTP request head (the first, or the next on a keep-alive
+    /// connection).
     Handshake,
     /// The upgrade hook deferred its answer.
     Deferred,
+    /// Reading an HTTP request's body.
+    Body,
+    /// An HTTP request waits for its answer (from another thread or the host).
+    Fetching,
     /// Messages flow.
     Open,
     /// The server sent a close frame and waits for the peer's.
@@ -33,6 +41,21 @@ pub(crate) enum Phase {
     Flushing,
     /// To be removed by the worker.
     Done,
+}
+
+impl Phase {
+    /// Phases whose unread input is kept (stashed) for later.
+    pub(crate) fn keeps_input(self) -> bool {
+        matches!(
+            self,
+            Phase::Handshake | Phase::Deferred | Phase::Fetching | Phase::Open | Phase::Closing
+        )
+    }
+
+    /// Phases that wait for an answer and read nothing meanwhile.
+    pub(crate) fn awaits_answer(self) -> bool {
+        matches!(self, Phase::Deferred | Phase::Fetching)
+    }
 }
 
 /// Something to tell the handler once the current callback has returned.
@@ -55,10 +78,12 @@ pub(crate) struct Ctx {
     pub hub: Arc<Hub>,
     /// This worker's index.
     pub me: usize,
+    /// The last generation given to a connection (see [`ConnId`]).
+    pub next_generation: u64,
     pub now: Stamp,
     pub pool: Pool,
     pub wheel: Wheel,
-    /// Connections with bytes to write this loop turn.
+    /// Connections with bytes to write (or to reap) this loop turn.
     pub dirty: Vec<usize>,
     /// Connections to read again (resumed, or their read budget ran out).
     pub again: Vec<usize>,
@@ -78,6 +103,25 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The id of this worker's connection `key`.
+    #[inline]
+    pub(crate) fn id(&self, key: usize) -> ConnId {
+        ConnId::new(self.me, key, self.slot(key).generation())
+    }
+
+    /// A new occupant for slot `key` (a new connection, or the next request
+    /// of a keep-alive one): the next generation of this worker.
+    pub(crate) fn occupy(&mut self, key: usize) -> ConnId {
+        self.next_generation += 1;
+        self.slot(key).occupy(self.me, key, self.next_generation)
+    }
+
+    /// What other threads see of connection `key`.
+    #[inline]
+    pub(crate) fn slot(&self, key: usize) -> &Slot {
+        self.hub.links[self.me].slots.at(key)
+    }
+
     /// The worker's no-context deflater for a window size.
     pub(crate) fn shared_deflater(&mut self, bits: u8) -> &mut Deflater {
         let level = self.opts.per_message_deflate.map_or(1, |c| c.level);
@@ -91,15 +135,16 @@ impl Ctx {
             .get_or_insert_with(|| Inflater::new(bits, true))
     }
 
+    fn count_compression(&self) {
+        self.hub.stats.compressions.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Compress a payload into a whole frame with RSV1, with the worker's
     /// shared deflater (the bytes every no-context subscriber can take).
     pub(crate) fn deflate_frame(&mut self, bits: u8, op: OpCode, payload: &[u8]) -> Vec<u8> {
         let mut z = self.pool.get(payload.len() / 2 + 16);
         self.shared_deflater(bits).compress(payload, &mut z);
-        self.hub
-            .stats
-            .compressions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_compression();
         let mut h = [0u8; MAX_HEADER];
         let n = encode_header(&mut h, true, true, op, z.len() as u64, None);
         let mut f = Vec::with_capacity(n + z.len());
@@ -116,11 +161,24 @@ const DIRECT_MIN: usize = 16 * 1024;
 /// The latest held message per conflated topic.
 pub(crate) type Conflated = Vec<(Arc<[u8]>, Prepared)>;
 
-/// A deferred upgrade waiting for its answer.
-pub(crate) struct Pending {
-    pub accept: String,
-    pub protocols: Vec<String>,
-    pub pmd: Option<crate::proto::deflate::Negotiated>,
+/// What a connection waits for while its phase awaits an answer.
+pub(crate) enum Pending {
+    /// A deferred upgrade: what the 101 needs.
+    Upgrade {
+        accept: String,
+        protocols: Vec<String>,
+        pmd: Option<Negotiated>,
+    },
+    /// A deferred HTTP answer: how to frame it.
+    Fetch(super::http::Framing),
+}
+
+/// An HTTP request whose body is still arriving.
+pub(crate) struct HttpBody {
+    /// The request head, then the body as it arrives (decoded when chunked).
+    pub buf: Vec<u8>,
+    pub head_len: usize,
+    pub reader: BodyReader,
 }
 
 /// How a publish went for one subscriber.
@@ -136,10 +194,13 @@ pub(crate) enum Offer {
 /// so that an idle connection stays small.
 #[derive(Default)]
 pub(crate) struct Cold {
-    /// Request bytes not yet complete, or input left undecoded while paused.
+    /// Input not yet used: an incomplete request head, pipelined requests,
+    /// or frames left undecoded while paused.
     pub stash: Vec<u8>,
-    /// A deferred upgrade waiting for its answer.
+    /// A deferred upgrade or HTTP request waiting for its answer.
     pub pending: Option<Box<Pending>>,
+    /// An HTTP request body being read.
+    pub body: Option<Box<HttpBody>>,
     /// Topics subscribed: name and slot in the worker's local topic.
     pub subs: Vec<(Arc<[u8]>, u32)>,
     /// Latest message per conflated topic, held while the queue is full.
@@ -150,12 +211,15 @@ pub(crate) struct Cold {
     pub inflater: Option<Inflater>,
     /// The TLS session of a `wss://` connection.
     pub tls: Option<Box<rustls::ServerConnection>>,
+    /// Our `close_notify` is queued in the session.
+    pub tls_notified: bool,
 }
 
 impl Cold {
     fn is_empty(&self) -> bool {
         self.stash.is_empty()
             && self.pending.is_none()
+            && self.body.is_none()
             && self.subs.is_empty()
             && self.conflated.is_empty()
             && self.deflater.is_none()
@@ -166,6 +230,10 @@ impl Cold {
 
 pub(crate) struct Conn<D> {
     pub sock: TcpStream,
+    /// The low 32 bits of this occupant's generation, for the worker's own
+    /// bookkeeping (timer entries, subscriber lists), which never outlives
+    /// the connection; ids from elsewhere are checked against the slot's
+    /// full 64 bits (see [`ConnId`]).
     pub generation: u32,
     /// Tick of this connection's live timer entry (0: none).
     pub timer_tick: u32,
@@ -176,16 +244,17 @@ pub(crate) struct Conn<D> {
     pub out: OutQueue,
     pub cold: Option<Box<Cold>>,
     pub data: Option<D>,
-    /// Accept time, then open time.
+    /// Accept time (or the start of the current request), then open time.
     pub since: Stamp,
     pub last_read: Stamp,
     /// Open/SSE: the last ping or keep-alive sent. Closing/Flushing: the deadline.
     pub aux: Option<Stamp>,
     pub close_sent: bool,
     pub paused: bool,
-    /// A read was skipped (paused or deferred) and must be retried.
+    /// A read was skipped (paused or awaiting an answer) and must be retried.
     pub read_pending: bool,
-    /// The last flush left bytes unwritten.
+    /// The last flush left bytes unwritten (or a send from another thread
+    /// was told `-1`): `drain` fires when the queue empties.
     pub backlogged: bool,
     pub dirty: bool,
     pub shut: bool,
@@ -284,6 +353,13 @@ impl<D> Conn<D> {
         }
     }
 
+    /// Drop the connection at the end of this loop turn (whatever called:
+    /// a handler, a command, a timer), without a closing handshake.
+    pub(crate) fn finish(&mut self, ctx: &mut Ctx, key: usize) {
+        self.phase = Phase::Done;
+        self.mark_dirty(ctx, key);
+    }
+
     /// Queue one frame, no questions asked.
     pub(crate) fn queue_frame(&mut self, ctx: &mut Ctx, key: usize, op: OpCode, payload: &[u8]) {
         self.queue_frame_ext(ctx, key, op, false, payload);
@@ -304,7 +380,7 @@ impl<D> Conn<D> {
         self.mark_dirty(ctx, key);
     }
 
-    /// Queue raw bytes (an HTTP response head).
+    /// Queue raw bytes (an HTTP response).
     pub(crate) fn queue_bytes(&mut self, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
         self.out.push_bytes(&mut ctx.pool, bytes);
         ctx.queued_delta += bytes.len() as i64;
@@ -373,18 +449,21 @@ impl<D> Conn<D> {
         }
     }
 
-    /// Compress with this connection's own context (context takeover).
-    fn deflate_dedicated(&mut self, ctx: &mut Ctx, a: Agreed, payload: &[u8]) -> Vec<u8> {
-        let level = ctx.opts.per_message_deflate.map_or(1, |c| c.level);
+    /// Compress for this connection: with the worker's shared deflater when
+    /// the peer agreed to no context takeover, else with its own context.
+    fn deflate_for(&mut self, ctx: &mut Ctx, a: Agreed, payload: &[u8]) -> Vec<u8> {
         let mut z = ctx.pool.get(payload.len() / 2 + 16);
-        self.cold()
-            .deflater
-            .get_or_insert_with(|| Deflater::new(level, a.server_window_bits, false))
-            .compress(payload, &mut z);
-        ctx.hub
-            .stats
-            .compressions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if a.server_no_context_takeover {
+            ctx.shared_deflater(a.server_window_bits)
+                .compress(payload, &mut z);
+        } else {
+            let level = ctx.opts.per_message_deflate.map_or(1, |c| c.level);
+            self.cold()
+                .deflater
+                .get_or_insert_with(|| Deflater::new(level, a.server_window_bits, false))
+                .compress(payload, &mut z);
+        }
+        ctx.count_compression();
         z
     }
 
@@ -403,19 +482,21 @@ impl<D> Conn<D> {
         if self.over_limit(ctx, payload.len() + MAX_HEADER) {
             return self.refuse_over_limit(ctx, key);
         }
+        self.send_unchecked(ctx, key, op, payload, compress)
+    }
+
+    /// A data send past the limit check (a send from another thread was
+    /// checked against the connection's slot when it was made).
+    pub(crate) fn send_unchecked(
+        &mut self,
+        ctx: &mut Ctx,
+        key: usize,
+        op: OpCode,
+        payload: &[u8],
+        compress: Option<bool>,
+    ) -> SendStatus {
         if let Some(a) = self.wants_compression(ctx, payload.len(), compress) {
-            let z = if a.server_no_context_takeover {
-                let mut z = ctx.pool.get(payload.len() / 2 + 16);
-                ctx.shared_deflater(a.server_window_bits)
-                    .compress(payload, &mut z);
-                ctx.hub
-                    .stats
-                    .compressions
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                z
-            } else {
-                self.deflate_dedicated(ctx, a, payload)
-            };
+            let z = self.deflate_for(ctx, a, payload);
             let before = self.out.len();
             self.queue_frame_ext(ctx, key, op, true, &z);
             ctx.pool.put(z);
@@ -455,13 +536,20 @@ impl<D> Conn<D> {
         SendStatus::Sent(total)
     }
 
-    /// Send a prepared message (shared buffer, no copy).
-    pub(crate) fn send_prepared(&mut self, ctx: &mut Ctx, key: usize, p: &Prepared) -> SendStatus {
+    /// Send a prepared message (shared buffer, no copy). `checked`: the
+    /// limit was already applied (a send from another thread).
+    pub(crate) fn send_prepared(
+        &mut self,
+        ctx: &mut Ctx,
+        key: usize,
+        p: &Prepared,
+        checked: bool,
+    ) -> SendStatus {
         if self.phase != Phase::Open {
             return SendStatus::Dropped;
         }
         let frame = p.frame();
-        if self.over_limit(ctx, frame.len()) {
+        if !checked && self.over_limit(ctx, frame.len()) {
             return self.refuse_over_limit(ctx, key);
         }
         self.queue_shared(ctx, key, frame);
@@ -483,85 +571,110 @@ impl<D> Conn<D> {
         compress: Option<bool>,
         group: bool,
     ) -> Offer {
-        let pmd = match self.phase {
-            Phase::Open => self.wants_compression(ctx, p.payload().len(), compress),
-            _ => None,
+        match self.phase {
+            Phase::Open => {}
+            Phase::Sse => return self.offer_shared(ctx, key, topic, policy, p, &p.sse().clone()),
+            _ => return Offer::Skipped,
+        }
+        let Some(a) = self.wants_compression(ctx, p.payload().len(), compress) else {
+            return self.offer_shared(ctx, key, topic, policy, p, &p.frame().clone());
         };
-        let bytes = match (self.phase, pmd) {
-            (Phase::Open, Some(a)) if a.server_no_context_takeover || group => {
-                if !a.server_no_context_takeover {
-                    // This connection's stream gets a message its own context
-                    // did not see: start that context afresh.
-                    if let Some(d) = self.cold.as_mut().and_then(|c| c.deflater.as_mut()) {
-                        d.restart();
-                    }
+        let op = if p.is_binary() {
+            OpCode::Binary
+        } else {
+            OpCode::Text
+        };
+        // One shared no-context frame: when the peer agreed to it, when the
+        // group is large, and for DropOldest topics (a frame that may be
+        // evicted must not be one that later frames' context refers to).
+        if a.server_no_context_takeover || group || policy == SlowConsumer::DropOldest {
+            if !a.server_no_context_takeover {
+                // This connection's stream gets a message its own context
+                // did not see: start that context afresh.
+                if let Some(d) = self.cold.as_mut().and_then(|c| c.deflater.as_mut()) {
+                    d.restart();
                 }
-                let op = if p.is_binary() {
-                    OpCode::Binary
-                } else {
-                    OpCode::Text
-                };
-                p.deflated(a.server_window_bits, |payload| {
+            }
+            let bytes = p
+                .deflated(a.server_window_bits, |payload| {
                     ctx.deflate_frame(a.server_window_bits, op, payload)
                 })
-            }
-            (Phase::Open, Some(a)) => {
-                // Context takeover, few subscribers: compress for this one.
-                if self.over_limit(ctx, p.payload().len()) && policy != SlowConsumer::DropOldest {
-                    self.note_dropped(ctx, key, topic, p);
-                    return Offer::Dropped;
-                }
-                let z = self.deflate_dedicated(ctx, a, p.payload());
-                let op = if p.is_binary() {
-                    OpCode::Binary
-                } else {
-                    OpCode::Text
-                };
-                self.queue_frame_ext(ctx, key, op, true, &z);
-                ctx.pool.put(z);
-                return if self.backlogged {
-                    Offer::Backpressured
-                } else {
-                    Offer::Delivered
-                };
-            }
-            (Phase::Open, None) => p.frame(),
-            (Phase::Sse, _) => p.sse(),
-            _ => return Offer::Skipped,
-        };
-        if !self.over_limit(ctx, bytes.len()) {
-            self.queue_published(ctx, key, bytes, policy == SlowConsumer::DropOldest);
-            return if self.backlogged {
-                Offer::Backpressured
-            } else {
-                Offer::Delivered
-            };
+                .clone();
+            return self.offer_shared(ctx, key, topic, policy, p, &bytes);
         }
-        match policy {
-            SlowConsumer::DropNewest => {
-                self.note_dropped(ctx, key, topic, p);
-                Offer::Dropped
-            }
-            SlowConsumer::DropOldest => {
+        // Context takeover, few subscribers: compress for this one, if it fits.
+        if self.over_limit(ctx, p.payload().len()) {
+            return self.past_limit(ctx, key, topic, policy, p, None);
+        }
+        let z = self.deflate_for(ctx, a, p.payload());
+        self.queue_frame_ext(ctx, key, op, true, &z);
+        ctx.pool.put(z);
+        self.offered()
+    }
+
+    fn offered(&self) -> Offer {
+        if self.backlogged {
+            Offer::Backpressured
+        } else {
+            Offer::Delivered
+        }
+    }
+
+    /// Queue an encoded shared frame (or SSE event), or apply the policy.
+    fn offer_shared(
+        &mut self,
+        ctx: &mut Ctx,
+        key: usize,
+        topic: &Arc<[u8]>,
+        policy: SlowConsumer,
+        p: &Prepared,
+        bytes: &Arc<[u8]>,
+    ) -> Offer {
+        if self.over_limit(ctx, bytes.len()) {
+            return self.past_limit(ctx, key, topic, policy, p, Some(bytes));
+        }
+        self.queue_published(ctx, key, bytes, policy == SlowConsumer::DropOldest);
+        self.offered()
+    }
+
+    /// The queue is past the limit: what the topic's policy says.
+    /// `bytes`: the shared frame, which `DropOldest` queues after evicting.
+    fn past_limit(
+        &mut self,
+        ctx: &mut Ctx,
+        key: usize,
+        topic: &Arc<[u8]>,
+        policy: SlowConsumer,
+        p: &Prepared,
+        bytes: Option<&Arc<[u8]>>,
+    ) -> Offer {
+        match (policy, bytes) {
+            (SlowConsumer::DropOldest, Some(bytes)) => {
                 let limit = ctx.opts.backpressure_limit;
                 let (n, freed) = self.out.evict_shared(limit.saturating_sub(bytes.len()));
                 ctx.queued_delta -= freed as i64;
-                ctx.hub
-                    .stats
-                    .dropped
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                ctx.hub.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                if self.over_limit(ctx, bytes.len()) {
+                    // Only owned bytes (direct sends, control frames) are left.
+                    self.note_dropped(ctx, key, topic, p);
+                    return Offer::Dropped;
+                }
                 self.queue_published(ctx, key, bytes, true);
                 Offer::Backpressured
             }
-            SlowConsumer::Close(code) => {
+            (SlowConsumer::DropNewest | SlowConsumer::DropOldest, _) => {
+                self.note_dropped(ctx, key, topic, p);
+                Offer::Dropped
+            }
+            (SlowConsumer::Close(code), _) => {
                 if self.phase == Phase::Sse {
-                    self.phase = Phase::Done;
+                    self.finish(ctx, key);
                 } else {
                     self.start_close(ctx, key, code, "slow consumer");
                 }
                 Offer::Dropped
             }
-            SlowConsumer::Conflate => {
+            (SlowConsumer::Conflate, _) => {
                 let c = &mut self.cold().conflated;
                 match c.iter_mut().find(|(t, _)| t == topic) {
                     Some(slot) => {
@@ -584,18 +697,17 @@ impl<D> Conn<D> {
         });
     }
 
-    /// The queue emptied: release conflated messages.
+    /// The queue emptied: release conflated messages (only while the
+    /// connection still takes them).
     pub(crate) fn release_conflated(&mut self, ctx: &mut Ctx, key: usize) {
         let held = self.cold.as_mut().map(|c| std::mem::take(&mut c.conflated));
         self.trim_cold();
-        if let Some(c) = held {
-            for (_, p) in c.iter() {
-                let bytes = if self.phase == Phase::Sse {
-                    p.sse()
-                } else {
-                    p.frame()
-                };
-                self.queue_shared(ctx, key, bytes);
+        let Some(held) = held else { return };
+        for (_, p) in held.iter() {
+            match self.phase {
+                Phase::Sse => self.queue_shared(ctx, key, p.sse()),
+                Phase::Open => self.queue_shared(ctx, key, p.frame()),
+                _ => {}
             }
         }
     }
@@ -611,10 +723,16 @@ impl<D> Conn<D> {
         self.arm(ctx, key);
     }
 
-    /// Queue our close frame once.
+    /// Queue our close frame once. Nothing published goes after it:
+    /// messages held for a slow subscriber are dropped here.
     pub(crate) fn send_close_frame(&mut self, ctx: &mut Ctx, key: usize, code: u16, reason: &str) {
         if !self.close_sent {
             self.close_sent = true;
+            if let Some(c) = self.cold.as_mut() {
+                c.conflated.clear();
+            }
+            self.trim_cold();
+            ctx.slot(key).set_state(slots::CLOSING);
             let (p, n) = close::payload(code, reason);
             self.queue_frame(ctx, key, OpCode::Close, &p[..n]);
         }
@@ -631,7 +749,10 @@ impl<D> Conn<D> {
     /// The earliest moment this connection needs attention.
     pub(crate) fn deadline(&self, o: &Options) -> Option<Stamp> {
         match self.phase {
-            Phase::Handshake | Phase::Deferred => Some(self.since + o.handshake_timeout),
+            Phase::Handshake | Phase::Deferred | Phase::Body => {
+                Some(self.since + o.handshake_timeout)
+            }
+            Phase::Fetching => Some(self.since + o.request_timeout),
             Phase::Closing | Phase::Flushing => self.aux,
             Phase::Done => None,
             Phase::Sse => (!o.sse_keepalive.is_zero())

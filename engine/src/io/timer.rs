@@ -47,6 +47,9 @@ pub(crate) type Entry = (u32, u32);
 
 pub(crate) struct Wheel {
     slots: Vec<Vec<Entry>>,
+    /// One bit per slot that holds entries: the next deadline is found
+    /// without visiting empty slots, so an idle worker sleeps until it.
+    occupied: [u64; SLOTS / 64],
     /// Next tick to process.
     cur: u64,
     count: usize,
@@ -56,6 +59,7 @@ impl Wheel {
     pub(crate) fn new() -> Self {
         Wheel {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            occupied: [0; SLOTS / 64],
             cur: 1,
             count: 0,
         }
@@ -71,7 +75,9 @@ impl Wheel {
     /// the owner re-arms when it fires early).
     pub(crate) fn insert(&mut self, at: Stamp, e: Entry) -> u64 {
         let t = self.tick_of(at).min(self.cur + SLOTS as u64 - 1);
-        self.slots[(t % SLOTS as u64) as usize].push(e);
+        let i = (t % SLOTS as u64) as usize;
+        self.slots[i].push(e);
+        self.occupied[i / 64] |= 1 << (i % 64);
         self.count += 1;
         t
     }
@@ -84,19 +90,45 @@ impl Wheel {
                 self.cur = now_tick + 1;
                 break;
             }
-            let slot = &mut self.slots[(self.cur % SLOTS as u64) as usize];
+            let i = (self.cur % SLOTS as u64) as usize;
+            let slot = &mut self.slots[i];
             self.count -= slot.len();
             out.extend(slot.drain(..).map(|e| (self.cur, e)));
+            self.occupied[i / 64] &= !(1 << (i % 64));
             self.cur += 1;
         }
     }
 
-    /// How long poll may sleep before the next tick is due (None: no entries).
-    pub(crate) fn timeout(&self, now: Stamp) -> Option<Duration> {
+    /// The first tick at or after `cur` whose slot holds entries.
+    fn next_occupied(&self) -> Option<u64> {
         if self.count == 0 {
             return None;
         }
-        let next = self.cur * TICK_MS;
+        let start = (self.cur % SLOTS as u64) as usize;
+        let words = SLOTS / 64;
+        // Bits at or after `start` in its word, then the following words,
+        // wrapping round to the bits before `start`.
+        for step in 0..=words {
+            let w = (start / 64 + step) % words;
+            let mut bits = self.occupied[w];
+            if step == 0 {
+                bits &= !0u64 << (start % 64);
+            } else if step == words {
+                bits &= (1u64 << (start % 64)).wrapping_sub(1);
+            }
+            if bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                let ahead = (i + SLOTS - start) % SLOTS;
+                return Some(self.cur + ahead as u64);
+            }
+        }
+        None
+    }
+
+    /// How long poll may sleep before the earliest entry is due (None: no
+    /// entries).
+    pub(crate) fn timeout(&self, now: Stamp) -> Option<Duration> {
+        let next = self.next_occupied()? * TICK_MS;
         Some(Duration::from_millis(next.saturating_sub(now.ms())))
     }
 }
@@ -117,6 +149,33 @@ mod tests {
         w.expire(t0 + Duration::from_millis(150), &mut out);
         assert_eq!(out, vec![(tick, (1, 0))]);
         assert!(w.timeout(t0).is_none());
+    }
+
+    #[test]
+    fn sleeps_until_the_next_occupied_slot_not_the_next_tick() {
+        let e = Instant::now();
+        let t0 = Stamp::at(e, e);
+        let mut w = Wheel::new();
+        w.insert(t0 + Duration::from_secs(10), (1, 0));
+        let wait = w.timeout(t0).unwrap();
+        assert!(wait >= Duration::from_secs(10), "{wait:?}");
+        assert!(wait < Duration::from_secs(10) + Duration::from_millis(TICK_MS));
+        // An entry past the wrap point of the slot array is found too.
+        let mut out = vec![];
+        w.expire(t0 + Duration::from_secs(150), &mut out);
+        assert_eq!(out.len(), 1);
+        w.insert(t0 + Duration::from_secs(300), (2, 0));
+        let wait = w.timeout(t0 + Duration::from_secs(150)).unwrap();
+        assert!(
+            wait >= Duration::from_secs(150) && wait < Duration::from_secs(151),
+            "{wait:?}"
+        );
+        w.insert(t0 + Duration::from_secs(151), (3, 0));
+        let wait = w.timeout(t0 + Duration::from_secs(150)).unwrap();
+        assert!(
+            wait <= Duration::from_secs(1) + Duration::from_millis(TICK_MS),
+            "{wait:?}"
+        );
     }
 
     #[test]

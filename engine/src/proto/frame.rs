@@ -125,6 +125,16 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, ProtocolError> {
     }))
 }
 
+/// Bytes of an unmasked server frame carrying `payload` bytes.
+pub fn frame_len(payload: usize) -> usize {
+    payload
+        + match payload {
+            0..=125 => 2,
+            126..=65535 => 4,
+            _ => 10,
+        }
+}
+
 /// Encode a header into `out`; returns its length (2 to 14).
 #[inline]
 pub fn encode_header(

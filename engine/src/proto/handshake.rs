@@ -222,7 +222,10 @@ fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// The reason phrase for a status code.
 pub fn status_text(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
         204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
@@ -233,12 +236,20 @@ pub fn status_text(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Status",
     }
 }
@@ -246,24 +257,7 @@ pub fn status_text(status: u16) -> &'static str {
 /// Write a complete HTTP/1.1 response that closes the connection.
 /// Headers with CR or LF are left out.
 pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(String, String)], body: &[u8]) {
-    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, status_text(status));
-    let mut has_type = false;
-    for (n, v) in headers {
-        if !is_safe_header(n) || !is_safe_header(v) || n.eq_ignore_ascii_case("content-length") {
-            continue;
-        }
-        has_type |= n.eq_ignore_ascii_case("content-type");
-        write_header(out, n, v);
-    }
-    if !has_type && !body.is_empty() {
-        out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
-    }
-    let _ = write!(
-        out,
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    out.extend_from_slice(body);
+    super::http::write_response(out, status, headers, body, false, false);
 }
 
 /// Write the head of a streamed response (no length; the connection stays

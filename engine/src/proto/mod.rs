@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
+pub mod http;
 pub mod mask;
 pub mod utf8;
 

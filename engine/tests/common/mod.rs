@@ -54,6 +54,17 @@ impl Client {
         }
     }
 
+    /// A client over a connected socket.
+    pub fn from_stream(sock: TcpStream) -> Client {
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.set_nodelay(true).unwrap();
+        Client {
+            sock,
+            buf: Vec::new(),
+        }
+    }
+
     /// Connect and complete the handshake on `path`; returns the 101 head.
     pub fn connect(addr: SocketAddr, path: &str) -> Client {
         Self::connect_with(addr, path, "").0
@@ -89,9 +100,36 @@ impl Client {
     }
 
     /// The whole HTTP response until the server closes.
+    /// Read one HTTP response: its head and `Content-Length` bytes of body
+    /// (to EOF when there is no length), and return it whole.
     pub fn read_http_response(&mut self) -> String {
-        while self.fill().unwrap_or(0) > 0 {}
-        String::from_utf8_lossy(&self.buf).to_string()
+        loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..i + 4]).to_string();
+                let len = head.lines().find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())
+                        .flatten()
+                });
+                if let Some(len) = len {
+                    while self.buf.len() < i + 4 + len {
+                        if self.fill().unwrap_or(0) == 0 {
+                            break;
+                        }
+                    }
+                    let end = (i + 4 + len).min(self.buf.len());
+                    let out = String::from_utf8_lossy(&self.buf[..end]).to_string();
+                    self.buf.drain(..end);
+                    return out;
+                }
+            }
+            if self.fill().unwrap_or(0) == 0 {
+                let out = String::from_utf8_lossy(&self.buf).to_string();
+                self.buf.clear();
+                return out;
+            }
+        }
     }
 
     fn fill(&mut self) -> io::Result<usize> {
@@ -126,6 +164,22 @@ impl Client {
         self.write(&v);
     }
 
+    /// Masked text frames, concatenated, for one write.
+    pub fn raw_frames(texts: &[&str]) -> Vec<u8> {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let mut out = Vec::new();
+        for t in texts {
+            let mut h = [0u8; 14];
+            let n =
+                frame::encode_header(&mut h, true, false, OpCode::Text, t.len() as u64, Some(key));
+            out.extend_from_slice(&h[..n]);
+            let start = out.len();
+            out.extend_from_slice(t.as_bytes());
+            apply_mask(&mut out[start..], key, 0);
+        }
+        out
+    }
+
     pub fn text(&mut self, s: &str) {
         self.frame(true, OpCode::Text, s.as_bytes());
     }
@@ -150,6 +204,33 @@ impl Client {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Next frame, or `None` at EOF or when the read times out.
+    pub fn try_read_frame(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(h) = frame::parse_header(&self.buf).expect("server frame parses") {
+                let total = h.header_len + h.len as usize;
+                if self.buf.len() >= total {
+                    return self.read_frame();
+                }
+            }
+            match self.fill() {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return None;
+                }
                 Err(e) => panic!("read: {e}"),
             }
         }

@@ -1,0 +1,90 @@
+//! `volley serve` as a user runs it: the demo server binary.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Serve(Child, u16);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Serve {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_volley"))
+        .args(["serve", "--port", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "volley serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Serve(child, port)
+}
+
+fn upgrade(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    s
+}
+
+#[test]
+fn echo_loses_nothing_to_a_client_that_reads_late() {
+    // 2,000 messages of 16 KiB (32 MiB, twice the backpressure limit) sent
+    // before reading a byte: the server stops reading at backpressure and
+    // resumes on drain, so every echo arrives.
+    let s = serve(&["--workers", "1"]);
+    let sock = upgrade(s.1);
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    const N: usize = 2000;
+    const SIZE: usize = 16 * 1024;
+    let mut w = sock.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let key = [7u8, 7, 7, 7];
+        for i in 0..N {
+            let mut f = vec![0x82, 0x80 | 126];
+            f.extend_from_slice(&(SIZE as u16).to_be_bytes());
+            f.extend_from_slice(&key);
+            f.extend(std::iter::repeat_n((i % 251) as u8 ^ 7, SIZE));
+            w.write_all(&f).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut r = sock;
+    let mut got = 0;
+    let mut head = [0u8; 4];
+    let mut body = vec![0u8; SIZE];
+    while got < N {
+        r.read_exact(&mut head).expect("every echo arrives");
+        assert_eq!(head, [0x82, 126, (SIZE >> 8) as u8, SIZE as u8]);
+        r.read_exact(&mut body).unwrap();
+        assert!(
+            body.iter().all(|&b| b == (got % 251) as u8),
+            "echo {got} in order"
+        );
+        got += 1;
+    }
+    writer.join().unwrap();
+}

@@ -1,0 +1,562 @@
+//! HTTP on a connection: request heads, bodies, keep-alive, plain requests
+//! to the handler's `fetch`, upgrades to WebSocket (now or deferred), and
+//! Server-Sent Events responses.
+
+use super::conn::{Conn, Ctx, HttpBody, Pending, Phase};
+use super::frames::frames;
+use super::lifecycle::{guarded, hook};
+use super::publish;
+use super::slots;
+use super::worker::{Conns, Shared};
+use crate::http::{PendingResponse, PendingUpgrade};
+use crate::proto::deflate;
+use crate::proto::handshake::{self, HeadLimits, Refusal};
+use crate::proto::http::{self as h1, BodyReader, Fed};
+use crate::{Accept, Fetch, Handler, Request, Response, Upgrade};
+use std::sync::atomic::Ordering;
+
+/// Feed input to the connection according to its phase, phase after phase
+/// (a keep-alive connection may hold several pipelined requests, an upgrade
+/// may be followed by frames); returns the bytes used. Unused bytes are kept
+/// by the caller in the phases that keep input.
+pub(super) fn feed<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    input: &mut [u8],
+) -> usize {
+    let mut pos = 0;
+    while pos < input.len() {
+        let Some(conn) = conns.get(key) else {
+            return input.len();
+        };
+        let n = match conn.phase {
+            Phase::Handshake => head_input(shared, conns, ctx, key, &mut input[pos..]),
+            Phase::Body => body_input(shared, conns, ctx, key, &input[pos..]),
+            Phase::Open | Phase::Closing => {
+                return pos + frames(shared, conns, ctx, key, &mut input[pos..]);
+            }
+            Phase::Deferred | Phase::Fetching => return pos,
+            // Flushing, SSE, Done: the peer's bytes are read and dropped.
+            Phase::Sse | Phase::Flushing | Phase::Done => return input.len(),
+        };
+        if n == 0 {
+            break; // an incomplete head
+        }
+        pos += n;
+    }
+    pos
+}
+
+fn head_limits(ctx: &Ctx) -> HeadLimits {
+    HeadLimits {
+        max_bytes: ctx.opts.max_header_bytes,
+        max_headers: ctx.opts.max_headers,
+    }
+}
+
+/// A request head, if complete: an upgrade, or a plain request whose body
+/// is read next. Returns the bytes used (0: the head is incomplete).
+fn head_input<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    input: &mut [u8],
+) -> usize {
+    let conn = &mut conns[key];
+    let head = match handshake::parse_request(input, head_limits(ctx)) {
+        Err(r) => {
+            refuse(conn, ctx, key, r);
+            return input.len();
+        }
+        Ok(None) => return 0,
+        Ok(Some(head)) => head,
+    };
+    let head_len = head.head_len;
+    if head.wants_websocket() {
+        return upgrade(shared, conns, ctx, key, &head, input.len());
+    }
+    let framing = match h1::framing(&head, ctx.opts.max_body_bytes) {
+        Ok(f) => f,
+        Err(r) => {
+            refuse(conn, ctx, key, r);
+            return input.len();
+        }
+    };
+    let Some(mut reader) = BodyReader::new(framing) else {
+        fetch(shared, conns, ctx, key, &head, &[]);
+        return head_len;
+    };
+    let mut buf = ctx.pool.get(head_len + 1024);
+    buf.extend_from_slice(&input[..head_len]);
+    let max = head_len + ctx.opts.max_body_bytes;
+    match reader.feed(&input[head_len..], &mut buf, max) {
+        Err(r) => {
+            ctx.pool.put(buf);
+            refuse(conn, ctx, key, r);
+            input.len()
+        }
+        Ok(Fed::Done(n)) => {
+            fetch(shared, conns, ctx, key, &head, &buf[head_len..]);
+            ctx.pool.put(buf);
+            head_len + n
+        }
+        Ok(Fed::More) => {
+            if h1::expects_continue(&head) {
+                conn.queue_bytes(ctx, key, b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            conn.phase = Phase::Body;
+            conn.since = ctx.now;
+            conn.cold().body = Some(Box::new(HttpBody {
+                buf,
+                head_len,
+                reader,
+            }));
+            input.len()
+        }
+    }
+}
+
+/// More of a request body; at its end, the request goes to `fetch`.
+fn body_input<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    input: &[u8],
+) -> usize {
+    let conn = &mut conns[key];
+    let Some(mut b) = conn.cold.as_mut().and_then(|c| c.body.take()) else {
+        conn.finish(ctx, key);
+        return input.len();
+    };
+    conn.trim_cold();
+    // The timeout counts silence, not the length of an upload.
+    conn.since = ctx.now;
+    let max = b.head_len + ctx.opts.max_body_bytes;
+    match b.reader.feed(input, &mut b.buf, max) {
+        Err(r) => {
+            ctx.pool.put(b.buf);
+            refuse(conn, ctx, key, r);
+            input.len()
+        }
+        Ok(Fed::More) => {
+            conn.cold().body = Some(b);
+            input.len()
+        }
+        Ok(Fed::Done(n)) => {
+            conn.phase = Phase::Handshake;
+            match handshake::parse_request(&b.buf[..b.head_len], head_limits(ctx)) {
+                Ok(Some(head)) => fetch(shared, conns, ctx, key, &head, &b.buf[b.head_len..]),
+                _ => refuse(
+                    conn,
+                    ctx,
+                    key,
+                    Refusal {
+                        status: 400,
+                        reason: "malformed HTTP request",
+                    },
+                ),
+            }
+            ctx.pool.put(b.buf);
+            n.max(1).min(input.len())
+        }
+    }
+}
+
+/// A complete plain request: ask the handler.
+fn fetch<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    head: &handshake::Request<'_>,
+    body: &[u8],
+) {
+    ctx.hub.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let conn = &mut conns[key];
+    let framing = Framing {
+        keep_alive: h1::keep_alive(head),
+        head_only: head.method == "HEAD",
+    };
+    let m = shared.router.find(head.path);
+    let routed = shared.router.is_empty() || m.is_some();
+    let id = ctx.id(key);
+    let req = request(m, head, conn, id, body);
+    let answer = hook(|| shared.handler.fetch(&req));
+    drop(req);
+    match answer {
+        None => respond(
+            conn,
+            ctx,
+            key,
+            &Response::new(500, "internal error\n"),
+            None,
+        ),
+        Some(Fetch::Respond(resp)) => reply(conns, ctx, key, &resp, Some(framing)),
+        Some(Fetch::Pass) => {
+            let resp = if routed {
+                Response::new(426, "this endpoint speaks WebSocket\n")
+                    .header("Upgrade", "websocket")
+                    .header("Sec-WebSocket-Version", "13")
+            } else {
+                Response::new(404, "not found\n")
+            };
+            respond(conn, ctx, key, &resp, Some(framing));
+        }
+        Some(Fetch::Later) => await_answer(conn, ctx, key, Pending::Fetch(framing)),
+        Some(Fetch::Defer(f)) => {
+            await_answer(conn, ctx, key, Pending::Fetch(framing));
+            let pending = PendingResponse {
+                hub: ctx.hub.clone(),
+                id,
+                answered: false,
+            };
+            if hook(move || f(pending)).is_none() {
+                conns[key].take_pending();
+                respond(
+                    &mut conns[key],
+                    ctx,
+                    key,
+                    &Response::new(500, "internal error\n"),
+                    None,
+                );
+            }
+        }
+    }
+}
+
+/// The request as handlers see it.
+fn request<'a, D>(
+    m: Option<crate::route::Matched<'a, 'a>>,
+    head: &'a handshake::Request<'a>,
+    conn: &'a Conn<D>,
+    id: crate::ConnId,
+    body: &'a [u8],
+) -> Request<'a> {
+    let (route, params) = m.map_or((None, Vec::new()), |m| (Some(m.pattern), m.params));
+    Request {
+        head,
+        route,
+        params,
+        sock: &conn.sock,
+        id,
+        body,
+        secure: conn.tls,
+    }
+}
+
+/// How an HTTP answer is framed: whether the connection stays open after
+/// it, and whether the body is left out (`HEAD`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Framing {
+    pub keep_alive: bool,
+    pub head_only: bool,
+}
+
+/// Wait for an answer from another thread (reading stops meanwhile).
+fn await_answer<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, p: Pending) {
+    conn.phase = if matches!(p, Pending::Fetch(_)) {
+        Phase::Fetching
+    } else {
+        Phase::Deferred
+    };
+    conn.since = ctx.now;
+    conn.cold().pending = Some(Box::new(p));
+    conn.timer_tick = 0;
+    conn.arm(ctx, key);
+}
+
+/// An upgrade request: validate, negotiate, ask the handler.
+fn upgrade<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    head: &handshake::Request<'_>,
+    all: usize,
+) -> usize {
+    let conn = &mut conns[key];
+    let m = shared.router.find(head.path);
+    if !shared.router.is_empty() && m.is_none() {
+        let resp = Response::new(404, "no WebSocket route for this path\n");
+        respond(conn, ctx, key, &resp, None);
+        return all;
+    }
+    let up = match handshake::validate_upgrade(head) {
+        Ok(up) => up,
+        Err(r) => {
+            refuse(conn, ctx, key, r);
+            return all;
+        }
+    };
+    let pmd = ctx.opts.per_message_deflate.as_ref().and_then(|cfg| {
+        let offers = head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok());
+        deflate::negotiate(offers, cfg)
+    });
+    let id = ctx.id(key);
+    let req = request(m, head, conn, id, &[]);
+    let Some(answer) = hook(|| shared.handler.upgrade(&req)) else {
+        respond(
+            conn,
+            ctx,
+            key,
+            &Response::new(500, "internal error\n"),
+            None,
+        );
+        return all;
+    };
+    let protocols: Vec<String> = match &answer {
+        Upgrade::Accept(_) => Vec::new(),
+        _ => req.protocols().map(str::to_string).collect(),
+    };
+    let offered = |p: &Option<String>| p.as_ref().is_none_or(|p| req.protocols().any(|o| o == p));
+    match answer {
+        Upgrade::Accept(a) => {
+            let ok = offered(&a.protocol);
+            drop(req);
+            open(shared, conns, ctx, key, &up.accept, ok, pmd, a);
+        }
+        Upgrade::Reject(resp) => {
+            drop(req);
+            respond(conn, ctx, key, &resp, None);
+            return all;
+        }
+        Upgrade::Later | Upgrade::Defer(_) => {
+            drop(req);
+            let pending = Pending::Upgrade {
+                accept: up.accept,
+                protocols,
+                pmd,
+            };
+            await_answer(conn, ctx, key, pending);
+            if let Upgrade::Defer(f) = answer {
+                let pending = PendingUpgrade {
+                    hub: ctx.hub.clone(),
+                    id,
+                    answered: false,
+                    _data: std::marker::PhantomData,
+                };
+                if hook(move || f(pending)).is_none() {
+                    conns[key].take_pending();
+                    let resp = Response::new(500, "internal error\n");
+                    respond(&mut conns[key], ctx, key, &resp, None);
+                    return all;
+                }
+            }
+        }
+    }
+    head.head_len
+}
+
+/// The answer to a deferred upgrade or request arrived (on the worker).
+pub(super) fn answered<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    answer: super::hub::Answer,
+) {
+    use super::hub::Answer;
+    let conn = &mut conns[key];
+    let pending = match conn.take_pending() {
+        Some(p) => *p,
+        None => return,
+    };
+    match (pending, answer) {
+        (
+            Pending::Upgrade {
+                accept,
+                protocols,
+                pmd,
+            },
+            Answer::Upgrade(Ok(a)),
+        ) => match a.data.downcast::<H::Data>() {
+            Ok(data) => {
+                let a = Accept {
+                    data: *data,
+                    protocol: a.protocol,
+                    headers: a.headers,
+                };
+                let ok = a.protocol.as_ref().is_none_or(|p| protocols.contains(p));
+                open(shared, conns, ctx, key, &accept, ok, pmd, a);
+            }
+            Err(_) => {
+                log::error!("volley: an upgrade was accepted with data of the wrong type");
+                respond(
+                    conn,
+                    ctx,
+                    key,
+                    &Response::new(500, "internal error\n"),
+                    None,
+                );
+            }
+        },
+        (Pending::Upgrade { .. }, Answer::Upgrade(Err(resp)) | Answer::Respond(resp)) => {
+            respond(conn, ctx, key, &resp, None)
+        }
+        (Pending::Fetch(f), Answer::Respond(resp) | Answer::Upgrade(Err(resp))) => {
+            reply(conns, ctx, key, &resp, Some(f))
+        }
+        (Pending::Fetch(_), Answer::Upgrade(Ok(_))) => {
+            log::error!("volley: a plain HTTP request was answered with an upgrade");
+            respond(
+                conn,
+                ctx,
+                key,
+                &Response::new(500, "internal error\n"),
+                None,
+            );
+        }
+    }
+}
+
+/// Write the 101, attach the data, and run the open handler.
+#[allow(clippy::too_many_arguments)]
+fn open<H: Handler>(
+    shared: &Shared<H>,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    accept_key: &str,
+    protocol_offered: bool,
+    pmd: Option<deflate::Negotiated>,
+    a: Accept<H::Data>,
+) {
+    let conn = &mut conns[key];
+    if !protocol_offered {
+        log::error!(
+            "volley: upgrade chose subprotocol {:?}, which the client did not offer",
+            a.protocol
+        );
+        let resp = Response::new(500, "subprotocol not offered\n");
+        respond(conn, ctx, key, &resp, None);
+        return;
+    }
+    let headers: Vec<(String, String)> = a
+        .headers
+        .into_iter()
+        .filter(|(n, v)| handshake::is_safe_header(n) && handshake::is_safe_header(v))
+        .collect();
+    let mut head = ctx.pool.get(256);
+    handshake::write_switching(
+        &mut head,
+        accept_key,
+        a.protocol.as_deref(),
+        pmd.as_ref().map(|n| n.header.as_str()),
+        &headers,
+    );
+    conn.pmd = pmd.map(|n| n.agreed);
+    conn.write_now(ctx, key, &head);
+    ctx.pool.put(head);
+    conn.data = Some(a.data);
+    conn.phase = Phase::Open;
+    conn.reported = false;
+    conn.since = ctx.now;
+    conn.last_read = ctx.now;
+    conn.timer_tick = 0;
+    conn.arm(ctx, key);
+    ctx.slot(key).set_state(slots::OPEN);
+    ctx.hub.stats.opened.fetch_add(1, Ordering::Relaxed);
+    guarded(&shared.handler, conns, ctx, key, |h, ws| h.open(ws));
+    if let Some(c) = conns.get(key) {
+        if c.read_pending || c.has_stash() {
+            ctx.again.push(key);
+        }
+    }
+}
+
+/// An HTTP answer: a body, or an event stream.
+pub(super) fn reply<D>(
+    conns: &mut Conns<D>,
+    ctx: &mut Ctx,
+    key: usize,
+    resp: &Response,
+    framing: Option<Framing>,
+) {
+    match &resp.event_stream {
+        Some(topics) => start_sse(conns, ctx, key, resp, topics),
+        None => respond(&mut conns[key], ctx, key, resp, framing),
+    }
+}
+
+/// Answer with `text/event-stream` headers and subscribe the response to topics.
+fn start_sse<D>(
+    conns: &mut Conns<D>,
+    ctx: &mut Ctx,
+    key: usize,
+    resp: &Response,
+    topics: &[Vec<u8>],
+) {
+    let mut out = Vec::new();
+    handshake::write_stream_head(&mut out, resp.status, &resp.headers, "text/event-stream");
+    out.extend_from_slice(b": volley\n\n");
+    let conn = &mut conns[key];
+    conn.queue_bytes(ctx, key, &out);
+    ctx.pool.put(conn.take_stash());
+    conn.phase = Phase::Sse;
+    conn.since = ctx.now;
+    conn.timer_tick = 0;
+    conn.arm(ctx, key);
+    for t in topics {
+        publish::subscribe(conns, ctx, key, t, None);
+    }
+}
+
+/// Refuse a request that broke a rule, and close.
+fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
+    let mut out = Vec::new();
+    handshake::write_refusal(&mut out, r);
+    finish_with(conn, ctx, key, &out);
+}
+
+/// Write a response. With `framing` saying keep-alive, the connection then
+/// waits for its next request (a new id: [`crate::ConnId`]); otherwise it
+/// closes after the response.
+pub(super) fn respond<D>(
+    conn: &mut Conn<D>,
+    ctx: &mut Ctx,
+    key: usize,
+    resp: &Response,
+    framing: Option<Framing>,
+) {
+    let keep = framing.is_some_and(|f| f.keep_alive) && !ctx.hub.is_stopping();
+    let mut out = ctx.pool.get(128 + resp.body.len());
+    h1::write_response(
+        &mut out,
+        resp.status,
+        &resp.headers,
+        &resp.body,
+        keep,
+        framing.is_some_and(|f| f.head_only),
+    );
+    if !keep {
+        finish_with(conn, ctx, key, &out);
+        ctx.pool.put(out);
+        return;
+    }
+    conn.queue_bytes(ctx, key, &out);
+    ctx.pool.put(out);
+    let id = ctx.occupy(key);
+    conn.generation = id.generation() as u32;
+    conn.phase = Phase::Handshake;
+    conn.since = ctx.now;
+    conn.timer_tick = 0;
+    conn.arm(ctx, key);
+    if conn.has_stash() || conn.read_pending {
+        ctx.again.push(key);
+    }
+}
+
+/// Send the last bytes and close after them.
+fn finish_with<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
+    conn.queue_bytes(ctx, key, bytes);
+    ctx.pool.put(conn.take_stash());
+    conn.flush_and_shut(ctx, key);
+}

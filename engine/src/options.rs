@@ -1,0 +1,115 @@
+//! Server options, with Bun's defaults.
+
+use crate::{Deflate, SlowConsumer};
+use std::time::Duration;
+
+/// Server options. `Default` gives Bun's defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Largest message accepted, summed over its fragments; larger closes with 1009
+    /// before it is buffered. Default 16 MiB.
+    pub max_payload_length: usize,
+    /// Inbound silence after which a connection is pinged (with `send_pings`)
+    /// or closed. Outbound traffic does not reset it. `Duration::ZERO` disables.
+    /// Default 120 s.
+    pub idle_timeout: Duration,
+    /// Bytes queued for one connection past which sends are dropped. Default 16 MiB.
+    pub backpressure_limit: usize,
+    /// Close (1008) a connection whose send would pass `backpressure_limit`
+    /// instead of dropping the message. Default false.
+    pub close_on_backpressure_limit: bool,
+    /// Ping silent peers instead of closing them at once. Default true.
+    pub send_pings: bool,
+    /// Ping after this much inbound silence (and again each interval); `None`
+    /// pings at `idle_timeout`. A peer that answers is then never idle-closed
+    /// unless `idle_timeout` passes without any inbound frame. Default `None`.
+    pub ping_interval: Option<Duration>,
+    /// How long a pinged peer has to send anything before it is closed.
+    /// Default 30 s.
+    pub pong_timeout: Duration,
+    /// Close (1001) every connection this long after it opened. Default `None`.
+    pub max_lifetime: Option<Duration>,
+    /// Time for a client to send its whole request (head and body), for a
+    /// deferred upgrade to be answered, and for a keep-alive HTTP connection
+    /// to start its next request. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Time for a deferred HTTP answer ([`crate::Fetch::Later`], [`crate::Fetch::Defer`])
+    /// before the client gets 503. Default 60 s.
+    pub request_timeout: Duration,
+    /// Largest HTTP request body (`Content-Length` or chunked), 413 past it.
+    /// Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// Bytes of commands (sends, publishes, answers from other threads)
+    /// one worker's mailbox holds before it refuses more: a sender that
+    /// outruns a worker gets `Dropped` (or an error) instead of growing the
+    /// process without bound. Default 64 MiB.
+    pub mailbox_bytes: usize,
+    /// Time the peer has to answer a close frame before the TCP connection is
+    /// dropped. Default 5 s.
+    pub close_timeout: Duration,
+    /// Largest request head in bytes (431 past it). Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Most request header lines (431 past it). Default 64.
+    pub max_headers: usize,
+    /// Most TCP connections held at once, all workers together; past it a
+    /// new connection is answered 503 and closed before any upgrade.
+    /// 0: no limit (the process's file descriptor limit still applies).
+    /// Default 0.
+    pub max_connections: usize,
+    /// Most frames in one fragmented message (1008 past it). Default 131,072
+    /// (twice what Autobahn's largest fragmented cases send).
+    pub max_fragments: u32,
+    /// Unsent pong bytes a connection may accumulate while it reads nothing
+    /// of what the server writes (1008 past it: a ping flood). Pongs
+    /// otherwise pass the backpressure limit. Default 64 KiB.
+    pub max_control_backlog: usize,
+    /// Worker threads, each with its own event loop and listener (at most
+    /// 256). Default: one per core.
+    pub workers: usize,
+    /// Deliver a connection's publishes to itself too. Default false.
+    pub publish_to_self: bool,
+    /// What a slow subscriber gets by default (per topic:
+    /// [`Server::set_topic_policy`]). Default [`SlowConsumer::DropNewest`].
+    pub slow_consumer: SlowConsumer,
+    /// Interval of keep-alive comments on `text/event-stream` responses.
+    /// Default 15 s.
+    pub sse_keepalive: Duration,
+    /// Serve `wss://` with this configuration (see [`crate::tls::server_config`]).
+    /// Default `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// permessage-deflate (RFC 7692), like Bun's `perMessageDeflate`: `None`
+    /// (default) declines every offer. With [`Deflate`], messages of at
+    /// least `threshold` bytes are compressed when the client agreed.
+    pub per_message_deflate: Option<Deflate>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_payload_length: 16 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            backpressure_limit: 16 * 1024 * 1024,
+            close_on_backpressure_limit: false,
+            send_pings: true,
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(30),
+            max_lifetime: None,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_body_bytes: 16 * 1024 * 1024,
+            mailbox_bytes: 64 * 1024 * 1024,
+            close_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 0,
+            max_fragments: 1 << 17,
+            max_control_backlog: 64 * 1024,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            publish_to_self: false,
+            slow_consumer: SlowConsumer::DropNewest,
+            sse_keepalive: Duration::from_secs(15),
+            per_message_deflate: None,
+            tls: None,
+        }
+    }
+}

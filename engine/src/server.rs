@@ -1,0 +1,405 @@
+//! The server: configuring and starting it ([`ServerBuilder`]), running and
+//! stopping it ([`Server`]), reaching it from any thread ([`ServerHandle`]).
+
+use crate::http::{Accept, Response};
+use crate::id::{ConnId, MAX_WORKERS};
+use crate::io::hub::{self, Answer, Command, Hub, Link, Mailbox};
+use crate::io::worker::{self, Shared};
+use crate::pubsub::{Prepared, Registry, SlowConsumer};
+use crate::route::Router;
+use crate::websocket::{WsHandle, op_of};
+use crate::{Handler, Message, Options};
+use mio::net::TcpListener;
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Counters, readable at any time from any thread (relaxed atomics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// TCP connections held now (handshaking, open, SSE or closing).
+    pub connections: AtomicUsize,
+    /// WebSockets opened since start.
+    pub opened: AtomicU64,
+    /// Connections refused with 503 at `max_connections`.
+    pub refused: AtomicU64,
+    /// Messages received since start.
+    pub messages_in: AtomicU64,
+    /// HTTP requests (not upgrades) handled since start.
+    pub requests: AtomicU64,
+    /// Publishes since start (each counted once, however many workers it reached).
+    pub publishes: AtomicU64,
+    /// Messages encoded into a shared frame: one per publish, not per subscriber.
+    pub frames_encoded: AtomicU64,
+    /// Messages deflated (permessage-deflate): a publish counts once per
+    /// group of subscribers sharing a window, plus once per subscriber with
+    /// its own context in a small topic.
+    pub compressions: AtomicU64,
+    /// Published messages queued to subscribers.
+    pub delivered: AtomicU64,
+    /// Published messages a subscriber did not get (slow-consumer policy).
+    pub dropped: AtomicU64,
+    /// Commands refused by a full worker mailbox (see `Options::mailbox_bytes`).
+    pub mailbox_full: AtomicU64,
+    /// Bytes written to sockets.
+    pub bytes_out: AtomicU64,
+    /// Bytes queued and not yet written, all connections together (updated
+    /// once per loop turn).
+    pub buffered: AtomicU64,
+}
+
+/// Configures and starts a [`Server`].
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    addr: Option<String>,
+    opts: Options,
+    router: Router,
+}
+
+impl ServerBuilder {
+    /// Listen on this address (default `127.0.0.1:0`: a free port).
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.addr = Some(addr.into());
+        self
+    }
+
+    /// Replace the options.
+    pub fn options(mut self, opts: Options) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Add a route pattern (`/echo`, `/room/:room_id`, `/files/*`). With no
+    /// route every path is accepted; with routes, other paths get 404.
+    pub fn route(mut self, pattern: &str) -> Self {
+        self.router.add(pattern);
+        self
+    }
+
+    /// Bind the listeners and start the workers.
+    ///
+    /// Each worker gets its own listener on the same port (`SO_REUSEPORT`),
+    /// so the kernel spreads connections over workers with no hand-off.
+    pub fn serve<H: Handler>(self, handler: H) -> io::Result<Server> {
+        let (local, hub, workers) = self.build(handler, true)?;
+        let n = workers.len();
+        let mut threads = Vec::new();
+        for w in workers {
+            let me = threads.len();
+            let spawned = std::thread::Builder::new()
+                .name(format!("volley-worker-{me}"))
+                .spawn(move || w.run());
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // The workers started so far stop; the rest never ran.
+                    for w in threads.len()..n {
+                        hub.worker_exited(w);
+                    }
+                    hub.request_stop(hub::STOP_NOW);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Server {
+            addr: local,
+            threads: Mutex::new(threads),
+            handle: ServerHandle { hub },
+        })
+    }
+
+    /// The hub and the workers, not yet running; with `listen`, each
+    /// worker has its listener (the harness runs one without).
+    pub(crate) fn build<H: Handler>(
+        self,
+        handler: H,
+        listen_too: bool,
+    ) -> io::Result<(SocketAddr, Arc<Hub>, Vec<worker::Worker<H>>)> {
+        let addr = self
+            .addr
+            .as_deref()
+            .unwrap_or("127.0.0.1:0")
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let n = self.opts.workers.clamp(1, MAX_WORKERS);
+        let mut local = addr;
+        let mut parts = Vec::new();
+        let mut links = Vec::new();
+        for me in 0..n {
+            let listener = if listen_too {
+                let l = listen(local, n > 1)?;
+                local = l.local_addr()?;
+                Some(l)
+            } else {
+                None
+            };
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), worker::WAKER)?;
+            links.push(Link {
+                mailbox: Mailbox::new(waker, self.opts.mailbox_bytes.max(1 << 16)),
+                slots: Default::default(),
+            });
+            parts.push(worker::Parts { poll, listener, me });
+        }
+        let opts = Arc::new(self.opts);
+        let hub = Arc::new(Hub::new(
+            links.into_boxed_slice(),
+            Registry::new(n, opts.slow_consumer),
+            opts,
+        ));
+        let shared = Arc::new(Shared {
+            handler,
+            router: self.router,
+            hub: hub.clone(),
+        });
+        let workers = parts
+            .into_iter()
+            .map(|p| worker::Worker::new(p, shared.clone()))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok((local, hub, workers))
+    }
+}
+
+/// A listener with `SO_REUSEADDR` (and `SO_REUSEPORT` when several workers
+/// share the port), non-blocking, with a deep backlog.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        s.set_only_v6(false).ok();
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(TcpListener::from_std(s.into()))
+}
+
+/// A running server. Every method takes `&self`: one thread may
+/// [`Server::join`] while another calls [`Server::stop`]. Dropping it stops
+/// it and waits for the workers (not when dropped on one of its own worker
+/// threads, which cannot wait for themselves).
+pub struct Server {
+    addr: SocketAddr,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    handle: ServerHandle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = ServerHandle;
+    fn deref(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+impl Server {
+    /// Start configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The address the server listens on (with the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle for any thread, that outlives borrows of the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// A handle for publishing from any thread (the same as [`Server::handle`]).
+    pub fn publisher(&self) -> ServerHandle {
+        self.handle()
+    }
+
+    /// Stop accepting, send close 1001 to every open WebSocket, and wait up
+    /// to `close_timeout` for them to finish before the workers exit; then
+    /// return. Called on one of this server's worker threads (from a
+    /// handler), it only asks, and returns at once.
+    pub fn stop(&self) {
+        self.handle.stop();
+        self.join();
+    }
+
+    /// Stop now: every connection is dropped without a closing handshake
+    /// (close handlers run with 1006). Waits like [`Server::stop`].
+    pub fn stop_now(&self) {
+        self.handle.stop_now();
+        self.join();
+    }
+
+    /// Block until the server has stopped (it runs until something calls
+    /// `stop`). Several threads may wait at once. Returns at once on one of
+    /// this server's own worker threads.
+    pub fn join(&self) {
+        if self.handle.hub.current_worker().is_some() {
+            return;
+        }
+        self.handle.hub.wait_exited();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Has the server stopped?
+    pub fn is_stopped(&self) -> bool {
+        !self.handle.hub.is_running()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.stop();
+        if self.handle.hub.current_worker().is_none() {
+            self.join();
+        }
+        // On a worker thread the threads are detached: they exit on their own.
+    }
+}
+
+/// The server as any thread reaches it: publish, send to a connection by id,
+/// answer deferred upgrades and requests, stop. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub(crate) hub: Arc<Hub>,
+}
+
+/// The old name of [`ServerHandle`].
+pub type Publisher = ServerHandle;
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerHandle")
+    }
+}
+
+impl ServerHandle {
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.hub.stats
+    }
+
+    /// The options the server runs with.
+    pub fn options(&self) -> &Options {
+        &self.hub.opts
+    }
+
+    /// Connections held now.
+    pub fn connections(&self) -> usize {
+        self.hub.stats.connections.load(Ordering::Relaxed)
+    }
+
+    /// The connection with this id, for any thread.
+    pub fn ws(&self, id: ConnId) -> WsHandle {
+        WsHandle {
+            hub: self.hub.clone(),
+            id,
+        }
+    }
+
+    /// Publish to every subscriber of `topic` on every worker, from any
+    /// thread. Encodes once; returns the number of workers it was handed to.
+    pub fn publish<'m>(&self, topic: impl AsRef<[u8]>, msg: impl Into<Message<'m>>) -> usize {
+        self.publish_with(topic.as_ref(), msg.into(), None)
+    }
+
+    /// Publish with an explicit compression choice (Bun's `compress` flag).
+    pub fn publish_compressed<'m>(
+        &self,
+        topic: impl AsRef<[u8]>,
+        msg: impl Into<Message<'m>>,
+        compress: bool,
+    ) -> usize {
+        self.publish_with(topic.as_ref(), msg.into(), Some(compress))
+    }
+
+    fn publish_with(&self, topic: &[u8], msg: Message<'_>, compress: Option<bool>) -> usize {
+        let stats = &self.hub.stats;
+        stats.publishes.fetch_add(1, Ordering::Relaxed);
+        let Some(t) = self.hub.registry.get(topic) else {
+            return 0;
+        };
+        let p = Prepared::new(msg);
+        stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        self.hub.publish_to_workers(&t, &p, compress, None)
+    }
+
+    /// Publish a prepared message from any thread.
+    pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
+        self.hub.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        match self.hub.registry.get(topic.as_ref()) {
+            Some(t) => self.hub.publish_to_workers(&t, msg, None, None),
+            None => 0,
+        }
+    }
+
+    /// Subscribers of `topic` on all workers (WebSocket and SSE).
+    pub fn subscriber_count(&self, topic: impl AsRef<[u8]>) -> usize {
+        self.hub.registry.count(topic.as_ref())
+    }
+
+    /// Set what happens to a slow subscriber of `topic` (see [`SlowConsumer`]).
+    /// Applies when the topic next goes from no subscriber to one.
+    pub fn set_topic_policy(&self, topic: impl AsRef<[u8]>, policy: SlowConsumer) {
+        self.hub.registry.set_policy(topic.as_ref(), policy);
+    }
+
+    fn answer(&self, id: ConnId, answer: Answer) -> bool {
+        self.hub
+            .command(id.worker(), Command::Answer { id, answer })
+            .is_ok()
+    }
+
+    /// Accept an upgrade answered later ([`crate::Upgrade::Later`]). `D`
+    /// must be the handler's `Data` (otherwise the client gets 500). False
+    /// if it could not be queued (server stopping, mailbox full).
+    pub fn accept_upgrade<D: Send + 'static>(&self, id: ConnId, a: Accept<D>) -> bool {
+        self.answer(id, Answer::Upgrade(Ok(a.boxed())))
+    }
+
+    /// Refuse an upgrade answered later.
+    pub fn reject_upgrade(&self, id: ConnId, r: Response) -> bool {
+        self.answer(id, Answer::Upgrade(Err(r)))
+    }
+
+    /// Answer an HTTP request answered later ([`crate::Fetch::Later`]).
+    pub fn respond(&self, id: ConnId, r: Response) -> bool {
+        self.answer(id, Answer::Respond(r))
+    }
+
+    /// Ask the server to stop gracefully (1001 to every WebSocket) and
+    /// return at once; [`Server::join`] waits.
+    pub fn stop(&self) {
+        self.hub.request_stop(hub::STOP_GRACEFUL);
+    }
+
+    /// Ask the server to drop every connection now and return at once.
+    pub fn stop_now(&self) {
+        self.hub.request_stop(hub::STOP_NOW);
+    }
+
+    /// A message to a connection by id (see [`WsHandle::send`]).
+    pub fn send<'m>(&self, id: ConnId, msg: impl Into<Message<'m>>) -> crate::SendStatus {
+        let (op, data) = op_of(msg.into());
+        self.hub.send(id, op, data, None)
+    }
+}

@@ -1,0 +1,233 @@
+//! HTTP beside WebSocket: request bodies (Content-Length and chunked, capped
+//! with 413), keep-alive and pipelining, answers later from another thread
+//! (by closure or by id), event streams answered later, timeouts.
+
+mod common;
+
+use common::Client;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use volley::{ConnId, Fetch, Handler, Options, Request, Response, Server, ServerHandle, Upgrade};
+
+struct Web {
+    server: Arc<OnceLock<ServerHandle>>,
+    ids: Arc<Mutex<Vec<ConnId>>>,
+}
+
+impl Handler for Web {
+    type Data = ();
+
+    fn upgrade(&self, _req: &Request<'_>) -> Upgrade<()> {
+        Upgrade::accept(())
+    }
+
+    fn fetch(&self, req: &Request<'_>) -> Fetch {
+        self.ids.lock().unwrap().push(req.id());
+        let body = req.body().to_vec();
+        let method = req.method().to_string();
+        match req.path() {
+            "/echo" => Response::new(200, [method.as_bytes(), b" ", &body].concat())
+                .header("X-Id", format!("{:?}", req.id()))
+                .into(),
+            "/defer" => Fetch::defer(move |pending| {
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    pending.respond(Response::new(201, [b"later ", &body[..]].concat()));
+                });
+            }),
+            "/later" => {
+                let server = self.server.get().unwrap().clone();
+                let id = req.id();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30));
+                    assert!(server.respond(id, Response::new(202, "by id")));
+                });
+                Fetch::Later
+            }
+            "/events-later" => {
+                let server = self.server.get().unwrap().clone();
+                let id = req.id();
+                std::thread::spawn(move || {
+                    server.respond(id, Response::event_stream(["news"]));
+                });
+                Fetch::Later
+            }
+            "/never" => Fetch::Later,
+            _ => Fetch::Pass,
+        }
+    }
+}
+
+fn start(opts: Options) -> Server {
+    start_with_ids(opts).0
+}
+
+fn start_with_ids(opts: Options) -> (Server, Arc<Mutex<Vec<ConnId>>>) {
+    let cell = Arc::new(OnceLock::new());
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let s = Server::builder()
+        .options(opts)
+        .route("/ws")
+        .route("/echo")
+        .route("/defer")
+        .route("/later")
+        .route("/events-later")
+        .route("/never")
+        .serve(Web {
+            server: cell.clone(),
+            ids: ids.clone(),
+        })
+        .unwrap();
+    cell.set(s.handle()).unwrap();
+    (s, ids)
+}
+
+#[test]
+fn bodies_by_length_and_chunked_on_one_keep_alive_connection() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    let a = c.read_http_response();
+    assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
+    assert!(a.contains("Connection: keep-alive\r\n"));
+    assert!(a.ends_with("\r\n\r\nPOST hello"), "{a}");
+    c.write(b"PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\n\r\n");
+    let b = c.read_http_response();
+    assert!(b.ends_with("\r\n\r\nPUT abcdefg"), "{b}");
+    // Each request had its own id.
+    let id = |r: &str| {
+        r.lines()
+            .find(|l| l.starts_with("X-Id"))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(id(&a), id(&b));
+    c.write(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let last = c.read_http_response();
+    assert!(last.contains("Connection: close\r\n"));
+    c.expect_eof();
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_even_when_deferred() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"POST /defer HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nAGET /later HTTP/1.1\r\nHost: x\r\n\r\nHEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    let a = c.read_http_response();
+    assert!(
+        a.starts_with("HTTP/1.1 201 ") && a.ends_with("later A"),
+        "{a}"
+    );
+    let b = c.read_http_response();
+    assert!(
+        b.starts_with("HTTP/1.1 202 ") && b.ends_with("by id"),
+        "{b}"
+    );
+    let head = c.read_head();
+    assert!(
+        head.starts_with("HTTP/1.1 200 ") && head.contains("Content-Length: 5\r\n"),
+        "{head}"
+    );
+    // HEAD: the length of the body, not the body; then an upgrade on the same connection.
+    c.write(common::upgrade_request("/ws", "").as_bytes());
+    assert!(c.read_head().starts_with("HTTP/1.1 101 "));
+    c.text("x");
+}
+
+#[test]
+fn a_body_past_the_limit_is_refused_with_413() {
+    let s = start(Options {
+        max_body_bytes: 1000,
+        ..Options::default()
+    });
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n");
+    assert!(c.read_http_response().starts_with("HTTP/1.1 413 "));
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n");
+    c.write(&[b'z'; 1000]);
+    c.write(b"\r\n1\r\nz\r\n0\r\n\r\n");
+    assert!(c.read_http_response().starts_with("HTTP/1.1 413 "));
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(c.read_http_response().starts_with("HTTP/1.1 400 "));
+}
+
+#[test]
+fn expect_100_continue_gets_its_interim_answer() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    assert_eq!(c.read_head(), "HTTP/1.1 100 Continue\r\n\r\n");
+    c.write(b"ok");
+    assert!(c.read_http_response().ends_with("POST ok"));
+}
+
+#[test]
+fn http_1_0_closes_after_its_answer() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /echo HTTP/1.0\r\n\r\n");
+    assert!(c.read_http_response().contains("Connection: close\r\n"));
+    c.expect_eof();
+}
+
+#[test]
+fn an_unanswered_request_gets_503_at_the_request_timeout() {
+    let s = start(Options {
+        request_timeout: Duration::from_millis(200),
+        ..Options::default()
+    });
+    let mut c = Client::raw(s.local_addr());
+    let t = std::time::Instant::now();
+    c.write(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.read_http_response().starts_with("HTTP/1.1 503 "));
+    assert!(t.elapsed() >= Duration::from_millis(150));
+}
+
+#[test]
+fn an_event_stream_answered_later_receives_publishes() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /events-later HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    let head = c.read_head();
+    assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+    let t = std::time::Instant::now();
+    while s.subscriber_count("news") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.publish("news", "fresh");
+    let mut got = String::new();
+    while !got.contains("data: fresh\n\n") {
+        let mut b = [0u8; 256];
+        let n = std::io::Read::read(&mut c.sock, &mut b).unwrap();
+        assert!(n > 0);
+        got.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+}
+
+#[test]
+fn a_late_answer_never_lands_on_the_next_request() {
+    // The connection's first request was answered and it moved on to its
+    // next: an answer with the first request's id is refused there.
+    let (s, ids) = start_with_ids(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.read_http_response().starts_with("HTTP/1.1 200 "));
+    c.write(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+    let t = std::time::Instant::now();
+    while ids.lock().unwrap().len() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (first, second) = {
+        let ids = ids.lock().unwrap();
+        (ids[0], ids[1])
+    };
+    assert_ne!(first, second);
+    s.respond(first, Response::new(200, "stale"));
+    s.respond(second, Response::new(200, "fresh"));
+    let r = c.read_http_response();
+    assert!(r.ends_with("\r\n\r\nfresh"), "{r}");
+}
