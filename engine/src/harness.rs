@@ -88,7 +88,7 @@ impl Harness {
         };
         let (_, _hub, mut workers) = ServerBuilder::default()
             .options(opts)
-            .build(Fuzzee, false)?;
+            .build(Fuzzee, false, None)?;
         let worker = workers.pop().ok_or_else(|| io::Error::other("no worker"))?;
         Ok(Harness {
             worker,

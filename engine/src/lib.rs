@@ -44,6 +44,7 @@ mod io;
 mod options;
 pub mod proto;
 pub mod pubsub;
+pub mod queue;
 mod route;
 mod server;
 mod websocket;

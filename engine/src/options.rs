@@ -44,6 +44,10 @@ pub struct Options {
     /// outruns a worker gets `Dropped` (or an error) instead of growing the
     /// process without bound. Default 64 MiB.
     pub mailbox_bytes: usize,
+    /// Event-queue mode ([`crate::ServerBuilder::serve_queue`]): bytes of
+    /// events the host has not drained past which the workers stop reading
+    /// their sockets until it catches up. Default 64 MiB.
+    pub queue_bytes: usize,
     /// Time the peer has to answer a close frame before the TCP connection is
     /// dropped. Default 5 s.
     pub close_timeout: Duration,
@@ -98,6 +102,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(60),
             max_body_bytes: 16 * 1024 * 1024,
             mailbox_bytes: 64 * 1024 * 1024,
+            queue_bytes: 64 * 1024 * 1024,
             close_timeout: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
             max_headers: 64,

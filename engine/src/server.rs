@@ -6,6 +6,7 @@ use crate::id::{ConnId, MAX_WORKERS};
 use crate::io::hub::{self, Answer, Command, Hub, Link, Mailbox};
 use crate::io::worker::{self, Shared};
 use crate::pubsub::{Prepared, Registry, SlowConsumer};
+use crate::queue::{EventQueue, QueueHandler, QueueShared};
 use crate::route::Router;
 use crate::websocket::{WsHandle, op_of};
 use crate::{Handler, Message, Options};
@@ -85,7 +86,28 @@ impl ServerBuilder {
     /// Each worker gets its own listener on the same port (`SO_REUSEPORT`),
     /// so the kernel spreads connections over workers with no hand-off.
     pub fn serve<H: Handler>(self, handler: H) -> io::Result<Server> {
-        let (local, hub, workers) = self.build(handler, true)?;
+        self.start(handler, None)
+    }
+
+    /// Start in event-queue mode (see [`crate::queue`]): every handler call
+    /// becomes an event for the host to drain from the returned queue, and
+    /// the host answers upgrades and requests by id. A connection's data is
+    /// the host's `u64` user value (0 until its upgrade is accepted).
+    pub fn serve_queue(self) -> io::Result<(Server, EventQueue)> {
+        let shared = QueueShared::new(
+            self.opts.workers.clamp(1, MAX_WORKERS),
+            self.opts.queue_bytes,
+        )?;
+        let handler = QueueHandler {
+            shared: shared.clone(),
+        };
+        let server = self.start(handler, Some(shared.clone()))?;
+        shared.attach(&server.handle.hub);
+        Ok((server, EventQueue::new(shared)))
+    }
+
+    fn start<H: Handler>(self, handler: H, queue: Option<Arc<QueueShared>>) -> io::Result<Server> {
+        let (local, hub, workers) = self.build(handler, true, queue)?;
         let n = workers.len();
         let mut threads = Vec::new();
         for w in workers {
@@ -121,6 +143,7 @@ impl ServerBuilder {
         self,
         handler: H,
         listen_too: bool,
+        queue: Option<Arc<QueueShared>>,
     ) -> io::Result<(SocketAddr, Arc<Hub>, Vec<worker::Worker<H>>)> {
         let addr = self
             .addr
@@ -159,6 +182,7 @@ impl ServerBuilder {
             handler,
             router: self.router,
             hub: hub.clone(),
+            queue,
         });
         let workers = parts
             .into_iter()
@@ -319,7 +343,20 @@ impl ServerHandle {
     /// Publish to every subscriber of `topic` on every worker, from any
     /// thread. Encodes once; returns the number of workers it was handed to.
     pub fn publish<'m>(&self, topic: impl AsRef<[u8]>, msg: impl Into<Message<'m>>) -> usize {
-        self.publish_with(topic.as_ref(), msg.into(), None)
+        self.publish_with(topic.as_ref(), msg.into(), None, None)
+    }
+
+    /// Publish as connection `from` would (Bun's `ws.publish` from outside
+    /// its handlers): everyone but `from` gets it, unless `publish_to_self`.
+    pub fn publish_from<'m>(
+        &self,
+        from: ConnId,
+        topic: impl AsRef<[u8]>,
+        msg: impl Into<Message<'m>>,
+        compress: Option<bool>,
+    ) -> usize {
+        let except = (!self.hub.opts.publish_to_self).then_some(from);
+        self.publish_with(topic.as_ref(), msg.into(), compress, except)
     }
 
     /// Publish with an explicit compression choice (Bun's `compress` flag).
@@ -329,10 +366,16 @@ impl ServerHandle {
         msg: impl Into<Message<'m>>,
         compress: bool,
     ) -> usize {
-        self.publish_with(topic.as_ref(), msg.into(), Some(compress))
+        self.publish_with(topic.as_ref(), msg.into(), Some(compress), None)
     }
 
-    fn publish_with(&self, topic: &[u8], msg: Message<'_>, compress: Option<bool>) -> usize {
+    fn publish_with(
+        &self,
+        topic: &[u8],
+        msg: Message<'_>,
+        compress: Option<bool>,
+        except: Option<ConnId>,
+    ) -> usize {
         let stats = &self.hub.stats;
         stats.publishes.fetch_add(1, Ordering::Relaxed);
         let Some(t) = self.hub.registry.get(topic) else {
@@ -340,14 +383,14 @@ impl ServerHandle {
         };
         let p = Prepared::new(msg);
         stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        self.hub.publish_to_workers(&t, &p, compress, None)
+        self.hub.publish_to_workers(&t, &p, compress, None, except)
     }
 
     /// Publish a prepared message from any thread.
     pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
         self.hub.stats.publishes.fetch_add(1, Ordering::Relaxed);
         match self.hub.registry.get(topic.as_ref()) {
-            Some(t) => self.hub.publish_to_workers(&t, msg, None, None),
+            Some(t) => self.hub.publish_to_workers(&t, msg, None, None, None),
             None => 0,
         }
     }
@@ -384,6 +427,11 @@ impl ServerHandle {
     /// Answer an HTTP request answered later ([`crate::Fetch::Later`]).
     pub fn respond(&self, id: ConnId, r: Response) -> bool {
         self.answer(id, Answer::Respond(r))
+    }
+
+    /// Is this thread one of this server's workers (inside a handler)?
+    pub fn on_worker_thread(&self) -> bool {
+        self.hub.current_worker().is_some()
     }
 
     /// Ask the server to stop gracefully (1001 to every WebSocket) and

@@ -243,6 +243,24 @@ impl<D> WebSocket<'_, D> {
         publish::publish(self.conns, self.ctx, topic, &p, exclude, compress)
     }
 
+    /// Publish to every subscriber, this connection included when it is
+    /// one: what the server's own publish does, delivered on this worker at
+    /// once (for a host calling the server's publish from inside a handler).
+    pub fn publish_all<'m>(
+        &mut self,
+        topic: impl AsRef<[u8]>,
+        msg: impl Into<Message<'m>>,
+        compress: Option<bool>,
+    ) -> PublishResult {
+        let p = Prepared::new(msg.into());
+        self.ctx
+            .hub
+            .stats
+            .frames_encoded
+            .fetch_add(1, Ordering::Relaxed);
+        publish::publish(self.conns, self.ctx, topic.as_ref(), &p, None, compress)
+    }
+
     /// Publish text.
     pub fn publish_text(&mut self, topic: impl AsRef<[u8]>, text: &str) -> PublishResult {
         self.publish(topic, Message::Text(text))
@@ -491,6 +509,9 @@ impl WsHandle {
     /// data). False if it could not be queued.
     pub fn inspect(&self, f: impl FnOnce(Option<&mut dyn Inspect>) + Send + 'static) -> bool {
         let f: Inspector = Box::new(f);
-        self.cmd(Command::Inspect { id: self.id, f })
+        // Woken at once even inside a cork: the caller may be waiting.
+        self.hub
+            .command_now(self.id.worker(), Command::Inspect { id: self.id, f })
+            .is_ok()
     }
 }

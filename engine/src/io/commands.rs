@@ -52,13 +52,15 @@ impl<H: Handler> Worker<H> {
                 topic,
                 msg,
                 compress,
+                except,
             } => {
+                let except = except.and_then(|id| self.target(id));
                 publish::deliver_local(
                     &mut self.conns,
                     &mut self.ctx,
                     &topic,
                     &msg,
-                    None,
+                    except,
                     compress,
                 );
                 self.fire_events();

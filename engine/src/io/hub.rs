@@ -48,6 +48,9 @@ pub(crate) enum Command {
         topic: Arc<[u8]>,
         msg: Prepared,
         compress: Option<bool>,
+        /// A connection that does not get it (the publisher, without
+        /// `publish_to_self`).
+        except: Option<ConnId>,
     },
     /// A message for one connection; its payload is `len` bytes at `at` in
     /// the inbox arena, and `counted` bytes were reserved in its slot.
@@ -395,6 +398,17 @@ impl Hub {
         self.push(w, &[], |_| c)
     }
 
+    /// Queue a command and wake the worker now, corked or not (someone is
+    /// about to wait for its answer).
+    pub(crate) fn command_now(self: &Arc<Self>, w: usize, c: Command) -> Result<(), Full> {
+        let link = self.links.get(w).ok_or(Full::Gone)?;
+        link.mailbox.push(&[], 0, |_| c)?;
+        if self.current_worker() != Some(w) {
+            link.mailbox.wake();
+        }
+        Ok(())
+    }
+
     /// The slot of `id`, if its worker and segment exist.
     pub(crate) fn slot(&self, id: ConnId) -> Option<&Slot> {
         self.links.get(id.worker())?.slots.of(id)
@@ -484,17 +498,19 @@ impl Hub {
         topic: &Topic,
         msg: &Prepared,
         compress: Option<bool>,
-        except: Option<usize>,
+        skip_worker: Option<usize>,
+        except: Option<ConnId>,
     ) -> usize {
         let mut n = 0;
         for (w, count) in topic.per_worker.iter().enumerate() {
-            if Some(w) == except || count.load(Ordering::Acquire) == 0 {
+            if Some(w) == skip_worker || count.load(Ordering::Acquire) == 0 {
                 continue;
             }
             let c = Command::Publish {
                 topic: topic.name.clone(),
                 msg: msg.clone(),
                 compress,
+                except: except.filter(|id| id.worker() == w),
             };
             if self.push_weighted(w, &[], msg.frame().len(), |_| c).is_ok() {
                 n += 1;

@@ -113,7 +113,7 @@ pub(crate) fn publish<D>(
         None => hub.registry.get(topic),
     };
     if let Some(t) = shared {
-        res.forwarded = hub.publish_to_workers(&t, msg, compress, Some(ctx.me));
+        res.forwarded = hub.publish_to_workers(&t, msg, compress, Some(ctx.me), None);
     }
     res
 }

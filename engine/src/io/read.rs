@@ -26,6 +26,9 @@ impl<H: Handler> Worker<H> {
             conn.read_pending = true;
             return;
         }
+        if self.throttle(key) {
+            return;
+        }
         for _ in 0..READ_BUDGET {
             let conn = &mut self.conns[key];
             let n = match conn.sock.read(&mut self.rbuf) {

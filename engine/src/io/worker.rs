@@ -29,6 +29,8 @@ pub(crate) struct Shared<H> {
     pub handler: H,
     pub router: Router,
     pub hub: Arc<Hub>,
+    /// Event-queue mode: where each turn's events go.
+    pub queue: Option<Arc<crate::queue::QueueShared>>,
 }
 
 /// What a worker needs at start.
@@ -57,6 +59,8 @@ pub(crate) struct Worker<H: Handler> {
     pub(super) stop_deadline: Option<Stamp>,
     /// Stats this worker last published (deltas go to the shared counters).
     pub(super) queued_total: i64,
+    /// Connections not read because the event-queue host fell behind.
+    pub(super) throttled: Vec<usize>,
 }
 
 impl<H: Handler> Worker<H> {
@@ -111,6 +115,7 @@ impl<H: Handler> Worker<H> {
             inbox: Inbox::default(),
             stop_deadline: None,
             queued_total: 0,
+            throttled: Vec::new(),
         })
     }
 
@@ -177,15 +182,40 @@ impl<H: Handler> Worker<H> {
         }
         self.events = Some(events);
         self.commands();
+        self.unthrottle();
         self.read_again();
         self.timers();
         self.flush_dirty();
         self.publish_stats();
-        hub::pay_wakes();
-        if self.ctx.hub.stopping.load(Ordering::Acquire) != hub::RUNNING {
-            return self.stopping();
+        let done = self.ctx.hub.stopping.load(Ordering::Acquire) != hub::RUNNING && self.stopping();
+        if let Some(q) = &self.shared.queue {
+            q.end_turn();
         }
-        false
+        hub::pay_wakes();
+        done
+    }
+
+    /// In event-queue mode: should reading stop because the host fell
+    /// behind? The connection is then read again once it has caught up.
+    pub(super) fn throttle(&mut self, key: usize) -> bool {
+        match &self.shared.queue {
+            Some(q) if q.throttle(self.ctx.me) => {
+                self.throttled.push(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn unthrottle(&mut self) {
+        if self.throttled.is_empty() {
+            return;
+        }
+        if let Some(q) = &self.shared.queue {
+            if q.unthrottled(self.ctx.me) {
+                self.ctx.again.append(&mut self.throttled);
+            }
+        }
     }
 
     fn clock(&self) -> Stamp {

@@ -1,0 +1,138 @@
+//! Event-queue mode: a host thread drains events and answers by id.
+
+mod common;
+
+use common::Client;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use volley::proto::frame::OpCode;
+use volley::queue::{Event, EventQueue};
+use volley::{Accept, Message, Options, Response, Server, ServerHandle};
+
+/// A host loop: accept upgrades on `/ws` (user value 7), reject others with
+/// 403, echo messages, answer requests with their body; counts drains.
+fn host(server: ServerHandle, mut q: EventQueue, stop: Arc<AtomicBool>, slow: Duration) -> usize {
+    let mut events = 0;
+    while !stop.load(Ordering::Relaxed) || !q.is_finished() {
+        if !q.wait(Some(Duration::from_millis(20))) {
+            if stop.load(Ordering::Relaxed) && q.is_finished() {
+                break;
+            }
+            continue;
+        }
+        std::thread::sleep(slow);
+        volley::cork();
+        for ev in q.drain() {
+            events += 1;
+            match ev {
+                Event::Upgrade { id, request } => {
+                    if request.path() == "/ws" {
+                        assert!(
+                            server.accept_upgrade(id, Accept::new(7u64).header("X-Host", "queue"))
+                        );
+                    } else {
+                        server.reject_upgrade(id, Response::new(403, "no\n"));
+                    }
+                }
+                Event::Request { id, request } => {
+                    let body = [request.method().as_bytes(), b" ", request.body()].concat();
+                    server.respond(id, Response::new(200, body));
+                }
+                Event::Message {
+                    id,
+                    user,
+                    data,
+                    binary,
+                } => {
+                    assert_eq!(user, 7);
+                    let ws = server.ws(id);
+                    if binary {
+                        ws.send(Message::Binary(data));
+                    } else {
+                        ws.send(Message::Text(std::str::from_utf8(data).unwrap()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        volley::uncork();
+    }
+    events
+}
+
+fn start(
+    opts: Options,
+    slow: Duration,
+) -> (Server, Arc<AtomicBool>, std::thread::JoinHandle<usize>) {
+    let (s, q) = Server::builder().options(opts).serve_queue().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = s.handle();
+    let st = stop.clone();
+    let t = std::thread::spawn(move || host(h, q, st, slow));
+    (s, stop, t)
+}
+
+#[test]
+fn upgrade_echo_and_http_through_the_host() {
+    let (s, stop, t) = start(Options::default(), Duration::ZERO);
+    let (mut c, head) = Client::connect_with(s.local_addr(), "/ws", "");
+    assert!(head.contains("X-Host: queue\r\n"), "{head}");
+    for i in 0..100 {
+        c.text(&format!("m{i}"));
+    }
+    for i in 0..100 {
+        assert_eq!(c.read_frame().unwrap().payload, format!("m{i}").as_bytes());
+    }
+    let mut r = Client::raw(s.local_addr());
+    r.write(common::upgrade_request("/other", "").as_bytes());
+    assert!(r.read_http_response().starts_with("HTTP/1.1 403 "));
+    let mut h = Client::raw(s.local_addr());
+    h.write(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(h.read_http_response().ends_with("POST abc"));
+    drop((r, h));
+    stop.store(true, Ordering::Relaxed);
+    let st = std::thread::spawn(move || s.stop());
+    let f = c.read_frame().unwrap();
+    assert_eq!(f.opcode, OpCode::Close);
+    c.frame(true, OpCode::Close, &f.payload[..2]);
+    c.expect_eof();
+    drop(c);
+    st.join().unwrap();
+    // Upgrade, open, 100 messages, the refused upgrade, the request, close.
+    assert!(t.join().unwrap() >= 105);
+}
+
+#[test]
+fn a_slow_host_throttles_reading_and_loses_nothing() {
+    // The host sleeps 20 ms per drain and may hold 256 KiB of events: the
+    // workers stop reading in between, and every message comes back.
+    let (s, stop, t) = start(
+        Options {
+            queue_bytes: 256 * 1024,
+            workers: 1,
+            ..Options::default()
+        },
+        Duration::from_millis(20),
+    );
+    let (mut c, _) = Client::connect_with(s.local_addr(), "/ws", "");
+    let mut w = c.sock.try_clone().unwrap();
+    const N: usize = 3000;
+    let writer = std::thread::spawn(move || {
+        let x = "x".repeat(1000);
+        let frames = Client::raw_frames(&[x.as_str(); 10]);
+        for _ in 0..N / 10 {
+            std::io::Write::write_all(&mut w, &frames).unwrap();
+        }
+    });
+    let t0 = Instant::now();
+    for _ in 0..N {
+        assert_eq!(c.read_frame().unwrap().payload.len(), 1000);
+    }
+    writer.join().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    stop.store(true, Ordering::Relaxed);
+    drop(c);
+    s.stop();
+    t.join().unwrap();
+}

@@ -1,0 +1,110 @@
+//! What the thread is doing inside a callback: the connection whose event
+//! it handles (so calls on that id go straight to the connection, with no
+//! cross-thread hop), and the upgrade or request it may answer in the call.
+
+use engine::{ConnId, Response, WebSocket};
+use std::cell::Cell;
+
+/// An answer given inside an upgrade or request callback.
+pub(crate) enum Answered {
+    Accept {
+        user: u64,
+        protocol: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+    Reject(Response),
+    Respond(Response),
+}
+
+#[derive(Clone, Copy)]
+struct Current {
+    id: Option<ConnId>,
+    /// The callback's connection (event callbacks).
+    ws: *mut WebSocket<'static, u64>,
+    /// Where an answer goes (upgrade and request callbacks).
+    answer: *mut Option<Answered>,
+}
+
+const NONE: Current = Current {
+    id: None,
+    ws: std::ptr::null_mut(),
+    answer: std::ptr::null_mut(),
+};
+
+thread_local! {
+    static CURRENT: Cell<Current> = const { Cell::new(NONE) };
+}
+
+/// Run `f` (the C callback) with `ws` as the current connection.
+pub(crate) fn with_ws<R>(ws: &mut WebSocket<'_, u64>, f: impl FnOnce() -> R) -> R {
+    let id = ws.id();
+    // The lifetime is erased for the thread-local; the pointer is used only
+    // while this call (which holds the borrow) runs, and removed after.
+    let p = (ws as *mut WebSocket<'_, u64>).cast::<WebSocket<'static, u64>>();
+    let prev = CURRENT.with(|c| {
+        c.replace(Current {
+            id: Some(id),
+            ws: p,
+            answer: std::ptr::null_mut(),
+        })
+    });
+    let r = f();
+    CURRENT.with(|c| c.set(prev));
+    r
+}
+
+/// Run `f` (the C callback) with a slot for the answer to request `id`.
+pub(crate) fn with_answer<R>(id: ConnId, slot: &mut Option<Answered>, f: impl FnOnce() -> R) -> R {
+    let prev = CURRENT.with(|c| {
+        c.replace(Current {
+            id: Some(id),
+            ws: std::ptr::null_mut(),
+            answer: slot,
+        })
+    });
+    let r = f();
+    CURRENT.with(|c| c.set(prev));
+    r
+}
+
+/// If this thread is inside the callback of connection `id`, run `f` on it.
+pub(crate) fn on_ws<R>(id: ConnId, f: impl FnOnce(&mut WebSocket<'_, u64>) -> R) -> Option<R> {
+    let c = CURRENT.with(Cell::get);
+    if c.id != Some(id) || c.ws.is_null() {
+        return None;
+    }
+    // SAFETY: `with_ws` set this pointer from a live `&mut WebSocket` whose
+    // borrow spans the whole callback, and clears it when the callback
+    // returns; the callback's own code does not touch that `&mut` while C
+    // runs, so this reborrow is the only access.
+    Some(f(unsafe { &mut *c.ws }))
+}
+
+/// If this thread is inside any event callback, run `f` on that
+/// connection's view of its worker (for server-wide publishes).
+pub(crate) fn on_any_ws<R>(f: impl FnOnce(&mut WebSocket<'_, u64>) -> R) -> Option<R> {
+    let c = CURRENT.with(Cell::get);
+    if c.ws.is_null() {
+        return None;
+    }
+    // SAFETY: as in `on_ws`.
+    Some(f(unsafe { &mut *c.ws }))
+}
+
+/// If this thread is inside the upgrade or request callback of `id`, give
+/// the answer there. False otherwise (answer through the server), and when
+/// one was given already.
+pub(crate) fn answer_here(id: ConnId, a: impl FnOnce() -> Answered) -> Option<bool> {
+    let c = CURRENT.with(Cell::get);
+    if c.id != Some(id) || c.answer.is_null() {
+        return None;
+    }
+    // SAFETY: `with_answer` points this at a local that outlives the
+    // callback, and clears it when the callback returns.
+    let slot = unsafe { &mut *c.answer };
+    if slot.is_some() {
+        return Some(false);
+    }
+    *slot = Some(a());
+    Some(true)
+}

@@ -1,0 +1,720 @@
+//! The server object: creation (callback or queue mode), stopping, the
+//! queue's file descriptor and poll, publishing, counters.
+
+use crate::current;
+use crate::error::{Res, arg, boundary, bytes, code, volley_result};
+use crate::handler::{CHandler, Callbacks};
+use crate::options;
+use crate::request::RequestScratch;
+use crate::types::{
+    VOLLEY_EVENT_ACTIVE, VOLLEY_EVENT_BINARY, VOLLEY_SEND_BINARY, VOLLEY_SEND_COMPRESS,
+    VOLLEY_SEND_NO_COMPRESS, VOLLEY_STOP_NO_WAIT, VOLLEY_STOP_NOW, volley_bytes, volley_event,
+    volley_event_kind, volley_handlers, volley_options, volley_publish_result, volley_stats,
+    volley_ws,
+};
+use engine::queue::{Batch, Event, EventQueue};
+use engine::{Message, PublishResult, Server, ServerBuilder, ServerHandle};
+use std::ffi::c_void;
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A server (opaque). Created by `volley_server_new`, freed by
+/// `volley_server_free`.
+pub struct volley_server {
+    pub(crate) handle: ServerHandle,
+    server: Mutex<Option<Server>>,
+    port: u16,
+    /// Queue mode: the host's end.
+    queue: Option<Mutex<HostQueue>>,
+    polls: AtomicU64,
+    polled: AtomicU64,
+}
+
+/// The queue, the batches handed out, and where the next poll starts.
+struct HostQueue {
+    queue: EventQueue,
+    batches: Vec<Batch>,
+    batch: usize,
+    event: usize,
+    /// Boxed: events point at the requests, which must not move when the
+    /// vector grows.
+    #[allow(clippy::vec_box)]
+    requests: Vec<Box<RequestScratch>>,
+}
+
+/// A server from a pointer.
+///
+/// # Safety
+/// `p` must be NULL or a server from `volley_server_new` not yet freed.
+pub(crate) unsafe fn server<'a>(p: *const volley_server) -> Res<&'a volley_server> {
+    // SAFETY: forwarded contract.
+    unsafe { arg(p) }
+}
+
+/// Create a server, bind it and start its workers.
+///
+/// With `handlers`, callback mode: the handlers run on the worker threads
+/// with `userdata`. With `handlers` NULL, event-queue mode: every event
+/// waits for `volley_server_poll`, and `volley_server_fd` becomes readable
+/// when some do.
+///
+/// Ownership: `*out` is owned by the caller; free it with
+/// `volley_server_free`. `options` (NULL: defaults) and `handlers` are
+/// borrowed for the call (the handler table is copied). `userdata` is the
+/// caller's: the library only passes it to the handlers, on worker threads.
+/// Threads: any thread; not from a callback of another server's worker
+/// (it would block that worker while this one starts).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER (`out`); ABI_MISMATCH
+/// (`struct_size` too small); INVALID_ARGUMENT (an option out of range);
+/// TLS (unusable certificate or key); IO (the address cannot be bound).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_new(
+    options: *const volley_options,
+    handlers: *const volley_handlers,
+    userdata: *mut c_void,
+    out: *mut *mut volley_server,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            if out.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            // SAFETY: documented contract of `options`.
+            let cfg = unsafe { options::config(options) }?;
+            let mut b = ServerBuilder::default().bind(cfg.addr).options(cfg.opts);
+            for r in &cfg.routes {
+                b = b.route(r);
+            }
+            let srv = if handlers.is_null() {
+                let (server, queue) = b.serve_queue().map_err(io_error)?;
+                Box::new(volley_server {
+                    handle: server.handle(),
+                    port: server.local_addr().port(),
+                    server: Mutex::new(Some(server)),
+                    queue: Some(Mutex::new(HostQueue {
+                        queue,
+                        batches: Vec::new(),
+                        batch: 0,
+                        event: 0,
+                        requests: Vec::new(),
+                    })),
+                    polls: AtomicU64::new(0),
+                    polled: AtomicU64::new(0),
+                })
+            } else {
+                // SAFETY: documented contract of `handlers`.
+                let h = unsafe { handler_table(handlers) }?;
+                // The callbacks receive the server's address before the
+                // server exists: they wait until it does (`set_ready`).
+                let ptr = Box::into_raw(Box::<volley_server>::new_uninit()).cast::<volley_server>();
+                let callbacks = Arc::new(Callbacks::new(h, userdata, ptr));
+                let server = match b.serve(CHandler(callbacks.clone())) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // SAFETY: allocated above, never initialised or shared.
+                        drop(unsafe {
+                            Box::from_raw(ptr.cast::<std::mem::MaybeUninit<volley_server>>())
+                        });
+                        return Err(io_error(e));
+                    }
+                };
+                let v = volley_server {
+                    handle: server.handle(),
+                    port: server.local_addr().port(),
+                    server: Mutex::new(Some(server)),
+                    queue: None,
+                    polls: AtomicU64::new(0),
+                    polled: AtomicU64::new(0),
+                };
+                // SAFETY: `ptr` is the allocation made above, unaliased
+                // until this write completes (callbacks wait for `ready`).
+                unsafe { ptr.write(v) };
+                // SAFETY: initialised just above; ownership goes to the caller.
+                let srv = unsafe { Box::from_raw(ptr) };
+                callbacks.set_ready();
+                srv
+            };
+            // SAFETY: `out` checked non-NULL above; the caller owns it.
+            unsafe { *out = Box::into_raw(srv) };
+            Ok(())
+        })())
+    })
+}
+
+fn io_error(e: std::io::Error) -> volley_result {
+    log::error!("volley: {e}");
+    volley_result::Io
+}
+
+/// The handler table, at the caller's `struct_size`.
+///
+/// # Safety
+/// `h` points to at least `struct_size` bytes of a `volley_handlers`.
+unsafe fn handler_table(h: *const volley_handlers) -> Res<volley_handlers> {
+    // SAFETY: `struct_size` is the first field.
+    let size = unsafe { (*h).struct_size } as usize;
+    if size < offset_of!(volley_handlers, on_upgrade) {
+        return Err(volley_result::AbiMismatch);
+    }
+    let mut t = volley_handlers {
+        struct_size: size_of::<volley_handlers>() as u32,
+        on_upgrade: None,
+        on_request: None,
+        on_open: None,
+        on_message: None,
+        on_close: None,
+        on_drain: None,
+        on_ping: None,
+        on_pong: None,
+        on_dropped: None,
+        on_topic: None,
+    };
+    let n = size.min(size_of::<volley_handlers>());
+    // SAFETY: a prefix of the same layout (fields are added at the end only).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            h.cast::<u8>(),
+            (&mut t as *mut volley_handlers).cast::<u8>(),
+            n,
+        )
+    };
+    Ok(t)
+}
+
+/// A message from C: bytes and send flags (text must be UTF-8).
+///
+/// # Safety
+/// `data` points to `len` readable bytes (or is NULL with `len` 0).
+pub(crate) unsafe fn message<'a>(data: *const u8, len: usize, flags: u32) -> Res<Message<'a>> {
+    // SAFETY: forwarded contract.
+    let b = unsafe { bytes(data, len) }?;
+    if flags & VOLLEY_SEND_BINARY != 0 {
+        Ok(Message::Binary(b))
+    } else {
+        std::str::from_utf8(b)
+            .map(Message::Text)
+            .map_err(|_| volley_result::InvalidArgument)
+    }
+}
+
+/// The compression choice in send flags.
+pub(crate) fn compress_flag(flags: u32) -> Option<bool> {
+    if flags & VOLLEY_SEND_COMPRESS != 0 {
+        Some(true)
+    } else if flags & VOLLEY_SEND_NO_COMPRESS != 0 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Stop the server and free it: every connection is dropped at once (close
+/// handlers and events see 1006), pending upgrades and requests are
+/// abandoned, undrained events are discarded. For a graceful end, call
+/// `volley_server_stop` first.
+///
+/// Ownership: takes `server` (from `volley_server_new`); it is invalid
+/// afterwards. NULL is a no-op.
+/// Threads: any thread. From a callback of this server the workers cannot
+/// wait for themselves: the server stops, and its memory is freed on
+/// another thread once they have exited.
+/// Returns: nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_free(server: *mut volley_server) {
+    boundary((), || {
+        if server.is_null() {
+            return;
+        }
+        // SAFETY: the caller gives back ownership of a live server.
+        let b = unsafe { Box::from_raw(server) };
+        b.handle.stop_now();
+        if b.handle.on_worker_thread() {
+            std::thread::spawn(move || drop(b));
+            return;
+        }
+        drop(b);
+    })
+}
+
+impl Drop for volley_server {
+    fn drop(&mut self) {
+        let s = self
+            .server
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(s) = s {
+            s.stop_now();
+        }
+        if let Some(q) = self.queue.as_mut() {
+            let q = q.get_mut().unwrap_or_else(|e| e.into_inner());
+            q.requests.clear();
+            for b in q.batches.drain(..) {
+                q.queue.recycle(b);
+            }
+        }
+    }
+}
+
+/// Stop the server: with `VOLLEY_STOP_GRACEFUL` (0), stop accepting and
+/// send close 1001 to every WebSocket, giving them `close_timeout_ms` to
+/// finish; with `VOLLEY_STOP_NOW`, drop every connection at once. Then wait
+/// for the workers to exit, unless `VOLLEY_STOP_NO_WAIT` is given or the
+/// call comes from one of this server's callbacks (which cannot wait for
+/// their own thread). In queue mode the close events are then waiting for
+/// `volley_server_poll`. The server stays allocated until `volley_server_free`.
+///
+/// Ownership: `server` is borrowed for the call.
+/// Threads: any thread (see above for callbacks).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_stop(server: *mut volley_server, flags: u32) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            if flags & VOLLEY_STOP_NOW != 0 {
+                s.handle.stop_now();
+            } else {
+                s.handle.stop();
+            }
+            if flags & VOLLEY_STOP_NO_WAIT == 0 && !s.handle.on_worker_thread() {
+                join(s);
+            }
+            Ok(())
+        })())
+    })
+}
+
+fn join(s: &volley_server) {
+    if let Some(srv) = s.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        srv.join();
+    }
+}
+
+/// Block until the server has stopped (something called
+/// `volley_server_stop`). Several threads may wait at once.
+///
+/// Ownership: `server` is borrowed for the call.
+/// Threads: any thread but this server's workers (WRONG_THREAD there).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; WRONG_THREAD.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_join(server: *mut volley_server) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            if s.handle.on_worker_thread() {
+                return Err(volley_result::WrongThread);
+            }
+            join(s);
+            Ok(())
+        })())
+    })
+}
+
+/// The port the server listens on (the real one when `port` was 0).
+///
+/// Ownership: `server` is borrowed for the call.
+/// Threads: any thread.
+/// Returns: the port; 0 for a NULL `server`.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_port(server: *const volley_server) -> u16 {
+    boundary(0, || {
+        // SAFETY: documented contract.
+        unsafe { self::server(server) }.map_or(0, |s| s.port)
+    })
+}
+
+/// Event-queue mode: the file descriptor that becomes readable when events
+/// wait. Watch it with epoll/kqueue/poll, libuv or asyncio; the library
+/// reads it (do not read or close it yourself).
+///
+/// Ownership: `server` is borrowed; `*out` is written; the descriptor
+/// belongs to the server and closes with `volley_server_free`.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; WRONG_MODE (callback mode).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_fd(server: *const volley_server, out: *mut i32) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            let q = s.queue.as_ref().ok_or(volley_result::WrongMode)?;
+            if out.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            let fd = q.lock().unwrap_or_else(|e| e.into_inner()).queue.fd();
+            // SAFETY: checked non-NULL; the caller's int.
+            unsafe { *out = fd };
+            Ok(())
+        })())
+    })
+}
+
+/// Event-queue mode: move up to `max` waiting events into `events`,
+/// without blocking. Their pointers (payloads, requests) stay valid until
+/// the next `volley_server_poll` on this server (or its free): nothing is
+/// copied twice. When it fills all `max`, more may wait: call again (the
+/// descriptor is readable again only when new events arrive). Events of one
+/// connection come in order.
+///
+/// Ownership: `server` is borrowed; `events` (room for `max`) and `*count`
+/// are the caller's, written during the call.
+/// Threads: any one thread at a time (calls are serialised); usually the
+/// host's event-loop thread.
+/// Returns: VOLLEY_RESULT_OK with `*count` set (0: nothing waits);
+/// NULL_PARAMETER; WRONG_MODE (callback mode).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_poll(
+    server: *const volley_server,
+    events: *mut volley_event,
+    max: usize,
+    count: *mut usize,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            let q = s.queue.as_ref().ok_or(volley_result::WrongMode)?;
+            if count.is_null() || (events.is_null() && max > 0) {
+                return Err(volley_result::NullParameter);
+            }
+            let out: &mut [volley_event] = if max == 0 {
+                &mut []
+            } else {
+                // SAFETY: the caller provides room for `max` events.
+                unsafe { std::slice::from_raw_parts_mut(events, max) }
+            };
+            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+            let n = q.poll(out);
+            if n > 0 {
+                s.polls.fetch_add(1, Ordering::Relaxed);
+                s.polled.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            // SAFETY: checked non-NULL.
+            unsafe { *count = n };
+            Ok(())
+        })())
+    })
+}
+
+impl HostQueue {
+    fn poll(&mut self, out: &mut [volley_event]) -> usize {
+        // What the last poll handed out is no longer borrowed.
+        for b in self.batches.drain(..self.batch) {
+            self.queue.recycle(b);
+        }
+        self.batch = 0;
+        self.requests.clear();
+        let mut n = 0;
+        while n < out.len() {
+            if self.batch == self.batches.len() {
+                let before = self.batches.len();
+                self.queue.take(&mut self.batches);
+                if self.batches.len() == before {
+                    break;
+                }
+            }
+            let b = &self.batches[self.batch];
+            if self.event == b.len() {
+                self.batch += 1;
+                self.event = 0;
+                continue;
+            }
+            out[n] = convert(b.event(self.event), &mut self.requests);
+            self.event += 1;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// An engine event as C sees it.
+#[allow(clippy::vec_box)] // see `HostQueue::requests`
+fn convert(ev: Event<'_>, requests: &mut Vec<Box<RequestScratch>>) -> volley_event {
+    let conn = |kind, id: engine::ConnId, user| {
+        let mut e = volley_event::new(kind);
+        e.ws = volley_ws::from_id(id);
+        e.user = user;
+        e
+    };
+    let binary = |b: bool| if b { VOLLEY_EVENT_BINARY } else { 0 };
+    match ev {
+        Event::Upgrade { id, request } | Event::Request { id, request } => {
+            let kind = if matches!(ev, Event::Upgrade { .. }) {
+                volley_event_kind::Upgrade
+            } else {
+                volley_event_kind::Request
+            };
+            let mut e = conn(kind, id, 0);
+            let r = RequestScratch::of_view(&request);
+            e.request = &r.req;
+            requests.push(r);
+            e
+        }
+        Event::Open { id, user } => conn(volley_event_kind::Open, id, user),
+        Event::Message {
+            id,
+            user,
+            data,
+            binary: b,
+        } => {
+            let mut e = conn(volley_event_kind::Message, id, user);
+            e.data = volley_bytes::of(data);
+            e.flags = binary(b);
+            e
+        }
+        Event::Close {
+            id,
+            user,
+            code,
+            reason,
+        } => {
+            let mut e = conn(volley_event_kind::Close, id, user);
+            e.code = u32::from(code);
+            e.data = volley_bytes::of(reason);
+            e
+        }
+        Event::Drain { id, user } => conn(volley_event_kind::Drain, id, user),
+        Event::Ping { id, user, data } | Event::Pong { id, user, data } => {
+            let kind = if matches!(ev, Event::Ping { .. }) {
+                volley_event_kind::Ping
+            } else {
+                volley_event_kind::Pong
+            };
+            let mut e = conn(kind, id, user);
+            e.data = volley_bytes::of(data);
+            e
+        }
+        Event::Dropped {
+            id,
+            user,
+            topic,
+            data,
+            binary: b,
+        } => {
+            let mut e = conn(volley_event_kind::Dropped, id, user);
+            e.topic = volley_bytes::of(topic);
+            e.data = volley_bytes::of(data);
+            e.flags = binary(b);
+            e
+        }
+        Event::Topic { topic, active } => {
+            let mut e = volley_event::new(volley_event_kind::Topic);
+            e.topic = volley_bytes::of(topic);
+            e.flags = if active { VOLLEY_EVENT_ACTIVE } else { 0 };
+            e
+        }
+    }
+}
+
+fn publish_result(r: PublishResult) -> volley_publish_result {
+    volley_publish_result {
+        delivered: r.delivered as u64,
+        backpressured: r.backpressured as u64,
+        dropped: r.dropped as u64,
+        forwarded: r.forwarded as u64,
+    }
+}
+
+/// Publish to every subscriber of `topic` on every worker; the message is
+/// encoded once. From a callback, this worker's subscribers get it at once
+/// and are counted in `*result`; elsewhere `*result` counts the workers it
+/// was handed to (`forwarded`).
+///
+/// Ownership: `server` borrowed; `topic` and `data` borrowed for the call
+/// (copied); `*result` (may be NULL) written.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (text that
+/// is not UTF-8).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_publish(
+    server: *const volley_server,
+    topic: *const u8,
+    topic_len: usize,
+    data: *const u8,
+    len: usize,
+    flags: u32,
+    result: *mut volley_publish_result,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            // SAFETY: documented contract.
+            let t = unsafe { bytes(topic, topic_len) }?;
+            // SAFETY: documented contract.
+            let m = unsafe { message(data, len, flags) }?;
+            let compress = compress_flag(flags);
+            let r = current::on_any_ws(|ws| ws.publish_all(t, m, compress)).unwrap_or_else(|| {
+                let forwarded = match compress {
+                    Some(c) => s.handle.publish_compressed(t, m, c),
+                    None => s.handle.publish(t, m),
+                };
+                PublishResult {
+                    forwarded,
+                    ..PublishResult::default()
+                }
+            });
+            // SAFETY: the caller's struct, or NULL.
+            if let Some(out) = unsafe { result.as_mut() } {
+                *out = publish_result(r);
+            }
+            Ok(())
+        })())
+    })
+}
+
+/// How many subscribers (WebSocket and Server-Sent Events) `topic` has,
+/// all workers together.
+///
+/// Ownership: `server` and `topic` borrowed; `*out` written.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_subscriber_count(
+    server: *const volley_server,
+    topic: *const u8,
+    topic_len: usize,
+    out: *mut usize,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            // SAFETY: documented contract.
+            let t = unsafe { bytes(topic, topic_len) }?;
+            if out.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            // SAFETY: checked non-NULL.
+            unsafe { *out = s.handle.subscriber_count(t) };
+            Ok(())
+        })())
+    })
+}
+
+/// Set what a slow subscriber of `topic` gets (applies when the topic next
+/// goes from no subscriber to one): a `volley_slow_consumer`, with the close
+/// code for `VOLLEY_SLOW_CONSUMER_CLOSE`.
+///
+/// Ownership: `server` and `topic` borrowed for the call.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown
+/// policy, or a close code a server may not send).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_set_topic_policy(
+    server: *const volley_server,
+    topic: *const u8,
+    topic_len: usize,
+    policy: u32,
+    close_code: u16,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            // SAFETY: documented contract.
+            let t = unsafe { bytes(topic, topic_len) }?;
+            let p = options::slow_consumer(policy, close_code)?;
+            s.handle.set_topic_policy(t, p);
+            Ok(())
+        })())
+    })
+}
+
+/// Read the counters into `*out`, up to its `struct_size` (set it first).
+///
+/// Ownership: `server` borrowed; `*out` written.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; ABI_MISMATCH (`struct_size` 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_stats(
+    server: *const volley_server,
+    out: *mut volley_stats,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            if out.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            // SAFETY: `struct_size` is the first field of the caller's struct.
+            let size = unsafe { (*out).struct_size } as usize;
+            if size < size_of::<u64>() * 2 {
+                return Err(volley_result::AbiMismatch);
+            }
+            let st = s.handle.stats();
+            let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            let v = volley_stats {
+                struct_size: size.min(size_of::<volley_stats>()) as u32,
+                connections: st.connections.load(Ordering::Relaxed) as u64,
+                opened: l(&st.opened),
+                refused: l(&st.refused),
+                messages_in: l(&st.messages_in),
+                requests: l(&st.requests),
+                publishes: l(&st.publishes),
+                frames_encoded: l(&st.frames_encoded),
+                compressions: l(&st.compressions),
+                delivered: l(&st.delivered),
+                dropped: l(&st.dropped),
+                mailbox_full: l(&st.mailbox_full),
+                bytes_out: l(&st.bytes_out),
+                buffered: l(&st.buffered),
+                polls: l(&s.polls),
+                polled_events: l(&s.polled),
+            };
+            let n = size.min(size_of::<volley_stats>());
+            // SAFETY: the caller's struct has `size` writable bytes; we
+            // write a prefix of the same layout.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (&v as *const volley_stats).cast::<u8>(),
+                    out.cast::<u8>(),
+                    n,
+                )
+            };
+            Ok(())
+        })())
+    })
+}
+
+/// Batch this thread's sends, publishes and answers: until the matching
+/// `volley_server_uncork`, each worker they go to is woken once, at the
+/// end, instead of once per call. An event-queue host corks around the
+/// handling of each poll's events. Nests; covers every server.
+///
+/// Ownership: `server` borrowed (unused but for checking).
+/// Threads: any thread (not needed inside callbacks, which run corked).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_cork(server: *const volley_server) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            unsafe { self::server(server) }?;
+            engine::cork();
+            Ok(())
+        })())
+    })
+}
+
+/// End a `volley_server_cork`: the outermost wakes every worker sent to.
+///
+/// Ownership: `server` borrowed.
+/// Threads: the thread that corked.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_uncork(server: *const volley_server) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            unsafe { self::server(server) }?;
+            engine::uncork();
+            Ok(())
+        })())
+    })
+}

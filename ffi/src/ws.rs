@@ -1,0 +1,697 @@
+//! A WebSocket's functions, by id. Inside a callback of that connection
+//! (on its worker) they act on it directly; from anywhere else they go
+//! through its worker's mailbox (woken once per batch under
+//! `volley_server_cork`), and sends still answer like Bun at once.
+
+use crate::current;
+use crate::error::{Res, boundary, bytes, code, volley_result};
+use crate::server::{compress_flag, message, server, volley_server};
+use crate::types::{volley_publish_result, volley_ws};
+use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, ServerHandle, WebSocket};
+use std::ffi::c_void;
+use std::sync::mpsc;
+
+/// The server and the id, checked.
+///
+/// # Safety
+/// `srv` must be NULL or a live server.
+unsafe fn target<'a>(srv: *const volley_server, ws: volley_ws) -> Res<(&'a volley_server, ConnId)> {
+    // SAFETY: forwarded contract.
+    let s = unsafe { server(srv) }?;
+    let id = ws.id().ok_or(volley_result::Closed)?;
+    Ok((s, id))
+}
+
+/// Run on the connection directly (inside its callback), else ask its
+/// worker and wait for the answer (never from a worker thread: two workers
+/// waiting for each other would deadlock).
+fn query<R: Send + 'static>(
+    h: &ServerHandle,
+    id: ConnId,
+    direct: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
+    remote: impl FnOnce(&mut dyn Inspect) -> R + Send + 'static,
+) -> Res<R> {
+    if let Some(r) = current::on_ws(id, direct) {
+        return Ok(r);
+    }
+    if h.on_worker_thread() {
+        return Err(volley_result::WrongThread);
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    if !h.ws(id).inspect(move |v| {
+        let _ = tx.send(v.map(remote));
+    }) {
+        return Err(volley_result::Closed);
+    }
+    rx.recv()
+        .map_err(|_| volley_result::Stopped)?
+        .ok_or(volley_result::Closed)
+}
+
+fn bun(s: SendStatus) -> i64 {
+    s.as_bun() as i64
+}
+
+/// Send a message: Bun's `ws.send(data, compress)`.
+///
+/// Flags: `VOLLEY_SEND_BINARY` (else text, which must be UTF-8), and
+/// `VOLLEY_SEND_COMPRESS` / `VOLLEY_SEND_NO_COMPRESS`.
+///
+/// Ownership: `server` borrowed; `data` borrowed for the call (copied or
+/// written at once).
+/// Threads: any thread.
+/// Returns: Bun's number: the bytes of the frame (> 0) when queued with
+/// nothing waiting; -1 when queued behind waiting bytes (backpressure: a
+/// `drain` event follows when they are written); 0 when dropped (the
+/// connection is closed or closing, the id is stale, or the queue is past
+/// `backpressure_limit`). An error gives `-(int64_t)result` (≤ -100):
+/// -VOLLEY_RESULT_NULL_PARAMETER, -VOLLEY_RESULT_INVALID_ARGUMENT (text
+/// not UTF-8), -VOLLEY_RESULT_PANIC.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_send(
+    server: *const volley_server,
+    ws: volley_ws,
+    data: *const u8,
+    len: usize,
+    flags: u32,
+) -> i64 {
+    boundary(-(volley_result::Panic as i64), || {
+        let r: Res<i64> = (|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            // SAFETY: documented contract.
+            let m = unsafe { message(data, len, flags) }?;
+            let Some(id) = ws.id() else { return Ok(0) };
+            let c = compress_flag(flags);
+            let direct = current::on_ws(id, |w| match c {
+                Some(c) => w.send_compressed(m, c),
+                None => w.send(m),
+            });
+            Ok(bun(direct.unwrap_or_else(|| match c {
+                Some(c) => s.handle.ws(id).send_compressed(m, c),
+                None => s.handle.ws(id).send(m),
+            })))
+        })();
+        r.unwrap_or_else(|e| -(e as i64))
+    })
+}
+
+/// Send text (UTF-8): `volley_ws_send` with `VOLLEY_SEND_TEXT` and `flags`.
+///
+/// Ownership: `server` borrowed; `text` borrowed for the call.
+/// Threads: any thread.
+/// Returns: as `volley_ws_send` (n, -1, 0, or -result).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_send_text(
+    server: *const volley_server,
+    ws: volley_ws,
+    text: *const u8,
+    len: usize,
+    flags: u32,
+) -> i64 {
+    volley_ws_send(
+        server,
+        ws,
+        text,
+        len,
+        flags & !crate::types::VOLLEY_SEND_BINARY,
+    )
+}
+
+/// Send binary: `volley_ws_send` with `VOLLEY_SEND_BINARY` and `flags`.
+///
+/// Ownership: `server` borrowed; `data` borrowed for the call.
+/// Threads: any thread.
+/// Returns: as `volley_ws_send` (n, -1, 0, or -result).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_send_binary(
+    server: *const volley_server,
+    ws: volley_ws,
+    data: *const u8,
+    len: usize,
+    flags: u32,
+) -> i64 {
+    volley_ws_send(
+        server,
+        ws,
+        data,
+        len,
+        flags | crate::types::VOLLEY_SEND_BINARY,
+    )
+}
+
+/// Publish to `topic` as this connection: every subscriber but itself
+/// (unless `publish_to_self`), on every worker. Bun's `ws.publish`.
+/// In the connection's callback, `*result` counts this worker's
+/// subscribers; elsewhere the workers it was handed to (`forwarded`).
+///
+/// Ownership: `server` borrowed; `topic`, `data` borrowed for the call;
+/// `*result` (may be NULL) written.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (text not
+/// UTF-8); CLOSED (stale id).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_publish(
+    server: *const volley_server,
+    ws: volley_ws,
+    topic: *const u8,
+    topic_len: usize,
+    data: *const u8,
+    len: usize,
+    flags: u32,
+    result: *mut volley_publish_result,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            // SAFETY: documented contract.
+            let t = unsafe { bytes(topic, topic_len) }?;
+            // SAFETY: documented contract.
+            let m = unsafe { message(data, len, flags) }?;
+            let c = compress_flag(flags);
+            let r = current::on_ws(id, |w| match c {
+                Some(c) => w.publish_compressed(t, m, c),
+                None => w.publish(t, m),
+            })
+            .unwrap_or_else(|| PublishResult {
+                forwarded: s.handle.publish_from(id, t, m, c),
+                ..PublishResult::default()
+            });
+            // SAFETY: the caller's struct, or NULL.
+            if let Some(out) = unsafe { result.as_mut() } {
+                *out = volley_publish_result {
+                    delivered: r.delivered as u64,
+                    backpressured: r.backpressured as u64,
+                    dropped: r.dropped as u64,
+                    forwarded: r.forwarded as u64,
+                };
+            }
+            Ok(())
+        })())
+    })
+}
+
+/// Subscribe to a topic. From another thread it takes effect on the
+/// connection's worker; a publish made after this returns reaches it.
+///
+/// Ownership: `server` and `topic` borrowed for the call.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK (also when already subscribed); NULL_PARAMETER;
+/// CLOSED; BUSY (mailbox full).
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_subscribe(
+    server: *const volley_server,
+    ws: volley_ws,
+    topic: *const u8,
+    topic_len: usize,
+) -> volley_result {
+    subscription(server, ws, topic, topic_len, true)
+}
+
+/// Unsubscribe from a topic.
+///
+/// Ownership: `server` and `topic` borrowed for the call.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK (also when not subscribed); NULL_PARAMETER;
+/// CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_unsubscribe(
+    server: *const volley_server,
+    ws: volley_ws,
+    topic: *const u8,
+    topic_len: usize,
+) -> volley_result {
+    subscription(server, ws, topic, topic_len, false)
+}
+
+fn subscription(
+    server: *const volley_server,
+    ws: volley_ws,
+    topic: *const u8,
+    topic_len: usize,
+    on: bool,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            // SAFETY: documented contract.
+            let t = unsafe { bytes(topic, topic_len) }?;
+            let direct = current::on_ws(id, |w| {
+                if w.ready_state() != ReadyState::Open {
+                    return false;
+                }
+                if on {
+                    w.subscribe(t);
+                } else {
+                    w.unsubscribe(t);
+                }
+                true
+            });
+            let ok = direct.unwrap_or_else(|| {
+                let h = s.handle.ws(id);
+                if on { h.subscribe(t) } else { h.unsubscribe(t) }
+            });
+            live(s, id, ok)
+        })())
+    })
+}
+
+/// CLOSED when a call was refused because the connection is gone, BUSY
+/// when its mailbox was full.
+fn live(s: &volley_server, id: ConnId, ok: bool) -> Res {
+    if ok {
+        Ok(())
+    } else if s.handle.ws(id).ready_state() == ReadyState::Closed {
+        Err(volley_result::Closed)
+    } else {
+        Err(volley_result::Busy)
+    }
+}
+
+/// Is the connection subscribed to `topic`? Known on its worker: from
+/// another thread this asks the worker and waits for the answer.
+///
+/// Ownership: `server`, `topic` borrowed; `*out` written.
+/// Threads: any thread but this server's workers, except inside the
+/// connection's own callback (WRONG_THREAD).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; WRONG_THREAD.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_is_subscribed(
+    server: *const volley_server,
+    ws: volley_ws,
+    topic: *const u8,
+    topic_len: usize,
+    out: *mut bool,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            // SAFETY: documented contract.
+            let t = unsafe { bytes(topic, topic_len) }?;
+            if out.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            let owned = t.to_vec();
+            let r = query(
+                &s.handle,
+                id,
+                |w| w.is_subscribed(t),
+                move |v| v.is_subscribed(&owned),
+            )?;
+            // SAFETY: checked non-NULL.
+            unsafe { *out = r };
+            Ok(())
+        })())
+    })
+}
+
+/// A topic, for `volley_ws_subscriptions`.
+pub type volley_topic_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, topic: *const u8, len: usize)>;
+
+/// Call `each(userdata, topic, len)` for every topic the connection is
+/// subscribed to (the bytes are valid during that call only).
+///
+/// Ownership: `server` borrowed; `userdata` passed through.
+/// Threads: as `volley_ws_is_subscribed` (`each` runs on the calling thread).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER (`each`); CLOSED; WRONG_THREAD.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_subscriptions(
+    server: *const volley_server,
+    ws: volley_ws,
+    each: volley_topic_fn,
+    userdata: *mut c_void,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            let each = each.ok_or(volley_result::NullParameter)?;
+            let topics = query(
+                &s.handle,
+                id,
+                |w| w.subscriptions().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                |v| v.subscriptions(),
+            )?;
+            for t in topics {
+                // SAFETY: the caller's function, with its userdata and a
+                // slice valid for the call.
+                unsafe { each(userdata, t.as_ptr(), t.len()) };
+            }
+            Ok(())
+        })())
+    })
+}
+
+/// Bun's `ws.cork(cb)`: run `f(userdata)` with this thread's sends batched
+/// (one write per connection, one wake-up per worker). Inside callbacks
+/// sends are batched already; this is for other threads.
+///
+/// Ownership: `server` borrowed; `userdata` passed through.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_cork(
+    server: *const volley_server,
+    ws: volley_ws,
+    f: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
+    userdata: *mut c_void,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            unsafe { server_only(server) }?;
+            let _ = ws;
+            let f = f.ok_or(volley_result::NullParameter)?;
+            engine::cork();
+            struct Uncork;
+            impl Drop for Uncork {
+                fn drop(&mut self) {
+                    engine::uncork();
+                }
+            }
+            let _u = Uncork;
+            // SAFETY: the caller's function with its userdata.
+            unsafe { f(userdata) };
+            Ok(())
+        })())
+    })
+}
+
+/// # Safety
+/// `srv` must be NULL or a live server.
+unsafe fn server_only<'a>(srv: *const volley_server) -> Res<&'a volley_server> {
+    // SAFETY: forwarded contract.
+    unsafe { server(srv) }
+}
+
+/// Start the closing handshake with `code` (1000, 3000–4999, or another
+/// code a server may send) and a UTF-8 `reason` of at most 123 bytes.
+/// The close event follows when the peer answers (or `close_timeout_ms`).
+///
+/// Ownership: `server`, `reason` borrowed for the call.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (code not
+/// sendable, reason not UTF-8 or too long); CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_close(
+    server: *const volley_server,
+    ws: volley_ws,
+    code: u16,
+    reason: *const u8,
+    reason_len: usize,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        self::code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            // SAFETY: documented contract.
+            let r = unsafe { crate::error::text(reason, reason_len) }?;
+            if !engine::close::is_sendable(code) || r.len() > 123 {
+                return Err(volley_result::InvalidArgument);
+            }
+            let ok = current::on_ws(id, |w| {
+                let open = w.ready_state() == ReadyState::Open;
+                w.close(code, r);
+                open
+            })
+            .unwrap_or_else(|| s.handle.ws(id).close(code, r));
+            live(s, id, ok)
+        })())
+    })
+}
+
+/// Drop the connection now, without a closing handshake (close event: 1006).
+///
+/// Ownership: `server` borrowed.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_terminate(
+    server: *const volley_server,
+    ws: volley_ws,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            let ok = current::on_ws(id, |w| {
+                w.terminate();
+                true
+            })
+            .unwrap_or_else(|| s.handle.ws(id).terminate());
+            live(s, id, ok)
+        })())
+    })
+}
+
+/// Send a ping (payload cut to 125 bytes); not subject to backpressure.
+///
+/// Ownership: `server`, `data` borrowed for the call.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_ping(
+    server: *const volley_server,
+    ws: volley_ws,
+    data: *const u8,
+    len: usize,
+) -> volley_result {
+    control(server, ws, data, len, true)
+}
+
+/// Send an unsolicited pong (payload cut to 125 bytes).
+///
+/// Ownership: `server`, `data` borrowed for the call.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_pong(
+    server: *const volley_server,
+    ws: volley_ws,
+    data: *const u8,
+    len: usize,
+) -> volley_result {
+    control(server, ws, data, len, false)
+}
+
+fn control(
+    server: *const volley_server,
+    ws: volley_ws,
+    data: *const u8,
+    len: usize,
+    ping: bool,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            // SAFETY: documented contract.
+            let d = unsafe { bytes(data, len) }?;
+            let ok = current::on_ws(id, |w| {
+                let st = if ping { w.ping(d) } else { w.pong(d) };
+                st != SendStatus::Dropped
+            })
+            .unwrap_or_else(|| {
+                let h = s.handle.ws(id);
+                if ping { h.ping(d) } else { h.pong(d) }
+            });
+            live(s, id, ok)
+        })())
+    })
+}
+
+/// Stop reading from the connection: no more message events until
+/// `volley_ws_resume`; the peer is then held back by TCP.
+///
+/// Ownership: `server` borrowed.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_pause(server: *const volley_server, ws: volley_ws) -> volley_result {
+    reading(server, ws, false)
+}
+
+/// Resume reading after `volley_ws_pause`.
+///
+/// Ownership: `server` borrowed.
+/// Threads: any thread.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_resume(server: *const volley_server, ws: volley_ws) -> volley_result {
+    reading(server, ws, true)
+}
+
+fn reading(server: *const volley_server, ws: volley_ws, on: bool) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            if s.handle.ws(id).ready_state() == ReadyState::Closed {
+                return Err(volley_result::Closed);
+            }
+            let ok = current::on_ws(id, |w| {
+                if on {
+                    w.resume_reading()
+                } else {
+                    w.pause_reading()
+                }
+                true
+            })
+            .unwrap_or_else(|| {
+                let h = s.handle.ws(id);
+                if on {
+                    h.resume_reading()
+                } else {
+                    h.pause_reading()
+                }
+            });
+            live(s, id, ok)
+        })())
+    })
+}
+
+/// Set the connection's user value (returned in every event).
+///
+/// Ownership: `server` borrowed.
+/// Threads: any thread (from elsewhere it takes effect on the worker, in
+/// order with other calls from the same thread).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_set_user(
+    server: *const volley_server,
+    ws: volley_ws,
+    user: u64,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            let ok = current::on_ws(id, |w| {
+                *w.data_mut() = user;
+                true
+            })
+            .unwrap_or_else(|| s.handle.ws(id).set_data(user));
+            live(s, id, ok)
+        })())
+    })
+}
+
+/// The connection's user value.
+///
+/// Ownership: `server` borrowed; `*out` written.
+/// Threads: as `volley_ws_is_subscribed`.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; WRONG_THREAD.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_user(
+    server: *const volley_server,
+    ws: volley_ws,
+    out: *mut u64,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            if out.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            let u = query(
+                &s.handle,
+                id,
+                |w| *w.data(),
+                |v| {
+                    v.data_any()
+                        .and_then(|d| d.downcast_ref::<u64>().copied())
+                        .unwrap_or(0)
+                },
+            )?;
+            // SAFETY: checked non-NULL.
+            unsafe { *out = u };
+            Ok(())
+        })())
+    })
+}
+
+/// Bun's `readyState`: 0 connecting, 1 open, 2 closing, 3 closed (also for
+/// a stale id or a NULL server). Never blocks.
+///
+/// Ownership: `server` borrowed.
+/// Threads: any thread.
+/// Returns: the state.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_ready_state(server: *const volley_server, ws: volley_ws) -> u32 {
+    boundary(3, || {
+        // SAFETY: documented contract.
+        let Ok((s, id)) = (unsafe { target(server, ws) }) else {
+            return 3;
+        };
+        current::on_ws(id, |w| w.ready_state()).unwrap_or_else(|| s.handle.ws(id).ready_state())
+            as u32
+    })
+}
+
+/// Bytes waiting to be written: queued on the connection and in flight to
+/// its worker. Never blocks (0 for a closed connection).
+///
+/// Ownership: `server` borrowed.
+/// Threads: any thread.
+/// Returns: the byte count.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_buffered_amount(server: *const volley_server, ws: volley_ws) -> usize {
+    boundary(0, || {
+        // SAFETY: documented contract.
+        let Ok((s, id)) = (unsafe { target(server, ws) }) else {
+            return 0;
+        };
+        current::on_ws(id, |w| w.buffered_amount())
+            .unwrap_or_else(|| s.handle.ws(id).buffered_amount())
+    })
+}
+
+/// The peer's address as text (`127.0.0.1:4242`), NUL-terminated, into
+/// `buf` of `cap` bytes; `*len` gets its length without the NUL. Event-queue
+/// hosts have it in the upgrade event's request already.
+///
+/// Ownership: `server` borrowed; `buf` and `*len` written.
+/// Threads: as `volley_ws_is_subscribed`.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (`cap` too
+/// small: `*len` still says how much is needed); CLOSED; WRONG_THREAD.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_remote_address(
+    server: *const volley_server,
+    ws: volley_ws,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let (s, id) = unsafe { target(server, ws) }?;
+            if len.is_null() || (buf.is_null() && cap > 0) {
+                return Err(volley_result::NullParameter);
+            }
+            let a = query(
+                &s.handle,
+                id,
+                |w| w.remote_address().map(|a| a.to_string()),
+                |v| v.remote_address().map(|a| a.to_string()),
+            )?
+            .unwrap_or_default();
+            // SAFETY: checked non-NULL.
+            unsafe { *len = a.len() };
+            if cap < a.len() + 1 {
+                return Err(volley_result::InvalidArgument);
+            }
+            // SAFETY: `buf` has `cap` >= len + 1 writable bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(a.as_ptr(), buf, a.len());
+                *buf.add(a.len()) = 0;
+            }
+            Ok(())
+        })())
+    })
+}
