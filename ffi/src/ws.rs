@@ -9,7 +9,7 @@ use crate::server::{compress_flag, message, server, volley_server};
 use crate::types::{volley_publish_result, volley_ws};
 use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, ServerHandle, WebSocket};
 use std::ffi::c_void;
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The server and the id, checked.
 ///
@@ -37,15 +37,44 @@ fn query<R: Send + 'static>(
     if h.on_worker_thread() {
         return Err(volley_result::WrongThread);
     }
-    let (tx, rx) = mpsc::sync_channel(1);
-    if !h.ws(id).inspect(move |v| {
-        let _ = tx.send(v.map(remote));
-    }) {
+    // A mutex and a condition variable rather than a channel: a channel
+    // would give a C thread a `std::thread::Thread` handle that is never
+    // freed (valgrind reports it as possibly lost).
+    let slot = Arc::new((Mutex::new(Answer::Waiting), Condvar::new()));
+    let theirs = slot.clone();
+    let queued = h.ws(id).inspect(move |v| {
+        let r = match v {
+            Some(v) => Answer::Got(remote(v)),
+            None => Answer::Gone,
+        };
+        // Dropped unrun (the server stopped), the guard below says so.
+        *theirs.0.lock().unwrap_or_else(|e| e.into_inner()) = r;
+        theirs.1.notify_all();
+    });
+    if !queued {
         return Err(volley_result::Closed);
     }
-    rx.recv()
-        .map_err(|_| volley_result::Stopped)?
-        .ok_or(volley_result::Closed)
+    let mut a = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        match std::mem::replace(&mut *a, Answer::Waiting) {
+            Answer::Got(r) => return Ok(r),
+            Answer::Gone => return Err(volley_result::Closed),
+            Answer::Waiting if Arc::strong_count(&slot) == 1 => return Err(volley_result::Stopped),
+            Answer::Waiting => {
+                a = slot
+                    .1
+                    .wait_timeout(a, std::time::Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        }
+    }
+}
+
+enum Answer<R> {
+    Waiting,
+    Got(R),
+    Gone,
 }
 
 fn bun(s: SendStatus) -> i64 {

@@ -28,6 +28,7 @@ echo '#include "volley.hpp"' | g++ -std=c++17 "${warn[@]}" -I"$prefix/include" -
 static() { pkg-config --cflags --libs --static volley; }
 gcc -std=c99 "${warn[@]}" -D_POSIX_C_SOURCE=200809L tests/c/server.c -o "$bin/server_c" $(static)
 g++ -std=c++17 "${warn[@]}" tests/c/server.cpp -o "$bin/server_cpp" $(static)
+gcc -std=c99 "${warn[@]}" tests/c/abi.c -o "$bin/abi" $(static)
 gcc -std=c99 "${warn[@]}" examples/c/echo.c -o "$bin/echo" $(static)
 gcc -std=c99 "${warn[@]}" -D_POSIX_C_SOURCE=200809L examples/c/chat.c -o "$bin/chat" $(static)
 for b in server_c server_cpp echo; do
@@ -36,6 +37,7 @@ done
 "$venv/bin/python" -m ziglang build-exe tests/zig/server.zig -I"$prefix/include" "$prefix/lib/libvolley.a" \
   -lc -lunwind -O ReleaseSafe -femit-bin="$bin/server_zig" --cache-dir "$work/zig-cache" --global-cache-dir "$work/zig-global"
 echo "c: built C, C++ and Zig programs on the static library"
+"$bin/abi" && echo "c: abi.c: every check holds"
 
 export VOLLEY_TEST_SERVERS="c=$bin/server_c,cpp=$bin/server_cpp,zig=$bin/server_zig"
 export VOLLEY_CHAT_BIN="$bin/chat"
@@ -43,6 +45,8 @@ export VOLLEY_CHAT_BIN="$bin/chat"
 
 if [ "${VALGRIND:-1}" = 1 ]; then
   command -v valgrind >/dev/null || { echo "c: valgrind is missing" >&2; exit 1; }
+  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible "$bin/abi"
+  echo "c: abi.c clean under valgrind"
   # The C (callback) and C++ (queue) servers under memcheck: any leak or
   # invalid access makes the server exit 99, which the tests check.
   VOLLEY_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible" \

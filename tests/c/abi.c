@@ -1,0 +1,106 @@
+/* The ABI's promises without a client: versions, NULL and bad arguments
+ * answered with their result codes, stale ids refused, struct sizes of
+ * older callers honoured. Exit status 0 when every check holds. */
+#include "volley.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond)                                              \
+  do {                                                           \
+    if (!(cond)) {                                               \
+      fprintf(stderr, "abi.c:%d: %s\n", __LINE__, #cond);        \
+      failures++;                                                \
+    }                                                            \
+  } while (0)
+
+int main(void) {
+  volley_options o;
+  volley_server *s = NULL, *q = NULL;
+  volley_handlers h;
+  volley_ws stale = {42, 7, 0}, zero = {0, 0, 0};
+  volley_stats st;
+  size_t n = 99;
+  int fd = -1;
+  bool yes = true;
+  char addr[64];
+
+  CHECK(volley_abi_version() == VOLLEY_ABI_VERSION);
+  CHECK(strlen(volley_version()) > 0);
+  CHECK(strcmp(volley_error_message(VOLLEY_RESULT_CLOSED), volley_error_message(VOLLEY_RESULT_OK)) != 0);
+  CHECK(strcmp(volley_error_message(12345), "unknown result") == 0);
+
+  volley_options_init(&o);
+  CHECK(o.struct_size == sizeof o && o.max_payload_length == 16u << 20 && o.send_pings);
+  CHECK(volley_server_new(&o, NULL, NULL, NULL) == VOLLEY_RESULT_NULL_PARAMETER);
+  o.struct_size = 4;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_ABI_MISMATCH);
+  volley_options_init(&o);
+  o.deflate_compress = VOLLEY_DEFLATE_MODE_SHARED;
+  o.deflate_max_window_bits = 8; /* zlib cannot: refused, never passed on */
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  volley_options_init(&o);
+  o.tls_cert_pem = (const uint8_t *)"not a certificate";
+  o.tls_cert_pem_len = 17;
+  o.tls_key_pem = (const uint8_t *)"nor a key";
+  o.tls_key_pem_len = 9;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_TLS);
+  volley_options_init(&o);
+  o.host = "256.0.0.1";
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_IO);
+
+  /* An older caller's handler table: only the fields it knew. */
+  volley_options_init(&o);
+  memset(&h, 0, sizeof h);
+  h.struct_size = (uint32_t)((const char *)&h.on_message - (const char *)&h);
+  CHECK(volley_server_new(&o, &h, NULL, &s) == VOLLEY_RESULT_OK);
+  CHECK(volley_server_port(s) != 0);
+  CHECK(volley_server_fd(s, &fd) == VOLLEY_RESULT_WRONG_MODE);
+  CHECK(volley_server_poll(s, NULL, 0, &n) == VOLLEY_RESULT_WRONG_MODE);
+
+  CHECK(volley_server_new(&o, NULL, NULL, &q) == VOLLEY_RESULT_OK);
+  CHECK(volley_server_fd(q, &fd) == VOLLEY_RESULT_OK && fd >= 0);
+  CHECK(volley_server_poll(q, NULL, 0, &n) == VOLLEY_RESULT_OK && n == 0);
+  CHECK(volley_server_poll(q, NULL, 4, &n) == VOLLEY_RESULT_NULL_PARAMETER);
+  CHECK(volley_server_fd(q, NULL) == VOLLEY_RESULT_NULL_PARAMETER);
+
+  /* Stale and zero ids: refused, never anything else. */
+  CHECK(volley_ws_send(s, stale, (const uint8_t *)"x", 1, 0) == 0);
+  CHECK(volley_ws_send(s, zero, (const uint8_t *)"x", 1, 0) == 0);
+  CHECK(volley_ws_send(s, stale, (const uint8_t *)"\xff", 1, VOLLEY_SEND_TEXT) == -VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_ws_send(s, stale, NULL, 3, 0) == -VOLLEY_RESULT_NULL_PARAMETER);
+  CHECK(volley_ws_send(NULL, stale, (const uint8_t *)"x", 1, 0) == -VOLLEY_RESULT_NULL_PARAMETER);
+  CHECK(volley_ws_close(s, stale, 1000, NULL, 0) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_ws_close(s, stale, 1005, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_ws_subscribe(s, stale, (const uint8_t *)"t", 1) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_ws_terminate(s, stale) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_ws_pause(s, stale) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_ws_ready_state(s, stale) == 3);
+  CHECK(volley_ws_buffered_amount(s, stale) == 0);
+  CHECK(volley_ws_is_subscribed(s, stale, (const uint8_t *)"t", 1, &yes) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_ws_remote_address(s, stale, (uint8_t *)addr, sizeof addr, &n) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_upgrade_accept(s, zero, 0, NULL, NULL, 0) == VOLLEY_RESULT_NOT_PENDING);
+  CHECK(volley_respond(s, stale, 99, NULL, 0, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_server_set_topic_policy(s, (const uint8_t *)"t", 1, 7, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_server_set_topic_policy(s, (const uint8_t *)"t", 1, VOLLEY_SLOW_CONSUMER_CLOSE, 1013) ==
+        VOLLEY_RESULT_OK);
+  CHECK(volley_server_subscriber_count(s, (const uint8_t *)"t", 1, &n) == VOLLEY_RESULT_OK && n == 0);
+  CHECK(volley_server_publish(s, (const uint8_t *)"t", 1, (const uint8_t *)"hi", 2, 0, NULL) == VOLLEY_RESULT_OK);
+  CHECK(volley_server_cork(NULL) == VOLLEY_RESULT_NULL_PARAMETER);
+
+  /* A stats struct from an older header: only its prefix is written. */
+  memset(&st, 0xab, sizeof st);
+  st.struct_size = (uint32_t)((const char *)&st.messages_in - (const char *)&st);
+  CHECK(volley_server_stats(s, &st) == VOLLEY_RESULT_OK);
+  CHECK(st.connections == 0 && st.opened == 0 && st.messages_in == 0xababababababababULL);
+
+  CHECK(volley_server_stop(s, VOLLEY_STOP_NOW | VOLLEY_STOP_NO_WAIT) == VOLLEY_RESULT_OK);
+  CHECK(volley_server_join(s) == VOLLEY_RESULT_OK);
+  CHECK(volley_server_stop(s, VOLLEY_STOP_GRACEFUL) == VOLLEY_RESULT_OK); /* twice is fine */
+  volley_server_free(s);
+  volley_server_free(q); /* running: stopped by free */
+  volley_server_free(NULL);
+  if (failures) fprintf(stderr, "abi.c: %d checks failed\n", failures);
+  return failures ? 1 : 0;
+}
