@@ -35,6 +35,8 @@ VOLLEY = ROOT / "target" / "release" / "volley"
 BUN = HERE / "node_modules" / "@oven" / "bun-linux-x64" / "bin" / "bun"
 VENV = HERE / ".venv"
 PEERS = HERE / "rust-peers" / "target" / "release"
+CBIN = HERE / ".c-build"
+NODE_BINDING = ROOT / "bindings" / "node"
 SERVER_CPU, GEN_CPU = "0", "1"
 
 
@@ -49,6 +51,12 @@ def servers():
                           "deflate": True},
         "tokio-tungstenite": {"cmd": [str(PEERS / "tungstenite")], "pubsub": True},
         "fastwebsockets": {"cmd": [str(PEERS / "fastws")], "pubsub": False},
+        # The C ABI: examples/c/echo.c (callback mode) and the event-queue
+        # echo (the host thread drains and answers), one worker each.
+        "c-callback": {"cmd": [str(CBIN / "echo"), "{port}", "1"], "pubsub": False},
+        "c-queue": {"cmd": [str(CBIN / "queue_echo"), "{port}"], "pubsub": False},
+        # Bun's serve() on Node through the binding, one worker.
+        "node-volley": {"cmd": ["node", str(HERE / "servers" / "node_volley.mjs")], "pubsub": True, "deflate": True},
     }
 
 
@@ -90,6 +98,14 @@ def install():
     sh([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "websockets==15.0.1"])
     sh(["cargo", "build", "--release", "-q"], cwd=HERE / "rust-peers")
     sh(["cargo", "build", "--release", "-q", "-p", "volley-cli"], cwd=ROOT)
+    prefix = CBIN / "prefix"
+    sh([str(ROOT / "scripts" / "install.sh"), "--prefix", str(prefix)])
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "--static", "volley"], capture_output=True, text=True,
+                           check=True, env=dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))).stdout.split()
+    for src, out in [(ROOT / "examples" / "c" / "echo.c", "echo"), (HERE / "servers" / "c_queue_echo.c", "queue_echo")]:
+        sh(["gcc", "-O2", "-std=c99", "-D_POSIX_C_SOURCE=200809L", str(src), "-o", str(CBIN / out), *flags])
+    if not (NODE_BINDING / "node_modules" / "koffi").exists():
+        sh(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=NODE_BINDING)
 
 
 def start(name, spec, port, deflate=False):
@@ -106,8 +122,15 @@ def start(name, spec, port, deflate=False):
         p.kill()
         raise RuntimeError(f"{name} did not start: {line!r}")
     # Keep draining its output: a server that logs every reset connection
-    # would otherwise block on a full pipe and measure as dead.
-    threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
+    # would otherwise block on a full pipe and measure as dead. The last
+    # "stats" line is kept (the queue-mode echo reports its drains there).
+    p.stats_line = ""
+
+    def drain():
+        for out in p.stdout:
+            if out.startswith("stats "):
+                p.stats_line = out.strip()
+    threading.Thread(target=drain, daemon=True).start()
     return p
 
 
@@ -121,7 +144,12 @@ def measure(name, spec, cell, args, port):
         if out.returncode != 0:
             print(f"  {name}: bench failed: {out.stderr.strip()[-300:]}", file=sys.stderr)
             return None
-        return json.loads(out.stdout)
+        r = json.loads(out.stdout)
+        time.sleep(1.1)  # one more stats line, after the measured window
+        m = re.match(r"stats polls=(\d+) events=(\d+)", p.stats_line)
+        if m and int(m.group(1)):
+            r["events_per_drain"] = int(m.group(2)) / int(m.group(1))
+        return r
     finally:
         p.kill()
         p.wait()
@@ -218,6 +246,9 @@ def main():
         v, b = med[c].get("volley"), med[c].get("bun")
         ratio = f"{v / b:.2f}×" if v and b else "—"
         lines.append(f"| {name} | {unit} | " + " | ".join(row) + f" | {ratio} |")
+    drains = [r["events_per_drain"] for r in raw.get("echo", {}).get("c-queue", []) if "events_per_drain" in r]
+    if drains:
+        lines.append(f"\nEvent-queue echo (C host): {statistics.median(drains):,.0f} events per drain call (median).")
     if tcp:
         t = statistics.median(tcp)
         v = med.get("large", {}).get("volley")

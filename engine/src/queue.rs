@@ -460,6 +460,15 @@ impl<'a> RequestView<'a> {
     pub fn body(&self) -> &'a [u8] {
         self.at(8).field()
     }
+
+    /// The packed form itself: method, path, query as (u32 length, bytes);
+    /// headers and route parameters as a u32 count of (length, bytes)
+    /// fields, names and values alternating; subprotocols likewise; then
+    /// the address, a field that is "s" over TLS and empty otherwise, and
+    /// the body. Lengths are little-endian.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
 }
 
 fn pairs<'a>(f: Fields<'a>) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {

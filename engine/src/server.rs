@@ -445,9 +445,15 @@ impl ServerHandle {
         self.hub.request_stop(hub::STOP_NOW);
     }
 
-    /// A message to a connection by id (see [`WsHandle::send`]).
-    pub fn send<'m>(&self, id: ConnId, msg: impl Into<Message<'m>>) -> crate::SendStatus {
+    /// A message to a connection by id (see [`WsHandle::send`]), with an
+    /// optional compression choice; no handle is made.
+    pub fn send<'m>(
+        &self,
+        id: ConnId,
+        msg: impl Into<Message<'m>>,
+        compress: Option<bool>,
+    ) -> crate::SendStatus {
         let (op, data) = op_of(msg.into());
-        self.hub.send(id, op, data, None)
+        self.hub.send(id, op, data, compress)
     }
 }

@@ -19,6 +19,9 @@ pub(crate) enum Answered {
 #[derive(Clone, Copy)]
 struct Current {
     id: Option<ConnId>,
+    /// The text message the callback received (already checked as UTF-8):
+    /// sending it back needs no second check.
+    text: (*const u8, usize),
     /// The callback's connection (event callbacks).
     ws: *mut WebSocket<'static, u64>,
     /// Where an answer goes (upgrade and request callbacks).
@@ -27,6 +30,7 @@ struct Current {
 
 const NONE: Current = Current {
     id: None,
+    text: (std::ptr::null(), 0),
     ws: std::ptr::null_mut(),
     answer: std::ptr::null_mut(),
 };
@@ -35,15 +39,21 @@ thread_local! {
     static CURRENT: Cell<Current> = const { Cell::new(NONE) };
 }
 
-/// Run `f` (the C callback) with `ws` as the current connection.
-pub(crate) fn with_ws<R>(ws: &mut WebSocket<'_, u64>, f: impl FnOnce() -> R) -> R {
-    let id = ws.id();
+/// Run `f` (the C callback) with `ws` (whose id is `id`) as the current
+/// connection; `text`: the text message it receives, if any.
+pub(crate) fn with_ws<R>(
+    ws: &mut WebSocket<'_, u64>,
+    id: ConnId,
+    text: Option<&[u8]>,
+    f: impl FnOnce() -> R,
+) -> R {
     // The lifetime is erased for the thread-local; the pointer is used only
     // while this call (which holds the borrow) runs, and removed after.
     let p = (ws as *mut WebSocket<'_, u64>).cast::<WebSocket<'static, u64>>();
     let prev = CURRENT.with(|c| {
         c.replace(Current {
             id: Some(id),
+            text: text.map_or((std::ptr::null(), 0), |t| (t.as_ptr(), t.len())),
             ws: p,
             answer: std::ptr::null_mut(),
         })
@@ -58,6 +68,7 @@ pub(crate) fn with_answer<R>(id: ConnId, slot: &mut Option<Answered>, f: impl Fn
     let prev = CURRENT.with(|c| {
         c.replace(Current {
             id: Some(id),
+            text: (std::ptr::null(), 0),
             ws: std::ptr::null_mut(),
             answer: slot,
         })
@@ -78,6 +89,14 @@ pub(crate) fn on_ws<R>(id: ConnId, f: impl FnOnce(&mut WebSocket<'_, u64>) -> R)
     // returns; the callback's own code does not touch that `&mut` while C
     // runs, so this reborrow is the only access.
     Some(f(unsafe { &mut *c.ws }))
+}
+
+/// Are these bytes the text message this callback received (so known to be
+/// UTF-8)? The event's payload is read-only to the callback.
+#[inline]
+pub(crate) fn is_current_text(b: &[u8]) -> bool {
+    let c = CURRENT.with(Cell::get);
+    !b.is_empty() && c.text == (b.as_ptr(), b.len())
 }
 
 /// If this thread is inside any event callback, run `f` on that

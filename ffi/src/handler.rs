@@ -10,6 +10,7 @@ use crate::types::{
 };
 use engine::{Accept, Fetch, Handler, Message, Request, Response, Upgrade, WebSocket};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// The C side's `userdata` and server pointer: the C caller promised they
@@ -35,7 +36,8 @@ pub(crate) struct Callbacks {
     h: volley_handlers,
     ptrs: Ptrs,
     /// Callbacks wait until `volley_server_new` has finished setting up
-    /// the server they receive.
+    /// the server they receive (the flag is the fast path afterwards).
+    ready_flag: AtomicBool,
     ready: Mutex<bool>,
     ready_cv: Condvar,
 }
@@ -49,6 +51,7 @@ impl Callbacks {
         Callbacks {
             h,
             ptrs: Ptrs { userdata, server },
+            ready_flag: AtomicBool::new(false),
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
         }
@@ -56,10 +59,15 @@ impl Callbacks {
 
     pub(crate) fn set_ready(&self) {
         *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.ready_flag.store(true, Ordering::Release);
         self.ready_cv.notify_all();
     }
 
+    #[inline]
     fn wait_ready(&self) {
+        if self.ready_flag.load(Ordering::Acquire) {
+            return;
+        }
         let mut r = self.ready.lock().unwrap_or_else(|e| e.into_inner());
         while !*r {
             r = self.ready_cv.wait(r).unwrap_or_else(|e| e.into_inner());
@@ -81,16 +89,18 @@ impl Callbacks {
         cb: volley_callback,
         kind: volley_event_kind,
         ws: &mut WebSocket<'_, u64>,
+        text: Option<&[u8]>,
         fill: impl FnOnce(&mut volley_event),
     ) {
         if cb.is_none() {
             return;
         }
+        let id = ws.id();
         let mut ev = volley_event::new(kind);
-        ev.ws = volley_ws::from_id(ws.id());
+        ev.ws = volley_ws::from_id(id);
         ev.user = *ws.data();
         fill(&mut ev);
-        current::with_ws(ws, || self.call(cb, &ev));
+        current::with_ws(ws, id, text, || self.call(cb, &ev));
     }
 
     /// An upgrade or request event; what the C callback answered, if it did.
@@ -190,45 +200,58 @@ impl Callbacks {
     }
 
     fn open(&self, ws: &mut WebSocket<'_, u64>) {
-        self.event(self.h.on_open, volley_event_kind::Open, ws, |_| {});
+        self.event(self.h.on_open, volley_event_kind::Open, ws, None, |_| {});
     }
 
     fn message(&self, ws: &mut WebSocket<'_, u64>, msg: Message<'_>) {
-        self.event(self.h.on_message, volley_event_kind::Message, ws, |ev| {
-            ev.data = volley_bytes::of(msg.as_bytes());
-            ev.flags = message_flags(&msg);
-        });
+        let text = (!msg.is_binary()).then(|| msg.as_bytes());
+        self.event(
+            self.h.on_message,
+            volley_event_kind::Message,
+            ws,
+            text,
+            |ev| {
+                ev.data = volley_bytes::of(msg.as_bytes());
+                ev.flags = message_flags(&msg);
+            },
+        );
     }
 
     fn close(&self, ws: &mut WebSocket<'_, u64>, code: u16, reason: &str) {
-        self.event(self.h.on_close, volley_event_kind::Close, ws, |ev| {
+        self.event(self.h.on_close, volley_event_kind::Close, ws, None, |ev| {
             ev.code = u32::from(code);
             ev.data = volley_bytes::of(reason.as_bytes());
         });
     }
 
     fn drain(&self, ws: &mut WebSocket<'_, u64>) {
-        self.event(self.h.on_drain, volley_event_kind::Drain, ws, |_| {});
+        self.event(self.h.on_drain, volley_event_kind::Drain, ws, None, |_| {});
     }
 
     fn ping(&self, ws: &mut WebSocket<'_, u64>, data: &[u8]) {
-        self.event(self.h.on_ping, volley_event_kind::Ping, ws, |ev| {
+        self.event(self.h.on_ping, volley_event_kind::Ping, ws, None, |ev| {
             ev.data = volley_bytes::of(data);
         });
     }
 
     fn pong(&self, ws: &mut WebSocket<'_, u64>, data: &[u8]) {
-        self.event(self.h.on_pong, volley_event_kind::Pong, ws, |ev| {
+        self.event(self.h.on_pong, volley_event_kind::Pong, ws, None, |ev| {
             ev.data = volley_bytes::of(data);
         });
     }
 
     fn dropped(&self, ws: &mut WebSocket<'_, u64>, topic: &[u8], msg: Message<'_>) {
-        self.event(self.h.on_dropped, volley_event_kind::Dropped, ws, |ev| {
-            ev.topic = volley_bytes::of(topic);
-            ev.data = volley_bytes::of(msg.as_bytes());
-            ev.flags = message_flags(&msg);
-        });
+        self.event(
+            self.h.on_dropped,
+            volley_event_kind::Dropped,
+            ws,
+            None,
+            |ev| {
+                ev.topic = volley_bytes::of(topic);
+                ev.data = volley_bytes::of(msg.as_bytes());
+                ev.flags = message_flags(&msg);
+            },
+        );
     }
 
     fn topic(&self, topic: &[u8], active: bool) {

@@ -191,8 +191,12 @@ pub(crate) unsafe fn message<'a>(data: *const u8, len: usize, flags: u32) -> Res
     let b = unsafe { bytes(data, len) }?;
     if flags & VOLLEY_SEND_BINARY != 0 {
         Ok(Message::Binary(b))
+    } else if current::is_current_text(b) {
+        // SAFETY: the engine checked these very bytes as UTF-8 before the
+        // callback that is sending them got them; they are read-only to it.
+        Ok(Message::Text(unsafe { std::str::from_utf8_unchecked(b) }))
     } else {
-        std::str::from_utf8(b)
+        simdutf8::basic::from_utf8(b)
             .map(Message::Text)
             .map_err(|_| volley_result::InvalidArgument)
     }
@@ -314,6 +318,26 @@ pub extern "C" fn volley_server_join(server: *mut volley_server) -> volley_resul
     })
 }
 
+/// Is the server running (false once every worker has exited, after a
+/// stop)? In queue mode, events may still wait for `volley_server_poll`.
+///
+/// Ownership: `server` is borrowed for the call.
+/// Threads: any thread.
+/// Returns: the answer; false for a NULL `server`.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_is_running(server: *const volley_server) -> bool {
+    boundary(false, || {
+        // SAFETY: documented contract.
+        unsafe { self::server(server) }.is_ok_and(|s| {
+            s.server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|srv| !srv.is_stopped())
+        })
+    })
+}
+
 /// The port the server listens on (the real one when `port` was 0).
 ///
 /// Ownership: `server` is borrowed for the call.
@@ -401,113 +425,290 @@ pub extern "C" fn volley_server_poll(
 }
 
 impl HostQueue {
-    fn poll(&mut self, out: &mut [volley_event]) -> usize {
-        // What the last poll handed out is no longer borrowed.
+    /// Forget what the last poll handed out, which is no longer borrowed.
+    fn release(&mut self) {
         for b in self.batches.drain(..self.batch) {
             self.queue.recycle(b);
         }
         self.batch = 0;
         self.requests.clear();
-        let mut n = 0;
-        while n < out.len() {
+    }
+
+    /// The next event, if any (taking more batches when these are used up).
+    fn next(&mut self) -> Option<(usize, usize)> {
+        loop {
             if self.batch == self.batches.len() {
                 let before = self.batches.len();
                 self.queue.take(&mut self.batches);
                 if self.batches.len() == before {
-                    break;
+                    return None;
                 }
             }
-            let b = &self.batches[self.batch];
-            if self.event == b.len() {
-                self.batch += 1;
-                self.event = 0;
-                continue;
+            if self.event < self.batches[self.batch].len() {
+                return Some((self.batch, self.event));
             }
-            out[n] = convert(b.event(self.event), &mut self.requests);
+            self.batch += 1;
+            self.event = 0;
+        }
+    }
+
+    fn poll(&mut self, out: &mut [volley_event]) -> usize {
+        self.release();
+        let mut n = 0;
+        while n < out.len() {
+            let Some((b, e)) = self.next() else { break };
+            out[n] = convert(self.batches[b].event(e), &mut self.requests);
             self.event += 1;
             n += 1;
         }
         n
     }
+
+    fn poll_packed(&mut self, out: &mut [u8]) -> (usize, usize) {
+        self.release();
+        let (mut used, mut n) = (0, 0);
+        while let Some((b, e)) = self.next() {
+            let Some(len) = pack(self.batches[b].event(e), &mut out[used..]) else {
+                break;
+            };
+            used += len;
+            self.event += 1;
+            n += 1;
+        }
+        (used, n)
+    }
 }
 
-/// An engine event as C sees it.
-#[allow(clippy::vec_box)] // see `HostQueue::requests`
-fn convert(ev: Event<'_>, requests: &mut Vec<Box<RequestScratch>>) -> volley_event {
-    let conn = |kind, id: engine::ConnId, user| {
-        let mut e = volley_event::new(kind);
-        e.ws = volley_ws::from_id(id);
-        e.user = user;
-        e
-    };
-    let binary = |b: bool| if b { VOLLEY_EVENT_BINARY } else { 0 };
-    match ev {
-        Event::Upgrade { id, request } | Event::Request { id, request } => {
-            let kind = if matches!(ev, Event::Upgrade { .. }) {
-                volley_event_kind::Upgrade
-            } else {
-                volley_event_kind::Request
-            };
-            let mut e = conn(kind, id, 0);
-            let r = RequestScratch::of_view(&request);
-            e.request = &r.req;
-            requests.push(r);
-            e
+/// Payloads up to this size are copied into a packed record; larger ones
+/// are passed by address (valid until the next poll), so a 16 MiB message
+/// is not copied again.
+pub const VOLLEY_PACKED_INLINE_MAX: usize = 16 * 1024;
+/// Smallest buffer `volley_server_poll_packed` accepts (one record always fits).
+pub const VOLLEY_PACKED_MIN_BUFFER: usize = 64 * 1024;
+/// Packed record flag: the payload field holds an 8-byte address.
+pub const VOLLEY_PACKED_DATA_BY_ADDRESS: u32 = 0x80;
+/// Packed record flag: the topic field holds an 8-byte address.
+pub const VOLLEY_PACKED_TOPIC_BY_ADDRESS: u32 = 0x40;
+
+/// Write one event as a packed record into `out`; `None` when it does not fit.
+fn pack(ev: Event<'_>, out: &mut [u8]) -> Option<usize> {
+    let f = fields(&ev);
+    let mut flags = f.flags;
+    let mut width = |b: &[u8], by_address: u32| {
+        if b.len() > VOLLEY_PACKED_INLINE_MAX {
+            flags |= by_address;
+            8
+        } else {
+            b.len()
         }
-        Event::Open { id, user } => conn(volley_event_kind::Open, id, user),
+    };
+    let dl = width(f.data, VOLLEY_PACKED_DATA_BY_ADDRESS);
+    let tl = width(f.topic, VOLLEY_PACKED_TOPIC_BY_ADDRESS);
+    let len = (32 + dl + tl).next_multiple_of(8);
+    if len > out.len() {
+        return None;
+    }
+    let r = &mut out[..len];
+    r[0] = f.kind as u8;
+    r[1] = flags as u8;
+    r[2..4].copy_from_slice(&f.code.to_le_bytes());
+    r[4..8].copy_from_slice(&f.ws.key.to_le_bytes());
+    r[8..16].copy_from_slice(&f.ws.generation.to_le_bytes());
+    r[16..24].copy_from_slice(&f.user.to_le_bytes());
+    r[24..28].copy_from_slice(&(f.data.len() as u32).to_le_bytes());
+    r[28..32].copy_from_slice(&(f.topic.len() as u32).to_le_bytes());
+    let mut at = 32;
+    for b in [f.data, f.topic] {
+        if b.len() > VOLLEY_PACKED_INLINE_MAX {
+            r[at..at + 8].copy_from_slice(&(b.as_ptr() as u64).to_le_bytes());
+            at += 8;
+        } else {
+            r[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        }
+    }
+    r[at..].fill(0);
+    Some(len)
+}
+
+/// Event-queue mode, for hosts that read memory faster than they call
+/// functions (JavaScript, Python): move waiting events into `buf` as
+/// packed records, with one call. Each record, little-endian, 8-byte
+/// aligned:
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 1 | kind (`volley_event_kind`) |
+/// | 1 | 1 | flags: `VOLLEY_EVENT_BINARY`, `VOLLEY_EVENT_ACTIVE`, `VOLLEY_PACKED_*_BY_ADDRESS` |
+/// | 2 | 2 | close code |
+/// | 4 | 4 | `volley_ws.key` |
+/// | 8 | 8 | `volley_ws.generation` |
+/// | 16 | 8 | user value |
+/// | 24 | 4 | payload length |
+/// | 28 | 4 | topic length |
+/// | 32 | … | payload, then topic: inline, or an 8-byte address when longer than `VOLLEY_PACKED_INLINE_MAX` (flags say which) |
+///
+/// The record's length is 32 plus both fields, rounded up to 8. For
+/// upgrade and request events the payload is the request, packed: method,
+/// path, query as (u32 length, bytes); headers and route parameters as a
+/// u32 count of such fields, names and values alternating; subprotocols
+/// likewise; then the peer's address, a field that is "s" over TLS and
+/// empty otherwise, and the body. Addresses stay valid until the next poll
+/// on this server (copy them out with `volley_copy`). Inline payloads are a
+/// second copy of small messages; large ones are not copied again.
+///
+/// Ownership: `server` borrowed; `buf` (`cap` bytes) is the caller's,
+/// written during the call.
+/// Threads: any one thread at a time (calls are serialised with
+/// `volley_server_poll`, whose events it shares).
+/// Returns: the bytes written (0: nothing waits; close to `cap`: call again),
+/// or `-(int64_t)result`: -VOLLEY_RESULT_NULL_PARAMETER, -WRONG_MODE,
+/// -INVALID_ARGUMENT (`cap` below `VOLLEY_PACKED_MIN_BUFFER`), -PANIC.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_poll_packed(
+    server: *const volley_server,
+    buf: *mut u8,
+    cap: usize,
+) -> i64 {
+    boundary(-(volley_result::Panic as i64), || {
+        let r: Res<i64> = (|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            let q = s.queue.as_ref().ok_or(volley_result::WrongMode)?;
+            if buf.is_null() {
+                return Err(volley_result::NullParameter);
+            }
+            if cap < VOLLEY_PACKED_MIN_BUFFER {
+                return Err(volley_result::InvalidArgument);
+            }
+            // SAFETY: the caller provides `cap` writable bytes.
+            let out = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
+            let (used, n) = q.lock().unwrap_or_else(|e| e.into_inner()).poll_packed(out);
+            if n > 0 {
+                s.polls.fetch_add(1, Ordering::Relaxed);
+                s.polled.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Ok(used as i64)
+        })();
+        r.unwrap_or_else(|e| -(e as i64))
+    })
+}
+
+/// Copy `len` bytes from `address` (a by-address field of the last packed
+/// poll) into `dst`.
+///
+/// Ownership: `dst` is the caller's (`len` bytes), written during the call;
+/// `address` must come from the last `volley_server_poll_packed` of a live
+/// server, with its length.
+/// Threads: the thread that polls.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_copy(dst: *mut u8, address: u64, len: usize) -> volley_result {
+    boundary(volley_result::Panic, || {
+        if len == 0 {
+            return volley_result::Ok;
+        }
+        if dst.is_null() || address == 0 {
+            return volley_result::NullParameter;
+        }
+        // SAFETY: the caller's contract: `address` is a live field of the
+        // last poll with `len` bytes, `dst` has room for them.
+        unsafe { std::ptr::copy_nonoverlapping(address as usize as *const u8, dst, len) };
+        volley_result::Ok
+    })
+}
+
+/// What every event has, whatever its kind.
+struct Fields<'a> {
+    kind: volley_event_kind,
+    flags: u32,
+    code: u16,
+    ws: volley_ws,
+    user: u64,
+    /// The message, reason or ping data; for requests the packed request.
+    data: &'a [u8],
+    topic: &'a [u8],
+}
+
+fn fields<'a>(ev: &Event<'a>) -> Fields<'a> {
+    use volley_event_kind as K;
+    let binary = |b: bool| if b { VOLLEY_EVENT_BINARY } else { 0 };
+    let f = |kind, id: engine::ConnId, user, data: &'a [u8]| Fields {
+        kind,
+        flags: 0,
+        code: 0,
+        ws: volley_ws::from_id(id),
+        user,
+        data,
+        topic: &[],
+    };
+    match *ev {
+        Event::Upgrade { id, request } => f(K::Upgrade, id, 0, request.as_bytes()),
+        Event::Request { id, request } => f(K::Request, id, 0, request.as_bytes()),
+        Event::Open { id, user } => f(K::Open, id, user, &[]),
         Event::Message {
             id,
             user,
             data,
             binary: b,
-        } => {
-            let mut e = conn(volley_event_kind::Message, id, user);
-            e.data = volley_bytes::of(data);
-            e.flags = binary(b);
-            e
-        }
+        } => Fields {
+            flags: binary(b),
+            ..f(K::Message, id, user, data)
+        },
         Event::Close {
             id,
             user,
             code,
             reason,
-        } => {
-            let mut e = conn(volley_event_kind::Close, id, user);
-            e.code = u32::from(code);
-            e.data = volley_bytes::of(reason);
-            e
-        }
-        Event::Drain { id, user } => conn(volley_event_kind::Drain, id, user),
-        Event::Ping { id, user, data } | Event::Pong { id, user, data } => {
-            let kind = if matches!(ev, Event::Ping { .. }) {
-                volley_event_kind::Ping
-            } else {
-                volley_event_kind::Pong
-            };
-            let mut e = conn(kind, id, user);
-            e.data = volley_bytes::of(data);
-            e
-        }
+        } => Fields {
+            code,
+            ..f(K::Close, id, user, reason)
+        },
+        Event::Drain { id, user } => f(K::Drain, id, user, &[]),
+        Event::Ping { id, user, data } => f(K::Ping, id, user, data),
+        Event::Pong { id, user, data } => f(K::Pong, id, user, data),
         Event::Dropped {
             id,
             user,
             topic,
             data,
             binary: b,
-        } => {
-            let mut e = conn(volley_event_kind::Dropped, id, user);
-            e.topic = volley_bytes::of(topic);
-            e.data = volley_bytes::of(data);
-            e.flags = binary(b);
-            e
-        }
-        Event::Topic { topic, active } => {
-            let mut e = volley_event::new(volley_event_kind::Topic);
-            e.topic = volley_bytes::of(topic);
-            e.flags = if active { VOLLEY_EVENT_ACTIVE } else { 0 };
-            e
-        }
+        } => Fields {
+            flags: binary(b),
+            topic,
+            ..f(K::Dropped, id, user, data)
+        },
+        Event::Topic { topic, active } => Fields {
+            kind: K::Topic,
+            flags: if active { VOLLEY_EVENT_ACTIVE } else { 0 },
+            code: 0,
+            ws: volley_ws::NONE,
+            user: 0,
+            data: &[],
+            topic,
+        },
     }
+}
+
+/// An engine event as C sees it.
+#[allow(clippy::vec_box)] // see `HostQueue::requests`
+fn convert(ev: Event<'_>, requests: &mut Vec<Box<RequestScratch>>) -> volley_event {
+    let f = fields(&ev);
+    let mut e = volley_event::new(f.kind);
+    e.flags = f.flags;
+    e.code = u32::from(f.code);
+    e.ws = f.ws;
+    e.user = f.user;
+    e.topic = volley_bytes::of(f.topic);
+    match ev {
+        Event::Upgrade { request, .. } | Event::Request { request, .. } => {
+            let r = RequestScratch::of_view(&request);
+            e.request = &r.req;
+            requests.push(r);
+        }
+        _ => e.data = volley_bytes::of(f.data),
+    }
+    e
 }
 
 fn publish_result(r: PublishResult) -> volley_publish_result {

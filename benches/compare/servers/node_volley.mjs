@@ -1,0 +1,40 @@
+// Volley from Node (bindings/node: Bun's serve() on the C ABI) for
+// benches/compare: the Bun peer's code, with the import changed. Convention:
+//   /echo echoes with the opcode; /sub subscribes to "t" and publishes what it
+//   sends to "t"; /pub publishes to "t" without subscribing.
+//   PORT (default 9001); WS_DEFLATE=1 turns permessage-deflate on.
+import { serve } from '../../../bindings/node/index.js';
+
+const deflate = process.env.WS_DEFLATE === '1';
+const server = serve({
+  workers: Number(process.env.VOLLEY_WORKERS ?? 1),
+  hostname: '127.0.0.1',
+  port: Number(process.env.PORT ?? 9001),
+  fetch(req, server) {
+    const path = new URL(req.url).pathname;
+    if (server.upgrade(req, { data: { path } })) return undefined;
+    return new Response('upgrade required', { status: 426 });
+  },
+  websocket: {
+    maxPayloadLength: 16 * 1024 * 1024,
+    idleTimeout: 120,
+    perMessageDeflate: deflate,
+    open(ws) {
+      if (ws.data.path === '/sub') ws.subscribe('t');
+    },
+    message(ws, msg) {
+      switch (ws.data.path) {
+        case '/echo':
+          ws.send(msg, deflate);
+          break;
+        case '/sub':
+          ws.publish('t', msg, deflate);
+          break;
+        case '/pub':
+          server.publish('t', msg, deflate);
+          break;
+      }
+    },
+  },
+});
+console.log(`node-volley: listening on http://127.0.0.1:${server.port}/`);

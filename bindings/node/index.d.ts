@@ -1,0 +1,121 @@
+// Types for volley: Bun's serve() and ServerWebSocket, on Node. The shapes
+// and names follow Bun's own (bun-types), so code typed for Bun type-checks
+// here unchanged; `ws.data` is typed from `server.upgrade(req, { data })`
+// through the type parameter of `serve<T>()` and `WebSocketHandler<T>`.
+/// <reference types="node" />
+
+export type BufferSource = ArrayBufferView | ArrayBuffer | SharedArrayBuffer;
+
+/** A connection's state, as in `WebSocket.readyState`. */
+export type WebSocketReadyState = 0 | 1 | 2 | 3;
+
+/** Bun's per-message compression settings. */
+export type WebSocketCompressor = 'disable' | 'shared' | 'dedicated' | boolean;
+
+export interface ServerWebSocket<T = undefined> {
+  /** Send a message: the bytes sent, -1 when queued behind a backlog (a `drain` follows), 0 when dropped. */
+  send(data: string | BufferSource, compress?: boolean): number;
+  sendText(data: string, compress?: boolean): number;
+  sendBinary(data: BufferSource, compress?: boolean): number;
+  /** Publish to every subscriber of `topic` but this one (unless `publishToSelf`). */
+  publish(topic: string, data: string | BufferSource, compress?: boolean): number;
+  publishText(topic: string, data: string, compress?: boolean): number;
+  publishBinary(topic: string, data: BufferSource, compress?: boolean): number;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  isSubscribed(topic: string): boolean;
+  readonly subscriptions: string[];
+  /** Run `callback` with sends batched (one write, one wake-up). */
+  cork<R>(callback: (ws: ServerWebSocket<T>) => R): R;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  ping(data?: string | BufferSource): number;
+  pong(data?: string | BufferSource): number;
+  /** The value given to `server.upgrade(req, { data })`; settable. */
+  data: T;
+  readonly readyState: WebSocketReadyState;
+  readonly remoteAddress: string;
+  binaryType: 'nodebuffer' | 'arraybuffer' | 'uint8array';
+  getBufferedAmount(): number;
+  /** Volley: stop reading from this client (TCP then holds it back). */
+  pauseReading(): void;
+  resumeReading(): void;
+}
+
+export interface WebSocketHandler<T = undefined> {
+  open?(ws: ServerWebSocket<T>): void | Promise<void>;
+  message(ws: ServerWebSocket<T>, message: string | Buffer): void | Promise<void>;
+  close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
+  drain?(ws: ServerWebSocket<T>): void | Promise<void>;
+  ping?(ws: ServerWebSocket<T>, data: Buffer): void | Promise<void>;
+  pong?(ws: ServerWebSocket<T>, data: Buffer): void | Promise<void>;
+  /** Largest message in bytes (1009 past it). Default 16 MiB. */
+  maxPayloadLength?: number;
+  /** Seconds of silence before a ping (or a close). Default 120. */
+  idleTimeout?: number;
+  /** Bytes queued per connection past which sends are dropped (0). Default 16 MiB. */
+  backpressureLimit?: number;
+  /** Close (1008) instead of dropping past the limit. Default false. */
+  closeOnBackpressureLimit?: boolean;
+  /** Default true. */
+  sendPings?: boolean;
+  /** Default false. */
+  publishToSelf?: boolean;
+  perMessageDeflate?:
+    | boolean
+    | { compress?: WebSocketCompressor; decompress?: WebSocketCompressor; threshold?: number };
+}
+
+/** A request as handlers see it: the WHATWG Request, with route parameters. */
+export type BunRequest<P extends string = string> = Request & { readonly params: Record<P, string> };
+
+export type RouteHandler<T> = (
+  req: BunRequest,
+  server: Server<T>,
+) => Response | undefined | void | Promise<Response | undefined | void>;
+
+export type HTTPMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'CONNECT' | 'OPTIONS' | 'TRACE' | 'PATCH';
+
+export interface Server<T = undefined> {
+  /** Upgrade the request to a WebSocket with this data; false if it is not an upgrade request. */
+  upgrade(req: Request, options?: { data?: T; headers?: HeadersInit }): boolean;
+  /** Publish to every subscriber of `topic`: the bytes published. */
+  publish(topic: string, data: string | BufferSource, compress?: boolean): number;
+  subscriberCount(topic: string): number;
+  /** WebSockets open now. */
+  readonly pendingWebSockets: number;
+  readonly port: number;
+  readonly hostname: string;
+  readonly url: URL;
+  readonly development: boolean;
+  requestIP(req: Request): { address: string; port: number; family: 'IPv4' | 'IPv6' } | null;
+  /** Close 1001 to every WebSocket and free the server; resolves when everything is gone. */
+  stop(closeActiveConnections?: boolean): Promise<void>;
+  /** Volley: the engine's counters. */
+  stats(): Record<string, number>;
+}
+
+export interface ServeOptions<T = undefined> {
+  port?: number | string;
+  hostname?: string;
+  /** Worker threads running the protocol (default: one per core). */
+  workers?: number;
+  maxRequestBodySize?: number;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  routes?: Record<string, Response | RouteHandler<T> | Partial<Record<HTTPMethod, RouteHandler<T>>>>;
+  fetch?(
+    this: Server<T>,
+    req: BunRequest,
+    server: Server<T>,
+  ): Response | undefined | void | Promise<Response | undefined | void>;
+  websocket?: WebSocketHandler<T>;
+  error?(this: Server<T>, error: Error): Response | void | Promise<Response | void>;
+}
+
+export function serve<T = undefined>(options: ServeOptions<T>): Server<T>;
+
+/** A Response that streams publishes to `topics` as Server-Sent Events. */
+export function eventStream(topics: string | string[], init?: { status?: number; headers?: HeadersInit }): Response;
+
+declare const volley: { serve: typeof serve; eventStream: typeof eventStream };
+export default volley;

@@ -1,0 +1,756 @@
+'use strict';
+// Bun's serve() and ServerWebSocket on Node, over Volley's C ABI in
+// event-queue mode. The engine's workers run the protocol and the fan-out;
+// this thread watches one pipe, drains events in packed batches (one FFI
+// call per batch, payloads read in place), calls the handlers, and sends
+// back with one FFI call per send, corked so each worker is woken once per
+// batch. Sends answer like Bun at once (bytes, -1, 0).
+const net = require('node:net');
+const fs = require('node:fs');
+const { f, ABI_VERSION } = require('./native.cjs');
+
+const K = { UPGRADE: 1, REQUEST: 2, OPEN: 3, MESSAGE: 4, CLOSE: 5, DRAIN: 6, PING: 7, PONG: 8, DROPPED: 9, TOPIC: 10 };
+const EV_BINARY = 1;
+const DATA_BY_ADDRESS = 0x80;
+const TOPIC_BY_ADDRESS = 0x40;
+const SEND_BINARY = 1;
+const SEND_COMPRESS = 2;
+const SEND_NO_COMPRESS = 4;
+const STOP_GRACEFUL = 0;
+const STOP_NO_WAIT = 2;
+const RESULT_OK = 0;
+const RESULT_CLOSED = 200;
+const POLL_BYTES = 1 << 20;
+const INLINE_MAX = 16 * 1024;
+const TOPICS = Symbol('volley.eventStream');
+/** Text is encoded here once (not measured, then converted again by the FFI). */
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+const SCRATCH_CHARS = SCRATCH.length / 3;
+const utf8Slice = typeof Buffer.prototype.utf8Slice === 'function'
+  ? (b, s, e) => b.utf8Slice(s, e)
+  : (b, s, e) => b.toString('utf8', s, e);
+
+if (f.abi_version() !== ABI_VERSION) {
+  throw new Error(`volley: libvolley ABI ${f.abi_version()}, this binding speaks ${ABI_VERSION}`);
+}
+
+function compressFlags(compress) {
+  return compress === true ? SEND_COMPRESS : compress === false ? SEND_NO_COMPRESS : 0;
+}
+
+/** A Buffer over the same memory (no copy) for any BufferSource. */
+function toBuffer(data) {
+  if (Buffer.isBuffer(data)) return data;
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return Buffer.from(data);
+  throw new TypeError('volley: data must be a string, a Buffer, an ArrayBuffer or a typed array');
+}
+
+function bytes(s) {
+  const b = Buffer.from(String(s), 'utf8');
+  return { data: b, len: b.length };
+}
+
+/** Headers (any HeadersInit or a Headers) as the C ABI's header array. */
+function headerArray(init) {
+  if (!init) return [[], 0];
+  const list = [];
+  const h = init instanceof Headers ? init : new Headers(init);
+  for (const [k, v] of h) list.push({ name: bytes(k), value: bytes(v) });
+  return [list, list.length];
+}
+
+function check(r, what) {
+  if (r !== RESULT_OK && r !== RESULT_CLOSED) throw new Error(`volley: ${what}: ${f.error_message(r)}`);
+  return r === RESULT_OK;
+}
+
+/** Read a packed request (see volley_server_poll_packed). */
+function parseRequest(buf, start) {
+  let p = start;
+  const u32 = () => {
+    const v = buf.readUInt32LE(p);
+    p += 4;
+    return v;
+  };
+  const str = (enc = 'utf8') => {
+    const n = u32();
+    const s = buf.toString(enc, p, p + n);
+    p += n;
+    return s;
+  };
+  const method = str();
+  const path = str();
+  const query = str();
+  const headers = [];
+  for (let i = 0, n = u32(); i < n; i += 2) headers.push([str(), str('latin1')]);
+  const params = {};
+  for (let i = 0, n = u32(); i < n; i += 2) {
+    const k = str();
+    params[k] = str();
+  }
+  const protocols = [];
+  for (let i = 0, n = u32(); i < n; i++) protocols.push(str());
+  const address = str();
+  const secure = u32() > 0;
+  if (secure) p += 1;
+  const n = u32();
+  const body = n > 0 ? Buffer.from(buf.subarray(p, p + n)) : null;
+  return { method, path, query, headers, params, protocols, address, secure, body };
+}
+
+function splitAddress(a) {
+  const i = a.lastIndexOf(':');
+  if (i < 0) return { address: a, port: 0, family: 'IPv4' };
+  let host = a.slice(0, i);
+  const v6 = host.startsWith('[');
+  if (v6) host = host.slice(1, -1);
+  return { address: host, port: Number(a.slice(i + 1)), family: v6 ? 'IPv6' : 'IPv4' };
+}
+
+/** Route patterns: `/literal`, `/:param`, a final `/*`. */
+function compileRoutes(routes) {
+  return Object.entries(routes || {}).map(([pattern, value]) => {
+    const segs = pattern.split('/').filter(Boolean);
+    return { pattern, segs, value };
+  });
+}
+
+function matchRoute(table, path) {
+  const parts = path.split('/').filter(Boolean);
+  // Exact patterns win over parameters, as in Bun.
+  let best = null;
+  for (const r of table) {
+    const params = {};
+    let ok = true;
+    let i = 0;
+    let score = 0;
+    for (; i < r.segs.length; i++) {
+      const s = r.segs[i];
+      if (s === '*') {
+        params['*'] = parts.slice(i).map(decodeURIComponent).join('/');
+        i = parts.length;
+        break;
+      }
+      if (i >= parts.length) {
+        ok = false;
+        break;
+      }
+      if (s.startsWith(':')) params[s.slice(1)] = decodeURIComponent(parts[i]);
+      else if (s === parts[i]) score++;
+      else {
+        ok = false;
+        break;
+      }
+    }
+    if (ok && i === parts.length && (!best || score > best.score)) best = { route: r, params, score };
+  }
+  return best;
+}
+
+class ServerWebSocket {
+  constructor(server, key, generation, index, data, remoteAddress) {
+    this._server = server;
+    this._key = key;
+    this._gen = generation;
+    this._index = index;
+    this._state = 0;
+    this._topics = new Set();
+    this._remote = remoteAddress;
+    this.data = data;
+    this.binaryType = 'nodebuffer';
+  }
+
+  get readyState() {
+    return this._state;
+  }
+
+  get remoteAddress() {
+    return splitAddress(this._remote).address;
+  }
+
+  _ws() {
+    return { generation: this._gen, key: this._key, reserved: 0 };
+  }
+
+  send(data, compress) {
+    if (typeof data === 'string') return this.sendText(data, compress);
+    return this.sendBinary(data, compress);
+  }
+
+  sendText(text, compress) {
+    const s = this._server;
+    if (!s._draining) s._ensureCork();
+    const str = typeof text === 'string' ? text : String(text);
+    let r;
+    if (str.length <= SCRATCH_CHARS) {
+      const n = SCRATCH.utf8Write(str, 0);
+      r = f.send_bytes(s._srv, this._key, this._gen, SCRATCH, n, compressFlags(compress));
+    } else {
+      r = f.send_text(s._srv, this._key, this._gen, str, Buffer.byteLength(str), compressFlags(compress));
+    }
+    if (r <= -100) throw new Error(`volley: send: ${f.error_message(-r)}`);
+    return r;
+  }
+
+  sendBinary(data, compress) {
+    const s = this._server;
+    if (!s._draining) s._ensureCork();
+    const b = toBuffer(data);
+    const r = f.send_bytes(s._srv, this._key, this._gen, b, b.length, SEND_BINARY | compressFlags(compress));
+    if (r <= -100) throw new Error(`volley: send: ${f.error_message(-r)}`);
+    return r;
+  }
+
+  publish(topic, data, compress) {
+    if (typeof data === 'string') return this.publishText(topic, data, compress);
+    return this.publishBinary(topic, data, compress);
+  }
+
+  publishText(topic, text, compress) {
+    this._server._ensureCork();
+    const t = String(topic);
+    const str = String(text);
+    const len = Buffer.byteLength(str);
+    const r = f.ws_publish_text(this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), str, len, compressFlags(compress));
+    return r > 0 ? len : 0;
+  }
+
+  publishBinary(topic, data, compress) {
+    this._server._ensureCork();
+    const t = String(topic);
+    const b = toBuffer(data);
+    const r = f.ws_publish_bytes(
+      this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress));
+    return r > 0 ? b.length : 0;
+  }
+
+  subscribe(topic) {
+    const t = String(topic);
+    if (this._state !== 1 || this._topics.has(t)) return;
+    this._server._ensureCork();
+    if (check(f.subscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'subscribe')) this._topics.add(t);
+  }
+
+  unsubscribe(topic) {
+    const t = String(topic);
+    if (!this._topics.delete(t) || this._state === 3) return;
+    this._server._ensureCork();
+    check(f.unsubscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'unsubscribe');
+  }
+
+  isSubscribed(topic) {
+    return this._topics.has(String(topic));
+  }
+
+  get subscriptions() {
+    return [...this._topics];
+  }
+
+  cork(callback) {
+    const s = this._server;
+    f.cork(s._srv);
+    try {
+      return callback(this);
+    } finally {
+      f.uncork(s._srv);
+    }
+  }
+
+  close(code, reason) {
+    if (this._state !== 1) return;
+    const c = code === undefined ? 1000 : code;
+    const r = reason === undefined ? '' : String(reason);
+    this._server._ensureCork();
+    const res = f.close(this._server._srv, this._ws(), c, r, Buffer.byteLength(r));
+    if (res !== RESULT_OK && res !== RESULT_CLOSED) throw new RangeError(`volley: close(${c}): ${f.error_message(res)}`);
+    this._state = 2;
+  }
+
+  terminate() {
+    if (this._state === 3) return;
+    this._server._ensureCork();
+    f.terminate(this._server._srv, this._ws());
+    this._state = 2;
+  }
+
+  ping(data) {
+    const b = data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
+    this._server._ensureCork();
+    return f.ping(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length + 2 : 0;
+  }
+
+  pong(data) {
+    const b = data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
+    this._server._ensureCork();
+    return f.pong(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length + 2 : 0;
+  }
+
+  getBufferedAmount() {
+    return Number(f.buffered(this._server._srv, this._ws()));
+  }
+
+  /** Stop reading from this client until resumeReading (Volley; not in Bun). */
+  pauseReading() {
+    f.pause(this._server._srv, this._ws());
+  }
+
+  resumeReading() {
+    f.resume(this._server._srv, this._ws());
+  }
+}
+
+class Server {
+  constructor(options) {
+    if (!options || typeof options !== 'object') throw new TypeError('volley: serve() needs options');
+    this._options = options;
+    this._ws = options.websocket || null;
+    const w0 = this._ws || {};
+    this._onMessage = typeof w0.message === 'function' ? w0.message : null;
+    this._routes = compileRoutes(options.routes);
+    this._fetch = options.fetch || null;
+    this._error = options.error || null;
+    this._sockets = [null];
+    this._free = [];
+    this._open = 0;
+    this._pending = new WeakMap();
+    this._corked = false;
+    this._draining = false;
+    this._stopping = null;
+    // Records are 8-byte aligned: read their headers through a word view.
+    const ab = new ArrayBuffer(POLL_BYTES);
+    this._buf = Buffer.from(ab);
+    this._u32 = new Uint32Array(ab);
+    this._hostname = options.hostname || '0.0.0.0';
+
+    const o = {};
+    f.options_init(o);
+    const env = Number(process.env.PORT || process.env.NODE_PORT || 3000);
+    o.port = options.port === undefined ? env : Number(options.port);
+    o.host = this._hostname;
+    o.routes = null;
+    o.routes_len = 0;
+    if (options.workers !== undefined) o.workers = options.workers;
+    if (options.maxRequestBodySize !== undefined) o.max_body_bytes = options.maxRequestBodySize;
+    const w = this._ws || {};
+    if (w.maxPayloadLength !== undefined) o.max_payload_length = w.maxPayloadLength;
+    if (w.idleTimeout !== undefined) o.idle_timeout_ms = Math.round(w.idleTimeout * 1000);
+    if (w.backpressureLimit !== undefined) o.backpressure_limit = w.backpressureLimit;
+    if (w.closeOnBackpressureLimit !== undefined) o.close_on_backpressure_limit = !!w.closeOnBackpressureLimit;
+    if (w.sendPings !== undefined) o.send_pings = !!w.sendPings;
+    if (w.publishToSelf !== undefined) o.publish_to_self = !!w.publishToSelf;
+    const pmd = w.perMessageDeflate;
+    if (pmd) {
+      const mode = (v) => (v === false || v === 'disable' ? 0 : v === 'dedicated' ? 2 : 1);
+      o.deflate_compress = pmd === true ? 1 : mode(pmd.compress === undefined ? true : pmd.compress);
+      o.deflate_decompress = pmd === true ? 1 : mode(pmd.decompress === undefined ? true : pmd.decompress);
+      if (pmd.threshold !== undefined) o.deflate_threshold = pmd.threshold;
+    }
+    if (options.tls) {
+      const pem = (v) => {
+        const s = Buffer.isBuffer(v) ? v : String(v);
+        if (typeof s === 'string' && !s.includes('-----BEGIN')) return fs.readFileSync(s);
+        return Buffer.from(s);
+      };
+      const cert = pem(options.tls.cert);
+      const key = pem(options.tls.key);
+      o.tls_cert_pem = cert;
+      o.tls_cert_pem_len = cert.length;
+      o.tls_key_pem = key;
+      o.tls_key_pem_len = key.length;
+      this._tls = true;
+    }
+    const out = [null];
+    const r = f.server_new(o, null, null, out);
+    if (r !== RESULT_OK) throw new Error(`volley: serve: ${f.error_message(r)}`);
+    this._srv = out[0];
+    this.port = f.server_port(this._srv);
+    const fd = [0];
+    check(f.server_fd(this._srv, fd), 'fd');
+    // Our own descriptor for libuv (the server keeps and closes its own).
+    this._watch = new net.Socket({ fd: f.dup(fd[0]), readable: true, writable: false });
+    this._watch.on('data', () => this._drain());
+    this._watch.on('error', (e) => this._report(e));
+    this._drain();
+  }
+
+  get hostname() {
+    return this._hostname;
+  }
+
+  get url() {
+    const host = this._hostname === '0.0.0.0' ? 'localhost' : this._hostname;
+    return new URL(`${this._tls ? 'https' : 'http'}://${host}:${this.port}/`);
+  }
+
+  get pendingWebSockets() {
+    return this._open;
+  }
+
+  get development() {
+    return false;
+  }
+
+  // ---- batching -------------------------------------------------------
+
+  /** Sends outside a drained batch (timers, promises) are corked until the
+   * end of the current tick: one wake-up per worker, not one per send. */
+  _ensureCork() {
+    if (this._draining || this._corked || !this._srv) return;
+    this._corked = true;
+    f.cork(this._srv);
+    queueMicrotask(() => {
+      this._corked = false;
+      if (this._srv) f.uncork(this._srv);
+    });
+  }
+
+  _drain() {
+    if (this._draining || !this._srv) return;
+    this._draining = true;
+    f.cork(this._srv);
+    try {
+      for (;;) {
+        const used = f.poll_packed(this._srv, this._buf, POLL_BYTES);
+        if (used <= 0) break;
+        this._dispatch(used);
+        if (used < POLL_BYTES / 2) break;
+      }
+    } finally {
+      f.uncork(this._srv);
+      this._draining = false;
+    }
+  }
+
+  _field(p, len, byAddress) {
+    if (!byAddress) return [this._buf, p];
+    const copy = Buffer.allocUnsafe(len);
+    f.copy(copy, this._buf.readBigUInt64LE(p), len);
+    return [copy, 0];
+  }
+
+  _dispatch(used) {
+    const buf = this._buf;
+    const u32 = this._u32;
+    const onMessage = this._onMessage;
+    let off = 0;
+    while (off < used) {
+      const w = off >>> 2;
+      const kind = buf[off];
+      const flags = buf[off + 1];
+      const user = u32[w + 4];
+      const dlen = u32[w + 6];
+      const tlen = u32[w + 7];
+      const dataAt = off + 32;
+      const dw = flags & DATA_BY_ADDRESS ? 8 : dlen;
+      const tw = flags & TOPIC_BY_ADDRESS ? 8 : tlen;
+      const next = off + ((32 + dw + tw + 7) & ~7);
+      if (kind === K.MESSAGE && (flags & DATA_BY_ADDRESS) === 0) {
+        // The hot path: a whole message, inline.
+        const ws = this._sockets[user];
+        if (ws !== null && ws !== undefined && onMessage !== null) {
+          const msg = flags & EV_BINARY ? Buffer.from(buf.subarray(dataAt, dataAt + dlen)) : utf8Slice(buf, dataAt, dataAt + dlen);
+          try {
+            const r = onMessage.call(this._ws, ws, msg);
+            if (r !== undefined && r !== null && typeof r.then === 'function') r.then(undefined, (e) => this._wsError(ws, e));
+          } catch (e) {
+            this._wsError(ws, e);
+          }
+        }
+        off = next;
+        continue;
+      }
+      const key = u32[w + 1];
+      const gen = u32[w + 2] + u32[w + 3] * 4294967296;
+      switch (kind) {
+        case K.MESSAGE: {
+          const ws = this._sockets[user];
+          if (ws) {
+            const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
+            const msg = flags & EV_BINARY ? Buffer.from(b.subarray(at, at + dlen)) : b.toString('utf8', at, at + dlen);
+            this._call(ws, 'message', msg);
+          }
+          break;
+        }
+        case K.OPEN: {
+          const ws = this._sockets[user];
+          if (ws) {
+            ws._state = 1;
+            this._open++;
+            this._call(ws, 'open');
+          }
+          break;
+        }
+        case K.CLOSE: {
+          const ws = this._sockets[user];
+          if (ws) {
+            const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
+            const wasOpen = ws._state !== 0;
+            ws._state = 3;
+            if (wasOpen) this._open--;
+            this._call(ws, 'close', buf.readUInt16LE(off + 2), b.toString('utf8', at, at + dlen));
+            ws._topics.clear();
+            this._sockets[user] = null;
+            this._free.push(user);
+          }
+          break;
+        }
+        case K.DRAIN: {
+          const ws = this._sockets[user];
+          if (ws) this._call(ws, 'drain');
+          break;
+        }
+        case K.PING:
+        case K.PONG: {
+          const ws = this._sockets[user];
+          if (ws) {
+            const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
+            this._call(ws, kind === K.PING ? 'ping' : 'pong', Buffer.from(b.subarray(at, at + dlen)));
+          }
+          break;
+        }
+        case K.UPGRADE:
+        case K.REQUEST: {
+          const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
+          this._http(kind === K.UPGRADE, key, gen, parseRequest(b, at));
+          break;
+        }
+        default:
+          break;
+      }
+      off = next;
+    }
+  }
+
+  _call(ws, name, a, b) {
+    const h = this._ws && this._ws[name];
+    if (!h) return;
+    try {
+      const r = h.call(this._ws, ws, a, b);
+      if (r && typeof r.then === 'function') r.then(undefined, (e) => this._wsError(ws, e));
+    } catch (e) {
+      this._wsError(ws, e);
+    }
+  }
+
+  _wsError(ws, e) {
+    this._report(e);
+    if (ws._state === 1) {
+      try {
+        ws.close(1011, 'internal error');
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+
+  _report(e) {
+    if (this._error) {
+      try {
+        this._error.call(this, e);
+        return;
+      } catch (e2) {
+        e = e2;
+      }
+    }
+    console.error('volley:', e);
+  }
+
+  // ---- HTTP and upgrades ---------------------------------------------------
+
+  _http(upgrade, key, generation, r) {
+    const host = (r.headers.find(([k]) => k.toLowerCase() === 'host') || [])[1] || `localhost:${this.port}`;
+    const url = `${r.secure ? 'https' : 'http'}://${host}${r.path}${r.query ? `?${r.query}` : ''}`;
+    const init = { method: r.method, headers: new Headers(r.headers) };
+    if (r.body && r.method !== 'GET' && r.method !== 'HEAD') {
+      init.body = r.body;
+      init.duplex = 'half';
+    }
+    let req;
+    try {
+      req = new Request(url, init);
+    } catch (e) {
+      this._answer({ upgrade, key, generation }, new Response(`bad request: ${e.message}\n`, { status: 400 }));
+      return;
+    }
+    const pending = { upgrade, key, generation, address: r.address, protocols: r.protocols, answered: false };
+    this._pending.set(req, pending);
+    let result;
+    try {
+      result = this._route(req);
+    } catch (e) {
+      this._failed(pending, e);
+      return;
+    }
+    if (result && typeof result.then === 'function') {
+      result.then((res) => this._settle(pending, res), (e) => this._failed(pending, e));
+    } else {
+      this._settle(pending, result);
+    }
+  }
+
+  _route(req) {
+    const path = new URL(req.url).pathname;
+    const m = this._routes.length ? matchRoute(this._routes, path) : null;
+    if (m) {
+      Object.defineProperty(req, 'params', { value: m.params, enumerable: true });
+      let v = m.route.value;
+      if (v && typeof v === 'object' && !(v instanceof Response)) v = v[req.method] || v.default;
+      if (v instanceof Response) return v.clone();
+      if (typeof v === 'function') return v.call(this, req, this);
+    }
+    if (!('params' in req)) Object.defineProperty(req, 'params', { value: {}, enumerable: true });
+    if (this._fetch) return this._fetch.call(this, req, this);
+    return undefined;
+  }
+
+  _failed(pending, e) {
+    this._report(e);
+    this._answer(pending, new Response('internal error\n', { status: 500 }));
+  }
+
+  _settle(pending, res) {
+    if (pending.answered) return;
+    if (res instanceof Response) {
+      this._answer(pending, res);
+    } else if (pending.upgrade) {
+      this._answer(pending, new Response('WebSocket upgrade was not accepted\n', { status: 400 }));
+    } else {
+      this._answer(pending, new Response('not found\n', { status: 404 }));
+    }
+  }
+
+  _answer(pending, res) {
+    if (pending.answered) return;
+    pending.answered = true;
+    const ws = { generation: pending.generation, key: pending.key, reserved: 0 };
+    const [h, hl] = headerArray(res.headers);
+    const topics = res[TOPICS];
+    if (topics && !pending.upgrade) {
+      const list = topics.map((t) => bytes(t));
+      this._ensureCork();
+      f.respond_events(this._srv, ws, res.status, h, hl, list, list.length);
+      return;
+    }
+    res.arrayBuffer().then(
+      (body) => {
+        if (!this._srv) return;
+        const b = Buffer.from(body);
+        this._ensureCork();
+        const fn = pending.upgrade ? f.reject : f.respond;
+        fn(this._srv, ws, res.status === 101 ? 500 : res.status, h, hl, b, b.length);
+      },
+      (e) => {
+        this._report(e);
+        if (this._srv) (pending.upgrade ? f.reject : f.respond)(this._srv, ws, 500, [], 0, null, 0);
+      },
+    );
+  }
+
+  upgrade(req, options = {}) {
+    const pending = this._pending.get(req);
+    if (!pending || !pending.upgrade || pending.answered) return false;
+    pending.answered = true;
+    const index = this._free.length ? this._free.pop() : this._sockets.length;
+    const socket = new ServerWebSocket(this, pending.key, pending.generation, index, options.data, pending.address);
+    this._sockets[index] = socket;
+    let protocol = null;
+    let headers = options.headers;
+    if (headers) {
+      const h = new Headers(headers);
+      const p = h.get('sec-websocket-protocol');
+      if (p) {
+        protocol = p;
+        h.delete('sec-websocket-protocol');
+      }
+      headers = h;
+    }
+    const [list, n] = headerArray(headers);
+    this._ensureCork();
+    const r = f.accept(this._srv, socket._ws(), index, protocol, list, n);
+    if (r !== RESULT_OK) {
+      this._sockets[index] = null;
+      this._free.push(index);
+      return false;
+    }
+    return true;
+  }
+
+  publish(topic, data, compress) {
+    this._ensureCork();
+    const t = String(topic);
+    if (typeof data === 'string') {
+      const len = Buffer.byteLength(data);
+      check(f.publish_text(this._srv, t, Buffer.byteLength(t), data, len, compressFlags(compress), null), 'publish');
+      return len;
+    }
+    const b = toBuffer(data);
+    check(f.publish(this._srv, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress), null), 'publish');
+    return b.length;
+  }
+
+  subscriberCount(topic) {
+    const t = String(topic);
+    const n = [0];
+    check(f.subscriber_count(this._srv, t, Buffer.byteLength(t), n), 'subscriberCount');
+    return Number(n[0]);
+  }
+
+  requestIP(req) {
+    const p = this._pending.get(req);
+    return p ? splitAddress(p.address) : null;
+  }
+
+  /** Stop: close 1001 to every WebSocket (they get `close_timeout` to
+   * finish), refuse new connections, deliver the last events, free. The
+   * promise resolves when everything is gone. Never blocks this thread. */
+  stop(closeActiveConnections = false) {
+    if (this._stopping) return this._stopping;
+    void closeActiveConnections; // both close with 1001: see README
+    f.server_stop(this._srv, STOP_GRACEFUL | STOP_NO_WAIT);
+    this._stopping = new Promise((resolve) => {
+      const tick = () => {
+        this._drain();
+        if (f.is_running(this._srv)) {
+          setTimeout(tick, 5);
+          return;
+        }
+        this._drain();
+        const s = this._srv;
+        this._srv = null;
+        this._watch.destroy();
+        f.server_free(s);
+        resolve();
+      };
+      tick();
+    });
+    return this._stopping;
+  }
+
+  /** Counters from the engine (connections, messages, polls…). */
+  stats() {
+    const b = Buffer.alloc(128);
+    b.writeUInt32LE(128, 0);
+    check(f.stats(this._srv, b), 'stats');
+    const names = ['connections', 'opened', 'refused', 'messagesIn', 'requests', 'publishes', 'framesEncoded', 'compressions',
+      'delivered', 'dropped', 'mailboxFull', 'bytesOut', 'buffered', 'polls', 'polledEvents'];
+    const out = {};
+    names.forEach((n, i) => {
+      out[n] = Number(b.readBigUInt64LE(8 + 8 * i));
+    });
+    return out;
+  }
+}
+
+function serve(options) {
+  return new Server(options);
+}
+
+/** A Response that streams publishes to `topics` as Server-Sent Events. */
+function eventStream(topics, init = {}) {
+  const res = new Response(null, { status: init.status || 200, headers: init.headers });
+  Object.defineProperty(res, TOPICS, { value: Array.isArray(topics) ? topics.map(String) : [String(topics)] });
+  return res;
+}
+
+module.exports = { serve, eventStream, Server, ServerWebSocket };

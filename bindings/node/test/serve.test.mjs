@@ -1,0 +1,342 @@
+// The binding driven by a client nobody here wrote (`ws`), the way Bun's
+// own serve() is used: echo 0 B to 16 MiB, pub/sub, close codes both ways,
+// rejected upgrades, HTTP with bodies, routes with parameters, Server-Sent
+// Events, backpressure and drain, compression, throwing handlers, stop()
+// with live connections, and thousands of events in one batch.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+import { EventSource } from 'eventsource';
+import { serve, eventStream } from 'volley';
+
+/** A server on a free loopback port; stopped after the test. */
+function start(t, options) {
+  const server = serve({ port: 0, hostname: '127.0.0.1', ...options });
+  t.after(() => server.stop(true));
+  return server;
+}
+
+/** A connected `ws` client with a queue of what it receives. */
+async function client(url, opts = {}) {
+  const ws = new WebSocket(url, opts);
+  const inbox = [];
+  const waiters = [];
+  ws.on('message', (data, binary) => {
+    const m = binary ? data : data.toString();
+    const w = waiters.shift();
+    if (w) w(m);
+    else inbox.push(m);
+  });
+  ws.next = () => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => waiters.push(r)));
+  ws.closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  await once(ws, 'open');
+  return ws;
+}
+
+const echo = {
+  fetch(req, server) {
+    if (server.upgrade(req, { data: { n: 0 } })) return;
+    return new Response('not a websocket\n', { status: 400 });
+  },
+  websocket: {
+    maxPayloadLength: 32 * 1024 * 1024,
+    message(ws, message) {
+      ws.data.n++;
+      ws.send(message);
+    },
+  },
+};
+
+test('echo of text and binary, 0 B to 16 MiB', async (t) => {
+  const server = start(t, echo);
+  const ws = await client(`ws://127.0.0.1:${server.port}/`, { maxPayload: 64 * 1024 * 1024 });
+  for (const size of [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20]) {
+    const text = 'é'.repeat(size >> 1) + 'x'.repeat(size & 1);
+    ws.send(text);
+    assert.equal(await ws.next(), text, `text of ${size} bytes`);
+    const bin = Buffer.alloc(size, 7);
+    bin[size >> 1] = 42;
+    ws.send(bin);
+    const got = await ws.next();
+    assert.ok(Buffer.isBuffer(got) && got.equals(bin), `binary of ${size} bytes`);
+  }
+  ws.close();
+});
+
+test('pub/sub across connections, from ws.publish and server.publish', async (t) => {
+  const server = start(t, {
+    fetch(req, server) {
+      const url = new URL(req.url);
+      if (url.pathname === '/announce') {
+        return req.text().then((body) => {
+          const n = server.publish('room', `announce: ${body}`);
+          return new Response(String(n));
+        });
+      }
+      if (server.upgrade(req, { data: { name: url.searchParams.get('name') } })) return;
+      return new Response('no', { status: 404 });
+    },
+    websocket: {
+      open(ws) {
+        ws.subscribe('room');
+        assert.ok(ws.isSubscribed('room'));
+        assert.deepEqual(ws.subscriptions, ['room']);
+        ws.publish('room', `${ws.data.name} joined`);
+      },
+      message(ws, m) {
+        ws.publish('room', `${ws.data.name}: ${m}`);
+      },
+      close(ws) {
+        server.publish('room', `${ws.data.name} left`);
+      },
+    },
+  });
+  const base = `ws://127.0.0.1:${server.port}/`;
+  const a = await client(`${base}?name=ann`);
+  const b = await client(`${base}?name=bob`);
+  assert.equal(await a.next(), 'bob joined');
+  b.send('hello');
+  assert.equal(await a.next(), 'bob: hello');
+  const r = await fetch(`http://127.0.0.1:${server.port}/announce`, { method: 'POST', body: 'news' });
+  assert.equal(await r.text(), String(Buffer.byteLength('announce: news')));
+  assert.equal(await a.next(), 'announce: news');
+  assert.equal(await b.next(), 'announce: news');
+  assert.equal(server.subscriberCount('room'), 2);
+  b.close();
+  assert.equal(await a.next(), 'bob left');
+  a.close();
+});
+
+test('close codes and reasons both ways', async (t) => {
+  const closes = [];
+  const server = start(t, {
+    fetch: echo.fetch,
+    websocket: {
+      message(ws, m) {
+        if (m === 'bye') ws.close(4001, 'server says bye');
+        if (m === 'illegal') {
+          try {
+            ws.close(1005, 'a code no endpoint may send');
+            ws.send('accepted');
+          } catch (e) {
+            ws.send(e.constructor.name);
+          }
+        }
+      },
+      close(_ws, code, reason) {
+        closes.push([code, reason]);
+      },
+    },
+  });
+  const a = await client(`ws://127.0.0.1:${server.port}/`);
+  a.send('illegal');
+  assert.equal(await a.next(), 'RangeError');
+  a.send('bye');
+  assert.deepEqual(await a.closed, { code: 4001, reason: 'server says bye' });
+  const b = await client(`ws://127.0.0.1:${server.port}/`);
+  b.close(4002, 'client says bye');
+  await b.closed;
+  while (closes.length < 2) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(closes.sort(), [[4001, 'server says bye'], [4002, 'client says bye']]);
+});
+
+test('an upgrade refused with a status and a body', async (t) => {
+  const server = start(t, {
+    fetch(req, server) {
+      const token = new URL(req.url).searchParams.get('token');
+      if (token === 'good' && server.upgrade(req)) return;
+      return new Response('bad token', { status: 401, headers: { 'X-Why': 'token' } });
+    },
+    websocket: { message() {} },
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/?token=bad`);
+  const [, res] = await once(ws, 'unexpected-response');
+  assert.equal(res.statusCode, 401);
+  assert.equal(res.headers['x-why'], 'token');
+  let body = '';
+  for await (const c of res) body += c;
+  assert.equal(body, 'bad token');
+  ws.on('error', () => {});
+  ws.terminate();
+  const ok = await client(`ws://127.0.0.1:${server.port}/?token=good`);
+  ok.close();
+});
+
+test('fetch gets the body of a POST, and routes their parameters', async (t) => {
+  const server = start(t, {
+    routes: {
+      '/users/:id': (req) => Response.json({ id: req.params.id }),
+      '/files/*': (req) => new Response(req.params['*']),
+      '/static': new Response('static'),
+      '/echo-body': {
+        async POST(req) {
+          const body = await req.arrayBuffer();
+          return new Response(body, { headers: { 'content-type': req.headers.get('content-type') ?? '' } });
+        },
+      },
+    },
+    fetch(req) {
+      return new Response(`fallback ${new URL(req.url).pathname}`, { status: 404 });
+    },
+  });
+  const url = `http://127.0.0.1:${server.port}`;
+  assert.deepEqual(await (await fetch(`${url}/users/42`)).json(), { id: '42' });
+  assert.equal(await (await fetch(`${url}/files/a/b.txt`)).text(), 'a/b.txt');
+  assert.equal(await (await fetch(`${url}/static`)).text(), 'static');
+  const big = Buffer.alloc(300_000, 'z');
+  const r = await fetch(`${url}/echo-body`, { method: 'POST', body: big, headers: { 'content-type': 'text/zzz' } });
+  assert.equal(r.headers.get('content-type'), 'text/zzz');
+  assert.ok(Buffer.from(await r.arrayBuffer()).equals(big));
+  const nf = await fetch(`${url}/nowhere`);
+  assert.equal(nf.status, 404);
+  assert.equal(await nf.text(), 'fallback /nowhere');
+});
+
+test('Server-Sent Events of topics, fed by server.publish', async (t) => {
+  const server = start(t, {
+    fetch(req) {
+      if (req.headers.get('accept') === 'text/event-stream') return eventStream(['news']);
+      return new Response('no', { status: 404 });
+    },
+  });
+  const es = new EventSource(`http://127.0.0.1:${server.port}/events`);
+  t.after(() => es.close());
+  await once(es, 'open');
+  while (server.subscriberCount('news') === 0) await new Promise((r) => setTimeout(r, 5));
+  const got = new Promise((r) => es.addEventListener('message', (e) => r(e.data)));
+  server.publish('news', 'fresh');
+  assert.equal(await got, 'fresh');
+});
+
+test('backpressure: n, then -1, drain, then 0 past the limit', async (t) => {
+  const statuses = [];
+  let drained;
+  const drainedOnce = new Promise((r) => (drained = r));
+  const server = start(t, {
+    fetch: echo.fetch,
+    websocket: {
+      backpressureLimit: 1 << 20,
+      message(ws) {
+        const chunk = Buffer.alloc(256 * 1024, 1);
+        for (let i = 0; i < 8; i++) statuses.push(ws.send(chunk));
+      },
+      drain() {
+        drained();
+      },
+    },
+  });
+  const ws = await client(`ws://127.0.0.1:${server.port}/`);
+  ws._socket.pause(); // read nothing: the server's queue fills
+  ws.send('go');
+  while (statuses.length < 8) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(statuses[0] > 256 * 1024, `first send went out: ${statuses}`);
+  assert.ok(statuses.includes(-1), `a -1 before the limit: ${statuses}`);
+  assert.equal(statuses.at(-1), 0, `dropped past the limit: ${statuses}`);
+  assert.deepEqual(statuses.filter((s) => s !== 0 && s !== -1 && s <= 0), []);
+  ws._socket.resume();
+  await drainedOnce;
+  const accepted = statuses.filter((s) => s !== 0).length;
+  for (let i = 0; i < accepted; i++) assert.equal((await ws.next()).length, 256 * 1024);
+  ws.close();
+});
+
+test('closeOnBackpressureLimit closes with 1008', async (t) => {
+  const server = start(t, {
+    fetch: echo.fetch,
+    websocket: {
+      backpressureLimit: 1 << 20,
+      closeOnBackpressureLimit: true,
+      message(ws) {
+        for (let i = 0; i < 8; i++) ws.send(Buffer.alloc(512 * 1024));
+      },
+    },
+  });
+  const ws = await client(`ws://127.0.0.1:${server.port}/`);
+  ws._socket.pause();
+  ws.send('go');
+  await new Promise((r) => setTimeout(r, 100));
+  ws._socket.resume();
+  assert.equal((await ws.closed).code, 1008);
+});
+
+test('permessage-deflate is negotiated with ws, both ways', async (t) => {
+  const server = start(t, { ...echo, websocket: { ...echo.websocket, perMessageDeflate: true } });
+  const ws = await client(`ws://127.0.0.1:${server.port}/`, { perMessageDeflate: { threshold: 0 } });
+  assert.match(ws.extensions, /permessage-deflate/);
+  const text = 'compressible '.repeat(10_000);
+  ws.send(text);
+  assert.equal(await ws.next(), text);
+  assert.ok(server.stats().compressions > 0);
+  ws.close();
+});
+
+test('a throwing handler closes only its connection with 1011, and is reported', async (t) => {
+  const errors = [];
+  const server = start(t, {
+    fetch(req, server) {
+      if (new URL(req.url).pathname === '/boom') throw new Error('fetch bug');
+      if (server.upgrade(req)) return;
+    },
+    error(e) {
+      errors.push(e.message);
+    },
+    websocket: {
+      message(ws, m) {
+        if (m === 'throw') throw new Error('handler bug');
+        if (m === 'reject') return Promise.reject(new Error('async bug'));
+        ws.send(m);
+      },
+    },
+  });
+  const canary = await client(`ws://127.0.0.1:${server.port}/`);
+  const a = await client(`ws://127.0.0.1:${server.port}/`);
+  a.send('throw');
+  assert.equal((await a.closed).code, 1011);
+  const b = await client(`ws://127.0.0.1:${server.port}/`);
+  b.send('reject');
+  assert.equal((await b.closed).code, 1011);
+  const r = await fetch(`http://127.0.0.1:${server.port}/boom`);
+  assert.equal(r.status, 500);
+  canary.send('still here');
+  assert.equal(await canary.next(), 'still here');
+  assert.deepEqual(errors.sort(), ['async bug', 'fetch bug', 'handler bug']);
+  canary.close();
+});
+
+test('stop() with live connections closes them with 1001 and resolves', async (t) => {
+  const server = serve({ port: 0, hostname: '127.0.0.1', ...echo });
+  const clients = await Promise.all([1, 2, 3].map(() => client(`ws://127.0.0.1:${server.port}/`)));
+  clients.forEach((c) => c.on('close', () => {}));
+  const stopped = server.stop(true);
+  for (const c of clients) assert.equal((await c.closed).code, 1001);
+  await stopped;
+  await assert.rejects(client(`ws://127.0.0.1:${server.port}/`));
+  t.diagnostic('stopped');
+});
+
+test('no event is lost when thousands arrive in one batch', async (t) => {
+  let got = 0;
+  const server = start(t, {
+    fetch: echo.fetch,
+    websocket: {
+      message(ws, m) {
+        got++;
+        ws.send(m);
+      },
+    },
+  });
+  const N = 20_000;
+  const clients = await Promise.all([0, 1, 2, 3].map(() => client(`ws://127.0.0.1:${server.port}/`)));
+  await Promise.all(
+    clients.map(async (c, k) => {
+      for (let i = 0; i < N / 4; i++) c.send(`${k}:${i}`);
+      for (let i = 0; i < N / 4; i++) assert.equal(await c.next(), `${k}:${i}`);
+    }),
+  );
+  assert.equal(got, N);
+  const st = server.stats();
+  t.diagnostic(`${st.polledEvents} events in ${st.polls} drains (${(st.polledEvents / st.polls).toFixed(1)} a drain)`);
+  assert.ok(st.polledEvents / st.polls > 1, 'events were batched');
+  clients.forEach((c) => c.close());
+});
