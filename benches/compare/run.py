@@ -55,6 +55,11 @@ def servers():
         # echo (the host thread drains and answers), one worker each.
         "c-callback": {"cmd": [str(CBIN / "echo"), "{port}", "1"], "pubsub": False},
         "c-queue": {"cmd": [str(CBIN / "queue_echo"), "{port}"], "pubsub": False},
+        # Python: the Bun-shaped callbacks, the websockets-style layer (the
+        # py-websockets server with its import changed), and picows (Cython).
+        "py-volley": {"cmd": [str(py), str(HERE / "servers" / "py_volley.py")], "pubsub": True, "deflate": True},
+        "py-volley-ws": {"cmd": [str(py), str(HERE / "servers" / "py_volley_ws.py")], "pubsub": True, "deflate": True},
+        "py-picows": {"cmd": [str(py), str(HERE / "servers" / "py_picows.py")], "pubsub": True},
         # Bun's serve() on Node through the binding, one worker.
         "node-volley": {"cmd": ["node", str(HERE / "servers" / "node_volley.mjs")], "pubsub": True, "deflate": True},
     }
@@ -95,7 +100,7 @@ def install():
         sh(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=HERE)
     if not (VENV / "bin" / "python").exists():
         sh([sys.executable, "-m", "venv", str(VENV)])
-    sh([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "websockets==15.0.1"])
+    sh([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "websockets==15.0.1", "picows==2.3.1"])
     sh(["cargo", "build", "--release", "-q"], cwd=HERE / "rust-peers")
     sh(["cargo", "build", "--release", "-q", "-p", "volley-cli"], cwd=ROOT)
     prefix = CBIN / "prefix"
@@ -178,8 +183,9 @@ def versions():
         except OSError:
             pass
     v["ws"] = json.load(open(HERE / "node_modules" / "ws" / "package.json"))["version"]
-    v["websockets"] = subprocess.run([str(VENV / "bin" / "python"), "-c", "import websockets;print(websockets.__version__)"],
-                                     capture_output=True, text=True).stdout.strip()
+    for mod in ["websockets", "picows"]:
+        v[mod] = subprocess.run([str(VENV / "bin" / "python"), "-c", f"import {mod};print({mod}.__version__)"],
+                                capture_output=True, text=True).stdout.strip()
     lock = (HERE / "rust-peers" / "Cargo.lock").read_text() if (HERE / "rust-peers" / "Cargo.lock").exists() else ""
     for crate in ["tokio-tungstenite", "fastwebsockets"]:
         m = re.search(rf'name = "{crate}"\nversion = "([^"]+)"', lock)

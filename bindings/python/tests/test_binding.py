@@ -1,0 +1,419 @@
+"""Both Python layers driven by a client nobody here wrote (Python
+`websockets`; Node `ws` for one test): echo 0 B to 16 MiB, pub/sub, close
+codes, upgrade rejection, backpressure and drain, compression, raising
+handlers, stop with live connections. Where a test applies to both layers
+it runs against each (the `layer` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+import volley
+import volley.asyncio as vws
+
+ROOT = Path(__file__).resolve().parents[3]
+BIG = 16 * 1024 * 1024
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+# ---- the two layers, serving the same behaviour ---------------------------
+#   /echo          echo; "bye" closes with 4000 "bye"
+#   /room?user=U   a room: joins announced, messages published as "U: text"
+#   /private       refused with 403 "private"
+
+
+async def callback_server(**extra):
+    async def upgrade(req):
+        if req.path == "/private":
+            return volley.Response("private\n", 403)
+        user = req.query.partition("user=")[2] or "anon"
+        return {"path": req.path, "user": user}
+
+    def open_(ws):
+        if ws.data["path"] == "/room":
+            ws.subscribe("room")
+            ws.publish("room", f"{ws.data['user']} joined")
+
+    async def message(ws, m):  # a coroutine handler, on purpose
+        if ws.data["path"] == "/room":
+            ws.publish("room", f"{ws.data['user']}: {m}")
+        elif m == "bye":
+            ws.close(4000, "bye")
+        else:
+            ws.send(m)
+
+    return await volley.serve(port=0, upgrade=upgrade, open=open_, message=message,
+                              max_payload_length=32 * 1024 * 1024, **extra)
+
+
+class WsLayer:
+    """The websockets-style layer behind the same routes."""
+
+    def __init__(self, **extra):
+        self.rooms: set = set()
+
+        def process_request(_conn, req):
+            if req.path == "/private":
+                return volley.Response("private\n", 403)
+            return None
+
+        async def handler(ws):
+            path = ws.request.path
+            user = ws.request.query.partition("user=")[2] or "anon"
+            if path == "/room":
+                for other in list(self.rooms):
+                    await other.send(f"{user} joined")
+                self.rooms.add(ws)
+                try:
+                    async for m in ws:
+                        for other in list(self.rooms):
+                            if other is not ws:
+                                await other.send(f"{user}: {m}")
+                finally:
+                    self.rooms.discard(ws)
+                return
+            async for m in ws:
+                if m == "bye":
+                    await ws.close(4000, "bye")
+                    return
+                await ws.send(m)
+
+        self.server = vws.serve(handler, "127.0.0.1", 0, process_request=process_request, max_size=32 * 1024 * 1024,
+                                **extra)
+
+    async def __aenter__(self):
+        await self.server.start()
+        self.port = self.server.port
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class CallbackLayer:
+    def __init__(self, **extra):
+        self.extra = extra
+
+    async def __aenter__(self):
+        self.server = await callback_server(**self.extra)
+        self.port = self.server.port
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.server.stop()
+
+
+@pytest.fixture(params=["callbacks", "websockets-style"])
+def layer(request):
+    return CallbackLayer if request.param == "callbacks" else WsLayer
+
+
+def test_echo_text_and_binary_up_to_16_mib(layer):
+    async def go():
+        async with layer() as s:
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/echo", max_size=None) as ws:
+                for size in [0, 1, 125, 126, 65535, 65536, 1 << 20, BIG]:
+                    text = "é" * (size // 2) + "x" * (size % 2)
+                    await ws.send(text)
+                    assert await ws.recv() == text, size
+                    data = bytes([7]) * size
+                    await ws.send(data)
+                    assert await ws.recv() == data, size
+    run(go())
+
+
+def test_pub_sub_across_connections(layer):
+    async def go():
+        async with layer() as s:
+            url = f"ws://127.0.0.1:{s.port}/room"
+            async with websockets.connect(url + "?user=ann") as a:
+                async with websockets.connect(url + "?user=bob") as b:
+                    assert await a.recv() == "bob joined"
+                    await a.send("hi")
+                    assert await b.recv() == "ann: hi"
+                    await b.send("yo")
+                    assert await a.recv() == "bob: yo"
+                    with pytest.raises(asyncio.TimeoutError):
+                        await asyncio.wait_for(b.recv(), 0.3)
+    run(go())
+
+
+def test_close_codes(layer):
+    async def go():
+        async with layer() as s:
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/echo") as ws:
+                await ws.send("bye")
+                with pytest.raises(ConnectionClosed) as e:
+                    await ws.recv()
+                assert (e.value.rcvd.code, e.value.rcvd.reason) == (4000, "bye")
+            ws = await websockets.connect(f"ws://127.0.0.1:{s.port}/echo")
+            await ws.close(4002, "client bye")
+            assert ws.close_code == 4002
+    run(go())
+
+
+def test_upgrade_rejected_with_a_status(layer):
+    async def go():
+        async with layer() as s:
+            with pytest.raises(InvalidStatus) as e:
+                async with websockets.connect(f"ws://127.0.0.1:{s.port}/private"):
+                    pass
+            assert e.value.response.status_code == 403
+            assert e.value.response.body == b"private\n"
+    run(go())
+
+
+def test_compression_is_negotiated(layer):
+    async def go():
+        extra = {"per_message_deflate": True} if layer is CallbackLayer else {"compression": "deflate"}
+        async with layer(**extra) as s:
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/echo", compression="deflate") as ws:
+                assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+                text = "compress me " * 5000
+                await ws.send(text)
+                assert await ws.recv() == text
+    run(go())
+
+
+def test_stop_with_live_connections_closes_them_with_1001(layer):
+    async def go():
+        s = layer()
+        await s.__aenter__()
+        clients = [await websockets.connect(f"ws://127.0.0.1:{s.port}/echo") for _ in range(3)]
+        for c in clients:
+            await c.send("x")
+            assert await c.recv() == "x"
+        stop = asyncio.create_task(s.__aexit__(None, None, None))
+        for c in clients:
+            with pytest.raises(ConnectionClosed) as e:
+                await c.recv()
+            assert e.value.rcvd.code == 1001
+        await stop
+    run(go())
+
+
+def test_a_raising_handler_closes_only_its_connection_with_1011(layer):
+    async def go():
+        if layer is CallbackLayer:
+            def message(ws, m):
+                if m == "raise":
+                    raise RuntimeError("handler bug (expected by the test)")
+                ws.send(m)
+
+            server = await volley.serve(port=0, message=message)
+            port, stop = server.port, server.stop
+        else:
+            async def handler(ws):
+                async for m in ws:
+                    if m == "raise":
+                        raise RuntimeError("handler bug (expected by the test)")
+                    await ws.send(m)
+
+            srv = await vws.serve(handler, "127.0.0.1", 0).start()
+            port = srv.port
+
+            async def stop():
+                srv.close()
+                await srv.wait_closed()
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as canary:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/") as bad:
+                await bad.send("raise")
+                with pytest.raises(ConnectionClosed) as e:
+                    await bad.recv()
+                assert e.value.rcvd.code == 1011
+            await canary.send("still here")
+            assert await canary.recv() == "still here"
+        await stop()
+    run(go())
+
+
+# ---- what only one layer has ---------------------------------------------
+
+
+def test_backpressure_minus_one_then_drain_then_zero():
+    async def go():
+        statuses = []
+        drained = asyncio.Event()
+
+        def message(ws, m):
+            chunk = bytes(256 * 1024)
+            for _ in range(8):
+                statuses.append(ws.send(chunk))
+
+        server = await volley.serve(port=0, message=message, drain=lambda ws: drained.set(),
+                                    backpressure_limit=1 << 20)
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/", max_size=None, max_queue=1)
+        ws.transport.pause_reading()  # the server's queue fills
+        await ws.send("go")
+        while len(statuses) < 8:
+            await asyncio.sleep(0.01)
+        assert statuses[0] > 256 * 1024, statuses
+        assert -1 in statuses, statuses
+        assert statuses[-1] == 0, statuses
+        ws.transport.resume_reading()
+        accepted = sum(1 for s in statuses if s != 0)
+        for _ in range(accepted):
+            assert len(await ws.recv()) == 256 * 1024
+        await asyncio.wait_for(drained.wait(), 10)
+        await ws.close()
+        await server.stop()
+    run(go())
+
+
+def test_send_waits_while_backpressured_in_the_websockets_layer():
+    async def go():
+        sent = []
+
+        async def handler(ws):
+            for i in range(100):
+                await ws.send(bytes([i]) * (1 << 20))  # 100 MiB, past every kernel buffer here
+                sent.append(i)
+
+        srv = await vws.serve(handler, "127.0.0.1", 0).start()
+        # A plain TCP client that upgrades and then reads nothing for a while.
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port, limit=1 << 22)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        writer.transport.pause_reading()
+        await asyncio.sleep(0.5)
+        assert len(sent) < 100, "send did not wait for the client"
+        writer.transport.resume_reading()
+        for i in range(100):
+            head = await reader.readexactly(10)
+            assert head[:2] == b"\x82\x7f" and int.from_bytes(head[2:], "big") == 1 << 20
+            body = await reader.readexactly(1 << 20)
+            assert body[:1] == bytes([i]), i  # nothing dropped, in order
+        writer.close()
+        srv.close()
+        await srv.wait_closed()
+    run(go())
+
+
+def test_fetch_and_event_streams():
+    async def go():
+        async def fetch(req):
+            if req.path == "/events":
+                return volley.event_stream("news")
+            if req.method == "POST":
+                return volley.Response.json({"got": req.json()})
+            return "plain"
+
+        server = await volley.serve(port=0, fetch=fetch)
+        url = f"http://127.0.0.1:{server.port}"
+
+        def post():
+            r = urllib.request.urlopen(urllib.request.Request(url + "/x", data=b'{"a": 1}', method="POST"))
+            return json.loads(r.read())
+
+        assert await asyncio.to_thread(post) == {"got": {"a": 1}}
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"text/event-stream" in head
+        while server.subscriber_count("news") == 0:
+            await asyncio.sleep(0.01)
+        server.publish("news", "fresh")
+        got = b""
+        while b"data: fresh" not in got:
+            got += await reader.read(100)
+        writer.close()
+        await server.stop()
+    run(go())
+
+
+def test_the_websockets_example_runs_unchanged_on_both_libraries():
+    """examples/websockets_echo.py, written for `websockets`, served by
+    `websockets` and by Volley (one import apart), gives the same answers."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "websockets_echo.py"
+
+    async def drive(port):
+        out = []
+        async with websockets.connect(f"ws://127.0.0.1:{port}/path") as ws:
+            out.append(await ws.recv())
+            await ws.send("ping")
+            out.append(await ws.recv())
+            await ws.send("bye")
+            with pytest.raises(ConnectionClosed) as e:
+                await ws.recv()
+            out.append((e.value.rcvd.code, e.value.rcvd.reason))
+        with pytest.raises(InvalidStatus) as e:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/private"):
+                pass
+        out.append(e.value.response.status_code)
+        return out
+
+    results = {}
+    for impl, port in [("websockets", 18761), ("volley", 18762)]:
+        env = dict(os.environ, VOLLEY_IMPL=impl)
+        p = subprocess.Popen([sys.executable, str(example), str(port)], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().startswith("listening")
+            results[impl] = run(drive(port))
+        finally:
+            p.terminate()
+            p.wait(10)
+    assert results["volley"] == results["websockets"] == [
+        "hello /path", "ping", (4000, "bye"), 403]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_a_node_ws_client():
+    node_ws = ROOT / "tests" / "interop" / "node" / "node_modules" / "ws"
+    if not node_ws.exists():
+        pytest.skip("tests/interop/node has no node_modules (npm ci there)")
+
+    async def go():
+        server = await callback_server()
+        script = f"""
+            const WebSocket = require({json.dumps(str(node_ws))});
+            const ws = new WebSocket('ws://127.0.0.1:{server.port}/echo');
+            ws.on('open', () => ws.send(Buffer.from([1, 2, 3])));
+            ws.on('message', (d, bin) => {{ console.log(bin, [...d].join(',')); ws.close(4001); }});
+            ws.on('close', (code) => console.log('closed', code));
+        """
+        p = await asyncio.create_subprocess_exec("node", "-e", script, stdout=subprocess.PIPE)
+        out, _ = await p.communicate()
+        await server.stop()
+        return out.decode().split("\n")
+
+    lines = run(go())
+    assert lines[0] == "true 1,2,3"
+    assert lines[1] == "closed 4001"
+
+
+def test_keyboard_interrupt_stops_serve_forever_with_1001():
+    example = Path(__file__).resolve().parents[1] / "examples" / "echo.py"
+    p = subprocess.Popen([sys.executable, str(example), "18763"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("listening")
+
+        async def go():
+            async with websockets.connect("ws://127.0.0.1:18763/") as ws:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+                p.send_signal(2)  # SIGINT: KeyboardInterrupt
+                with pytest.raises(ConnectionClosed) as e:
+                    await ws.recv()
+                return e.value.rcvd.code
+
+        assert run(go()) == 1001
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()

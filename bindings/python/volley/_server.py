@@ -1,0 +1,730 @@
+"""The Bun-shaped layer: ``await serve(open=…, message=…, …)`` and
+``ServerWebSocket``, on the C ABI's event-queue mode.
+
+The engine's workers run the protocol and the fan-out on every core; the
+asyncio loop watches one descriptor (``loop.add_reader``), drains events in
+packed batches (one C call per batch, not per event), calls the handlers,
+and sends back with one C call per send, corked so that each worker is
+woken once per batch. Sends answer like Bun at once: bytes, -1, 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import json
+import logging
+import struct
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar, Union
+
+from . import _native as n
+
+log = logging.getLogger("volley")
+
+UPGRADE, REQUEST, OPEN, MESSAGE, CLOSE, DRAIN, PING, PONG, DROPPED, TOPIC = range(1, 11)
+EV_BINARY = 1
+DATA_BY_ADDRESS = 0x80
+TOPIC_BY_ADDRESS = 0x40
+SEND_BINARY = 1
+SEND_COMPRESS = 2
+SEND_NO_COMPRESS = 4
+STOP_GRACEFUL = 0
+STOP_NOW = 1
+STOP_NO_WAIT = 2
+RESULT_OK = 0
+RESULT_CLOSED = 200
+POLL_BYTES = 1 << 20
+_RECORD = struct.Struct("<BBHIQQII")
+
+T = TypeVar("T")
+Data = Union[str, bytes]
+
+
+def _compress(c: bool | None) -> int:
+    return SEND_COMPRESS if c is True else SEND_NO_COMPRESS if c is False else 0
+
+
+def _check(r: int, what: str) -> bool:
+    if r not in (RESULT_OK, RESULT_CLOSED):
+        raise RuntimeError(f"volley: {what}: {n.error_message(r).decode()}")
+    return r == RESULT_OK
+
+
+class Headers(Mapping[str, str]):
+    """Request headers: case-insensitive, in order, repeats kept."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = list(items)
+
+    def __getitem__(self, name: str) -> str:
+        low = name.lower()
+        for k, v in self._items:
+            if k.lower() == low:
+                return v
+        raise KeyError(name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        seen = set()
+        for k, _ in self._items:
+            if k.lower() not in seen:
+                seen.add(k.lower())
+                yield k
+
+    def __len__(self) -> int:
+        return len({k.lower() for k, _ in self._items})
+
+    def get_all(self, name: str) -> list[str]:
+        low = name.lower()
+        return [v for k, v in self._items if k.lower() == low]
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class Request:
+    """An upgrade or plain HTTP request."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Headers,
+        params: dict[str, str],
+        protocols: list[str],
+        remote_address: tuple[str, int] | None,
+        secure: bool,
+        body: bytes,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.params = params
+        self.protocols = protocols
+        self.remote_address = remote_address
+        self.secure = secure
+        self.body = body
+
+    @property
+    def url(self) -> str:
+        host = self.headers.get("host", "localhost")
+        q = f"?{self.query}" if self.query else ""
+        return f"{'https' if self.secure else 'http'}://{host}{self.path}{q}"
+
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+class Response:
+    """An HTTP answer (to a plain request, or to refuse an upgrade)."""
+
+    def __init__(
+        self,
+        body: str | bytes = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        self.body = body.encode() if isinstance(body, str) else bytes(body)
+        self.status = status
+        items = headers.items() if isinstance(headers, Mapping) else (headers or [])
+        self.headers: list[tuple[str, str]] = [(str(k), str(v)) for k, v in items]
+        self.topics: list[str] | None = None
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> Response:
+        return cls(json.dumps(value), status, {"Content-Type": "application/json"})
+
+
+def event_stream(topics: str | Iterable[str], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A response that streams publishes to ``topics`` as Server-Sent Events."""
+    r = Response(b"", status, headers)
+    r.topics = [topics] if isinstance(topics, str) else list(topics)
+    return r
+
+
+class Accept(Generic[T]):
+    """Accept an upgrade with this data, a subprotocol the client offered, extra headers."""
+
+    def __init__(self, data: T, protocol: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        self.data = data
+        self.protocol = protocol
+        self.headers = dict(headers or {})
+
+
+def _headers(items: Iterable[tuple[str, str]]) -> tuple[Any, int, list[bytes]]:
+    keep: list[bytes] = []
+    hs = []
+    for k, v in items:
+        kb, vb = k.encode(), v.encode()
+        keep += [kb, vb]
+        h = n.Header()
+        h.name.data = ctypes.cast(ctypes.c_char_p(kb), ctypes.c_void_p)
+        h.name.len = len(kb)
+        h.value.data = ctypes.cast(ctypes.c_char_p(vb), ctypes.c_void_p)
+        h.value.len = len(vb)
+        hs.append(h)
+    arr = (n.Header * len(hs))(*hs) if hs else None
+    return arr, len(hs), keep
+
+
+def _split_address(a: str) -> tuple[str, int] | None:
+    if not a:
+        return None
+    host, _, port = a.rpartition(":")
+    return (host.strip("[]"), int(port))
+
+
+def _parse_request(b: bytes, p: int) -> Request:
+    u32 = struct.Struct("<I").unpack_from
+
+    def field() -> bytes:
+        nonlocal p
+        (ln,) = u32(b, p)
+        p += 4
+        v = b[p : p + ln]
+        p += ln
+        return v
+
+    def count() -> int:
+        nonlocal p
+        (c,) = u32(b, p)
+        p += 4
+        return int(c)
+
+    method = field().decode()
+    path = field().decode()
+    query = field().decode()
+    headers = []
+    for _ in range(count() // 2):
+        headers.append((field().decode(), field().decode("latin-1")))
+    params = {}
+    for _ in range(count() // 2):
+        k = field().decode()
+        params[k] = field().decode()
+    protocols = [field().decode() for _ in range(count())]
+    address = field().decode()
+    secure = bool(field())
+    body = field()
+    return Request(method, path, query, Headers(headers), params, protocols, _split_address(address), secure, body)
+
+
+class ServerWebSocket(Generic[T]):
+    """A WebSocket, with Bun's methods (snake_case)."""
+
+    __slots__ = ("_server", "_key", "_gen", "_index", "_state", "_topics", "_remote", "data")
+
+    def __init__(self, server: Server, key: int, gen: int, index: int, data: T, remote: tuple[str, int] | None) -> None:
+        self._server = server
+        self._key = key
+        self._gen = gen
+        self._index = index
+        self._state = 0
+        self._topics: set[str] = set()
+        self._remote = remote
+        self.data: T = data
+
+    def _ws(self) -> n.Ws:
+        return n.Ws(self._gen, self._key, 0)
+
+    @property
+    def ready_state(self) -> int:
+        """0 connecting, 1 open, 2 closing, 3 closed."""
+        return self._state
+
+    @property
+    def remote_address(self) -> str:
+        return self._remote[0] if self._remote else ""
+
+    def send(self, data: Data, compress: bool | None = None) -> int:
+        """Bun's send: the bytes sent, -1 when queued behind a backlog (``drain`` follows), 0 when dropped."""
+        s = self._server
+        if not s._draining:
+            s._ensure_cork()
+        if isinstance(data, str):
+            b = data.encode()
+            flags = _compress(compress)
+        else:
+            b = bytes(data) if not isinstance(data, bytes) else data
+            flags = SEND_BINARY | _compress(compress)
+        r = int(n.send_parts(s._srv, self._key, self._gen, b, len(b), flags))
+        if r <= -100:
+            raise ValueError(f"volley: send: {n.error_message(-r).decode()}")
+        return r
+
+    def send_text(self, data: str, compress: bool | None = None) -> int:
+        return self.send(str(data), compress)
+
+    def send_binary(self, data: bytes | bytearray | memoryview, compress: bool | None = None) -> int:
+        return self.send(bytes(data), compress)
+
+    def publish(self, topic: str, data: Data, compress: bool | None = None) -> int:
+        """Publish to every subscriber but this one (unless ``publish_to_self``)."""
+        s = self._server
+        s._ensure_cork()
+        t = topic.encode()
+        if isinstance(data, str):
+            b, flags = data.encode(), _compress(compress)
+        else:
+            b, flags = bytes(data), SEND_BINARY | _compress(compress)
+        r = int(n.publish_parts(s._srv, self._key, self._gen, t, len(t), b, len(b), flags))
+        return len(b) if r > 0 else 0
+
+    def publish_text(self, topic: str, data: str, compress: bool | None = None) -> int:
+        return self.publish(topic, str(data), compress)
+
+    def publish_binary(self, topic: str, data: bytes, compress: bool | None = None) -> int:
+        return self.publish(topic, bytes(data), compress)
+
+    def subscribe(self, topic: str) -> None:
+        if self._state != 1 or topic in self._topics:
+            return
+        self._server._ensure_cork()
+        t = topic.encode()
+        if _check(n.subscribe(self._server._srv, self._ws(), t, len(t)), "subscribe"):
+            self._topics.add(topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        if topic not in self._topics:
+            return
+        self._topics.discard(topic)
+        if self._state == 3:
+            return
+        self._server._ensure_cork()
+        t = topic.encode()
+        _check(n.unsubscribe(self._server._srv, self._ws(), t, len(t)), "unsubscribe")
+
+    def is_subscribed(self, topic: str) -> bool:
+        return topic in self._topics
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return sorted(self._topics)
+
+    def cork(self, callback: Callable[[ServerWebSocket[T]], Any]) -> Any:
+        """Run ``callback(ws)`` with sends batched."""
+        n.cork(self._server._srv)
+        try:
+            return callback(self)
+        finally:
+            n.uncork(self._server._srv)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._state != 1:
+            return
+        r = reason.encode()
+        self._server._ensure_cork()
+        res = n.close(self._server._srv, self._ws(), code, r, len(r))
+        if res not in (RESULT_OK, RESULT_CLOSED):
+            raise ValueError(f"volley: close({code}): {n.error_message(res).decode()}")
+        self._state = 2
+
+    def terminate(self) -> None:
+        if self._state == 3:
+            return
+        self._server._ensure_cork()
+        n.terminate(self._server._srv, self._ws())
+        self._state = 2
+
+    def ping(self, data: Data = b"") -> int:
+        b = data.encode() if isinstance(data, str) else bytes(data)
+        self._server._ensure_cork()
+        return len(b) + 2 if n.ping(self._server._srv, self._ws(), b, len(b)) == RESULT_OK else 0
+
+    def pong(self, data: Data = b"") -> int:
+        b = data.encode() if isinstance(data, str) else bytes(data)
+        self._server._ensure_cork()
+        return len(b) + 2 if n.pong(self._server._srv, self._ws(), b, len(b)) == RESULT_OK else 0
+
+    def get_buffered_amount(self) -> int:
+        return int(n.buffered_amount(self._server._srv, self._ws()))
+
+    def pause_reading(self) -> None:
+        """Stop reading from this client until ``resume_reading`` (TCP holds it back)."""
+        n.pause(self._server._srv, self._ws())
+
+    def resume_reading(self) -> None:
+        n.resume(self._server._srv, self._ws())
+
+    def __repr__(self) -> str:
+        return f"<ServerWebSocket {self._index} state={self._state}>"
+
+
+Handler = Callable[..., Any]
+
+
+class Server:
+    """A running server (from ``serve``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handlers: dict[str, Handler | None], opts: dict[str, Any]) -> None:
+        self._loop = loop
+        self._h = handlers
+        self._on_message = handlers.get("message")
+        self._sockets: list[ServerWebSocket[Any] | None] = [None]
+        self._free: list[int] = []
+        self._open = 0
+        self._draining = False
+        self._corked = False
+        self._stopping: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        o = n.Options()
+        n.options_init(ctypes.byref(o))
+        o.port = int(opts.get("port") or 0)
+        host = str(opts.get("host") or "127.0.0.1")
+        self._host_bytes = host.encode()
+        o.host = self._host_bytes
+        self.host = host
+        simple = {
+            "workers": "workers",
+            "max_payload_length": "max_payload_length",
+            "backpressure_limit": "backpressure_limit",
+            "close_on_backpressure_limit": "close_on_backpressure_limit",
+            "send_pings": "send_pings",
+            "publish_to_self": "publish_to_self",
+            "max_request_body_size": "max_body_bytes",
+            "max_connections": "max_connections",
+        }
+        for k, field in simple.items():
+            if opts.get(k) is not None:
+                setattr(o, field, opts[k])
+        if opts.get("idle_timeout") is not None:
+            o.idle_timeout_ms = int(float(opts["idle_timeout"]) * 1000)
+        pmd = opts.get("per_message_deflate")
+        if pmd:
+            def mode(v: Any) -> int:
+                return 0 if v in (False, "disable") else 2 if v == "dedicated" else 1
+
+            if pmd is True:
+                o.deflate_compress = o.deflate_decompress = 1
+            else:
+                o.deflate_compress = mode(pmd.get("compress", True))
+                o.deflate_decompress = mode(pmd.get("decompress", True))
+                if "threshold" in pmd:
+                    o.deflate_threshold = int(pmd["threshold"])
+        tls = opts.get("tls")
+        if tls:
+            def pem(v: Any) -> bytes:
+                if isinstance(v, (bytes, bytearray)):
+                    return bytes(v)
+                s = str(v)
+                if "-----BEGIN" in s:
+                    return s.encode()
+                with open(s, "rb") as f:
+                    return f.read()
+
+            self._cert, self._key = pem(tls["cert"]), pem(tls["key"])
+            o.tls_cert_pem = ctypes.cast(ctypes.c_char_p(self._cert), ctypes.c_void_p)
+            o.tls_cert_pem_len = len(self._cert)
+            o.tls_key_pem = ctypes.cast(ctypes.c_char_p(self._key), ctypes.c_void_p)
+            o.tls_key_pem_len = len(self._key)
+        self.tls = bool(tls)
+        srv = ctypes.c_void_p()
+        r = n.server_new(ctypes.byref(o), None, None, ctypes.byref(srv))
+        if r != RESULT_OK:
+            raise OSError(f"volley: serve: {n.error_message(r).decode()}")
+        self._srv: ctypes.c_void_p | None = srv
+        self.port = int(n.server_port(srv))
+        fd = ctypes.c_int()
+        _check(n.server_fd(srv, ctypes.byref(fd)), "fd")
+        self._fd = fd.value
+        self._buf = ctypes.create_string_buffer(POLL_BYTES)
+        self._addr = ctypes.addressof(self._buf)
+        loop.add_reader(self._fd, self._drain)
+
+    # ---- batching -----------------------------------------------------------
+
+    def _ensure_cork(self) -> None:
+        """Sends outside a drained batch are corked until the loop's next turn."""
+        if self._draining or self._corked or self._srv is None:
+            return
+        self._corked = True
+        n.cork(self._srv)
+        self._loop.call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        self._corked = False
+        if self._srv is not None:
+            n.uncork(self._srv)
+
+    def _drain(self) -> None:
+        if self._draining or self._srv is None:
+            return
+        self._draining = True
+        n.cork(self._srv)
+        try:
+            while True:
+                used = n.poll_packed(self._srv, self._addr, POLL_BYTES)
+                if used <= 0:
+                    break
+                self._dispatch(ctypes.string_at(self._addr, used))
+                if used < POLL_BYTES // 2:
+                    break
+        finally:
+            n.uncork(self._srv)
+            self._draining = False
+
+    def _field(self, data: bytes, p: int, ln: int, by_address: int) -> bytes:
+        if not by_address:
+            return data[p : p + ln]
+        (addr,) = struct.unpack_from("<Q", data, p)
+        out = ctypes.create_string_buffer(ln)
+        n.copy(out, addr, ln)
+        return out.raw
+
+    def _dispatch(self, data: bytes) -> None:
+        unpack = _RECORD.unpack_from
+        sockets = self._sockets
+        on_message = self._on_message
+        used = len(data)
+        off = 0
+        while off < used:
+            kind, flags, code, key, gen, user, dlen, tlen = unpack(data, off)
+            p = off + 32
+            nxt = off + ((32 + (8 if flags & DATA_BY_ADDRESS else dlen) + (8 if flags & TOPIC_BY_ADDRESS else tlen) + 7) & ~7)
+            off = nxt
+            if kind == MESSAGE:
+                ws = sockets[user]
+                if ws is None or on_message is None:
+                    continue
+                raw = data[p : p + dlen] if not flags & DATA_BY_ADDRESS else self._field(data, p, dlen, 1)
+                msg: Data = raw if flags & EV_BINARY else raw.decode()
+                try:
+                    r = on_message(ws, msg)
+                    if r is not None and inspect.isawaitable(r):
+                        self._spawn(r, ws)
+                except Exception:
+                    self._failed(ws)
+                continue
+            if kind in (UPGRADE, REQUEST):
+                req = _parse_request(self._field(data, p, dlen, flags & DATA_BY_ADDRESS), 0)
+                self._spawn(self._http(kind == UPGRADE, key, gen, req), None)
+                continue
+            ws = sockets[user]
+            if ws is None:
+                continue
+            if kind == OPEN:
+                ws._state = 1
+                self._open += 1
+                self._call("open", ws)
+            elif kind == CLOSE:
+                reason = self._field(data, p, dlen, flags & DATA_BY_ADDRESS).decode()
+                if ws._state != 0:
+                    self._open -= 1
+                ws._state = 3
+                self._call("close", ws, code, reason)
+                ws._topics.clear()
+                sockets[user] = None
+                self._free.append(user)
+            elif kind == DRAIN:
+                self._call("drain", ws)
+            elif kind in (PING, PONG):
+                self._call("ping" if kind == PING else "pong", ws, self._field(data, p, dlen, flags & DATA_BY_ADDRESS))
+
+    def _call(self, name: str, ws: ServerWebSocket[Any], *args: Any) -> None:
+        h = self._h.get(name)
+        if h is None:
+            return
+        try:
+            r = h(ws, *args)
+            if r is not None and inspect.isawaitable(r):
+                self._spawn(r, ws)
+        except Exception:
+            self._failed(ws)
+
+    def _spawn(self, aw: Awaitable[Any], ws: ServerWebSocket[Any] | None) -> None:
+        async def run() -> None:
+            try:
+                await aw
+            except Exception:
+                if ws is not None:
+                    self._failed(ws)
+                else:
+                    log.exception("volley: handler failed")
+
+        t = self._loop.create_task(run())
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _failed(self, ws: ServerWebSocket[Any]) -> None:
+        """A handler raised: log it, close only that connection (1011)."""
+        log.exception("volley: handler failed; closing the connection with 1011")
+        if ws._state == 1:
+            try:
+                ws.close(1011, "internal error")
+            except ValueError:
+                pass
+
+    async def _http(self, upgrade: bool, key: int, gen: int, req: Request) -> None:
+        wsid = n.Ws(gen, key, 0)
+        name = "upgrade" if upgrade else "fetch"
+        h = self._h.get(name)
+        try:
+            if h is None:
+                result: Any = None if upgrade else Response("not found\n", 404)
+            else:
+                result = h(req)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception:
+            log.exception("volley: %s handler failed", name)
+            result = Response("internal error\n", 500)
+        if self._srv is None:
+            return
+        self._ensure_cork()
+        if isinstance(result, Response):
+            hs, hn, keep = _headers(result.headers)
+            if result.topics is not None and not upgrade:
+                names = [t.encode() for t in result.topics]
+                arr = (n.Bytes * len(names))(*[n.Bytes(ctypes.cast(ctypes.c_char_p(t), ctypes.c_void_p), len(t)) for t in names])
+                n.respond_events(self._srv, wsid, result.status, hs, hn, arr, len(names))
+            else:
+                f = n.upgrade_reject if upgrade else n.respond
+                status = 500 if result.status == 101 else result.status
+                f(self._srv, wsid, status, hs, hn, result.body, len(result.body))
+            del keep
+            return
+        if not upgrade:
+            body = result.encode() if isinstance(result, str) else bytes(result or b"")
+            n.respond(self._srv, wsid, 200 if result is not None else 404, None, 0, body, len(body))
+            return
+        a = result if isinstance(result, Accept) else Accept(result)
+        index = self._free.pop() if self._free else len(self._sockets)
+        ws: ServerWebSocket[Any] = ServerWebSocket(self, key, gen, index, a.data, req.remote_address)
+        if index == len(self._sockets):
+            self._sockets.append(ws)
+        else:
+            self._sockets[index] = ws
+        hs, hn, keep = _headers(a.headers.items())
+        proto = a.protocol.encode() if a.protocol else None
+        if n.upgrade_accept(self._srv, ws._ws(), index, proto, hs, hn) != RESULT_OK:
+            self._sockets[index] = None
+            self._free.append(index)
+        del keep
+
+    # ---- the server as users see it -------------------------------------
+
+    @property
+    def pending_websockets(self) -> int:
+        return self._open
+
+    def publish(self, topic: str, data: Data, compress: bool | None = None) -> int:
+        """Publish to every subscriber of ``topic``: the bytes published."""
+        self._ensure_cork()
+        t = topic.encode()
+        if isinstance(data, str):
+            b, flags = data.encode(), _compress(compress)
+        else:
+            b, flags = bytes(data), SEND_BINARY | _compress(compress)
+        _check(n.server_publish(self._srv, t, len(t), b, len(b), flags, None), "publish")
+        return len(b)
+
+    def subscriber_count(self, topic: str) -> int:
+        t = topic.encode()
+        out = ctypes.c_size_t()
+        _check(n.subscriber_count(self._srv, t, len(t), ctypes.byref(out)), "subscriber_count")
+        return int(out.value)
+
+    def stats(self) -> dict[str, int]:
+        """The engine's counters."""
+        names = ["connections", "opened", "refused", "messages_in", "requests", "publishes", "frames_encoded",
+                 "compressions", "delivered", "dropped", "mailbox_full", "bytes_out", "buffered", "polls",
+                 "polled_events"]
+        buf = ctypes.create_string_buffer(8 + 8 * len(names))
+        struct.pack_into("<I", buf, 0, len(buf))
+        _check(n.stats(self._srv, buf), "stats")
+        return dict(zip(names, struct.unpack_from(f"<{len(names)}Q", buf, 8)))
+
+    async def stop(self, close_active_connections: bool = True) -> None:
+        """Close 1001 to every WebSocket (they have the close timeout to
+        finish), deliver the last events, free the server. Never blocks the loop."""
+        if self._stopping is not None:
+            return await self._stopping
+        self._stopping = self._loop.create_future()
+        flags = STOP_GRACEFUL if close_active_connections else STOP_GRACEFUL
+        n.server_stop(self._srv, flags | STOP_NO_WAIT)
+        while n.server_is_running(self._srv):
+            self._drain()
+            await asyncio.sleep(0.005)
+        self._drain()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._loop.remove_reader(self._fd)
+        srv, self._srv = self._srv, None
+        n.server_free(srv)
+        self._stopping.set_result(None)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    open: Handler | None = None,
+    message: Handler | None = None,
+    close: Handler | None = None,
+    drain: Handler | None = None,
+    ping: Handler | None = None,
+    pong: Handler | None = None,
+    upgrade: Handler | None = None,
+    fetch: Handler | None = None,
+    per_message_deflate: bool | dict[str, Any] = False,
+    max_payload_length: int | None = None,
+    idle_timeout: float | None = None,
+    backpressure_limit: int | None = None,
+    close_on_backpressure_limit: bool | None = None,
+    send_pings: bool | None = None,
+    publish_to_self: bool | None = None,
+    workers: int | None = None,
+    tls: Mapping[str, Any] | None = None,
+    max_request_body_size: int | None = None,
+) -> Server:
+    """Start a server on the running loop, Bun-style.
+
+    Handlers may be plain functions or coroutines. ``upgrade(request)``
+    returns the connection's data (or an ``Accept``) to accept, or a
+    ``Response`` to refuse; without it every upgrade is accepted.
+    ``fetch(request)`` answers plain HTTP with a ``Response`` (or str/bytes;
+    ``event_stream(topics)`` for Server-Sent Events).
+    """
+    loop = asyncio.get_running_loop()
+    handlers = {"open": open, "message": message, "close": close, "drain": drain, "ping": ping, "pong": pong,
+                "upgrade": upgrade, "fetch": fetch}
+    opts = dict(port=port, host=host, per_message_deflate=per_message_deflate, max_payload_length=max_payload_length,
+                idle_timeout=idle_timeout, backpressure_limit=backpressure_limit,
+                close_on_backpressure_limit=close_on_backpressure_limit, send_pings=send_pings,
+                publish_to_self=publish_to_self, workers=workers, tls=tls, max_request_body_size=max_request_body_size)
+    return Server(loop, handlers, opts)
+
+
+def serve_forever(**kwargs: Any) -> None:
+    """``serve(**kwargs)`` for scripts without asyncio: runs until Ctrl-C,
+    then stops cleanly (1001 to every client)."""
+
+    async def main() -> None:
+        server = await serve(**kwargs)
+        print(f"listening {server.port}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
