@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Every test Volley has: lint, unit and integration tests, criterion benches
-# (one pass each), interop with Python `websockets`, Node `ws`, the
+# Every test Volley has: lint, unit and integration tests (the C header
+# compared with a fresh cbindgen run among them), fuzzing, criterion benches
+# (one pass each), the C ABI from C, C++ and Zig (and under valgrind), the
+# Node and Python bindings, interop with Python `websockets`, Node `ws`, the
 # `eventsource` package and headless Chromium, and Autobahn|Testsuite.
 #   scripts/test.sh
-# Needs: Rust stable, Python 3.11 with venv, Node 20 with npm, Debian's
-# chromium (optional outside CI); the Autobahn rig in ../shared/tools/autobahn.
-# Installs its Python and npm packages itself.
+# Needs: Rust stable, gcc/g++, pkg-config, valgrind, Python 3.11 with venv,
+# Node 20 with npm, Debian's chromium (optional outside CI); the Autobahn rig
+# in ../shared/tools/autobahn. Installs its Python (Zig comes from PyPI) and
+# npm packages itself.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -18,12 +21,14 @@ step() {
   shift
   echo
   echo "=== $name"
+  local t0=$SECONDS
   if "$@"; then
     passed=$((passed + 1))
+    echo "=== ok ($((SECONDS - t0)) s): $name"
   else
     failed=$((failed + 1))
     failures+=("$name")
-    echo "=== FAILED: $name"
+    echo "=== FAILED ($((SECONDS - t0)) s): $name"
   fi
 }
 
@@ -34,6 +39,23 @@ python_interop() {
   (cd tests/interop/python && VOLLEY_BIN="$root/target/release/volley" "$venv/bin/python" -m pytest -q)
 }
 
+node_binding() {
+  (cd bindings/node && npm ci --silent --no-audit --no-fund && npm run --silent typecheck && npm test --silent)
+}
+
+python_binding() {
+  # A fresh venv and `pip install ./bindings/python`, as a user gets it.
+  local venv="$root/.venv-binding"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || return 1
+  VOLLEY_LIB="$root/target/release/libvolley.so" "$venv/bin/pip" install -q --disable-pip-version-check \
+    "./bindings/python[test]" || return 1
+  rm -rf bindings/python/build bindings/python/*.egg-info
+  (cd bindings/python && MYPYPATH=. "$venv/bin/mypy" --strict volley examples) || return 1
+  (cd tests/interop/node && npm ci --silent --no-audit --no-fund) || return 1
+  (cd bindings/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+}
+
 node_interop() {
   (cd tests/interop/node && npm ci --silent --no-audit --no-fund &&
     VOLLEY_BIN="$root/target/release/volley" npm test --silent)
@@ -41,13 +63,15 @@ node_interop() {
 
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
-step "cargo build (release)" cargo build --release -p volley-cli
+step "cargo build (release)" cargo build --release -p volley-cli -p volley-ffi
 step "cargo test" cargo test --workspace
 step "fuzz: every target, FUZZ_SECONDS (30) each" scripts/fuzz.sh
 step "criterion benches (one pass each)" cargo bench -q -p volley-benches --bench hot_paths -- --test
+step "C ABI: C, C++ and Zig programs, valgrind, Autobahn 1-10 on the C echo" tests/c/run.sh
+step "Node binding: types, node --test (ws, eventsource, Chromium)" node_binding
+step "Python binding: pip install, mypy --strict, pytest" python_binding
 step "interop: Python websockets" python_interop
 step "interop: Node ws" node_interop
-step "Autobahn|Testsuite 1-10, plain" tests/autobahn/run.sh plain
 step "Autobahn|Testsuite, all 517 cases, --deflate" tests/autobahn/run.sh deflate
 step "Autobahn|Testsuite 12-13 subset, --deflate=dedicated" tests/autobahn/run.sh dedicated
 
