@@ -507,6 +507,16 @@ typedef struct volley_options {
    * Server-Sent Events keep-alive comment interval, ms (0: none). Default 15,000.
    */
   uint32_t sse_keepalive_ms;
+  /**
+   * Bridge topics across processes through Redis pub/sub:
+   * `redis://[:password@]host[:port][/prefix]` or `rediss://` (TLS);
+   * every publish also goes to the channel `prefix:topic` (prefix
+   * default `volley`) and the server subscribes to the channels of its
+   * topics. NULL (default): no bridge. Borrowed for `volley_server_new`;
+   * a malformed URL gives VOLLEY_RESULT_INVALID_ARGUMENT. Redis being
+   * unreachable is no error: the bridge keeps retrying.
+   */
+  const char *pubsub_bridge;
 } volley_options;
 
 /**
@@ -765,6 +775,18 @@ typedef struct volley_stats {
    * Event-queue mode: events those calls returned.
    */
   uint64_t polled_events;
+  /**
+   * Publishes sent to Redis (`pubsub_bridge`).
+   */
+  uint64_t bridged_out;
+  /**
+   * Messages from other processes delivered through Redis.
+   */
+  uint64_t bridged_in;
+  /**
+   * Publishes that could not cross to Redis (local subscribers got them).
+   */
+  uint64_t bridge_lost;
 } volley_stats;
 
 /**

@@ -6,7 +6,7 @@
 # `eventsource` package and headless Chromium, and Autobahn|Testsuite.
 #   scripts/test.sh
 # Needs: Rust stable, gcc/g++, pkg-config, valgrind, Python 3.11 with venv,
-# Node 20 with npm, Debian's chromium (optional outside CI); the Autobahn rig
+# Node 20 with npm, Debian's chromium and redis-server (optional outside CI); the Autobahn rig
 # in ../shared/tools/autobahn. Installs its Python (Zig comes from PyPI) and
 # npm packages itself.
 set -uo pipefail

@@ -101,6 +101,11 @@ export interface ServeOptions<T = undefined> {
   /** Worker threads running the protocol (default: one per core). */
   workers?: number;
   maxRequestBodySize?: number;
+  /**
+   * Carry publishes to every process bridged to the same Redis:
+   * `redis://[:password@]host[:port][/prefix]` or `rediss://`.
+   */
+  pubsubBridge?: string;
   tls?: { cert: string | Buffer; key: string | Buffer };
   routes?: Record<string, Response | RouteHandler<T> | Partial<Record<HTTPMethod, RouteHandler<T>>>>;
   fetch?(

@@ -4,11 +4,14 @@
 //! - `echo`: C connections × P messages in flight × S bytes; counts echoes,
 //!   records round-trip latency.
 //! - `fanout`: N subscribers on `/sub`, publishers on `/pub`; counts delivered
-//!   messages (the publish window is bounded by what subscriber 0 has seen).
+//!   messages (the publish window is bounded by what subscriber 0 has seen)
+//!   and records publish-to-delivery latency at subscriber 0. With
+//!   `--sub-urls`, subscribers spread over other servers (processes bridged
+//!   through Redis, say) while the publishers stay on `--url`.
 //! - `connect`: handshakes per second, then N idle connections held while the
 //!   server's RSS is read from `/proc/PID/status`.
 //!
-//! With `--pid`, the server's CPU time is read from `/proc/PID/stat` at the
+//! With `--pid` (several: comma-separated, summed), the server's CPU time is read from `/proc/PID/stat` at the
 //! start and end of the measured window, giving messages per server
 //! CPU-second: the figure that still separates fast servers when the
 //! generator itself saturates. Output: a progress line per second on stderr,
@@ -32,7 +35,9 @@ volley bench MODE --url ws://HOST:PORT/PATH [options]
 MODES
   echo      --conns 100 --inflight 16 --size 32 [--binary]
   fanout    --subscribers 500 --publishers 1 --inflight 64 --size 32
-            (subscribers connect to /sub, publishers to /pub on the url's host)
+            (subscribers connect to /sub, publishers to /pub on the url's host;
+            --sub-urls ws://B/,ws://C/ spreads the subscribers over those
+            servers instead, round-robin, subscriber 0 on the first)
   connect   --conns 50 (concurrent handshakes) --idle 10000 (held connections)
   tcp       --conns 10 --inflight 4 --size 65536, against `volley tcp-echo`:
             the same echo pattern over bare TCP (MB/s), the loopback baseline
@@ -41,7 +46,7 @@ OPTIONS
   --deflate        offer permessage-deflate (client_no_context_takeover) and
                    send compressed JSON-like text (echo and fanout)
   --duration 5     measured seconds          --warmup 1   seconds before measuring
-  --threads 1      generator threads         --pid PID    server pid: CPU and RSS
+  --threads 1      generator threads         --pid PID[,PID]  server pids: CPU (summed), RSS
   --json           print one JSON object     --quiet      no progress line
 ";
 
@@ -58,7 +63,10 @@ struct Cfg {
     duration: f64,
     warmup: f64,
     threads: usize,
-    pid: Option<u32>,
+    /// Server processes whose CPU time is summed (RSS: the first).
+    pids: Vec<u32>,
+    /// Where fanout subscribers connect: (address, path base); empty: `addr`.
+    sub_urls: Vec<(SocketAddr, String)>,
     json: bool,
     quiet: bool,
     subscribers: usize,
@@ -88,19 +96,14 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         })
     };
     let url = get("url").ok_or("--url ws://HOST:PORT/PATH is required")?;
-    let rest = url
-        .strip_prefix("ws://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or("only ws:// (and tcp:// for mode tcp) URLs")?;
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let (addr, hostport, path) = split_url(&url)?;
+    let sub_urls = match get("sub-urls") {
+        Some(list) => list
+            .split(',')
+            .map(|u| split_url(u).map(|(a, _, p)| (a, path_base(&p).to_string())))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
     };
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(|e| format!("{hostport}: {e}"))?
-        .next()
-        .ok_or("no address")?;
     let (dc, dp, dsize) = match mode.as_str() {
         "echo" => (100, 16, 32),
         "fanout" => (0, 64, 32),
@@ -120,9 +123,15 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         duration: secs("duration", 5.0)?,
         warmup: secs("warmup", 1.0)?,
         threads: num("threads", 1)?.max(1),
-        pid: get("pid")
-            .map(|p| p.parse().map_err(|_| "--pid takes a pid"))
-            .transpose()?,
+        pids: get("pid")
+            .map(|list| {
+                list.split(',')
+                    .map(|p| p.trim().parse().map_err(|_| "--pid takes pids"))
+                    .collect::<Result<Vec<u32>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
+        sub_urls,
         json: flags.iter().any(|(k, _)| k == "json"),
         quiet: flags.iter().any(|(k, _)| k == "quiet"),
         subscribers: num("subscribers", 500)?,
@@ -130,6 +139,38 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         idle: num("idle", 10_000)?,
         deflate: flags.iter().any(|(k, _)| k == "deflate"),
     })
+}
+
+/// `ws://HOST:PORT/PATH` (or `tcp://`): the address, `HOST:PORT` and the path.
+fn split_url(url: &str) -> Result<(SocketAddr, String, String), String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or("only ws:// (and tcp:// for mode tcp) URLs")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("{hostport}: {e}"))?
+        .next()
+        .ok_or("no address")?;
+    Ok((addr, hostport.to_string(), path.to_string()))
+}
+
+/// The directory of a URL path: `/x/echo` → `/x`, `/echo` → ``.
+fn path_base(path: &str) -> &str {
+    let p = path.trim_end_matches('/');
+    p.rsplit_once('/').map_or("", |(b, _)| b)
+}
+
+/// Summed CPU seconds of these processes (None if any cannot be read).
+fn cpu_of(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| cpu_seconds(p)).sum()
 }
 
 pub fn main(args: &[String]) -> ExitCode {
@@ -500,20 +541,27 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
     });
-    // Roles, spread round-robin over threads.
-    let mut roles: Vec<Vec<Role>> = (0..cfg.threads).map(|_| Vec::new()).collect();
+    // Roles and the server each talks to, spread round-robin over threads.
+    let home = (cfg.addr, path_base(&cfg.path).to_string());
+    let mut roles: Vec<Vec<(Role, SocketAddr, String)>> =
+        (0..cfg.threads).map(|_| Vec::new()).collect();
     let total = if fanout {
         for i in 0..cfg.subscribers {
-            roles[i % cfg.threads].push(Role::Subscriber);
+            let (a, base) = if cfg.sub_urls.is_empty() {
+                &home
+            } else {
+                &cfg.sub_urls[i % cfg.sub_urls.len()]
+            };
+            roles[i % cfg.threads].push((Role::Subscriber, *a, format!("{base}/sub")));
         }
         // Publishers live on thread 0 with subscriber 0, which paces them.
         for _ in 0..cfg.publishers {
-            roles[0].push(Role::Publisher);
+            roles[0].push((Role::Publisher, home.0, format!("{}/pub", home.1)));
         }
         cfg.subscribers + cfg.publishers
     } else {
         for i in 0..cfg.conns {
-            roles[i % cfg.threads].push(Role::Echo);
+            roles[i % cfg.threads].push((Role::Echo, cfg.addr, cfg.path.clone()));
         }
         cfg.conns
     };
@@ -539,7 +587,7 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
     }
     std::thread::sleep(Duration::from_secs_f64(cfg.warmup));
     let r0 = shared.received.load(Ordering::Relaxed);
-    let c0 = cfg.pid.and_then(cpu_seconds);
+    let c0 = cpu_of(&cfg.pids);
     let start = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
     let mut last = (start, r0);
@@ -558,7 +606,7 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
     shared.measuring.store(false, Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
     let r1 = shared.received.load(Ordering::Relaxed);
-    let c1 = cfg.pid.and_then(cpu_seconds);
+    let c1 = cpu_of(&cfg.pids);
     shared.stop.store(true, Ordering::Relaxed);
     let mut hist = Hist::new();
     for t in threads {
@@ -586,29 +634,26 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
             if cpu > 0.0 { msgs / cpu } else { 0.0 },
         );
     }
-    if !fanout {
-        rep.num("p50_us", hist.pct(0.50));
-        rep.num("p99_us", hist.pct(0.99));
-        rep.num("p999_us", hist.pct(0.999));
-    }
+    // Echo: round trips. Fanout: publish to delivery at subscriber 0.
+    rep.num("p50_us", hist.pct(0.50));
+    rep.num("p99_us", hist.pct(0.99));
+    rep.num("p999_us", hist.pct(0.999));
     rep.num("errors", shared.errors.load(Ordering::Relaxed) as f64);
     Ok(rep)
 }
 
-fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<Hist, String> {
+fn traffic_thread(
+    cfg: &Cfg,
+    t: usize,
+    roles: Vec<(Role, SocketAddr, String)>,
+    sh: &Shared,
+) -> Result<Hist, String> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678_9ABC));
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut events = Events::with_capacity(1024);
     let mut conns = Vec::new();
-    let base = cfg.path.trim_end_matches('/');
-    let base = base.rsplit_once('/').map_or("", |(b, _)| b);
-    for (i, role) in roles.into_iter().enumerate() {
-        let path = match role {
-            Role::Echo => cfg.path.clone(),
-            Role::Subscriber => format!("{base}/sub"),
-            Role::Publisher => format!("{base}/pub"),
-        };
-        let mut c = BConn::new(cfg.addr, role).map_err(|e| e.to_string())?;
+    for (i, (role, addr, path)) in roles.into_iter().enumerate() {
+        let mut c = BConn::new(addr, role).map_err(|e| e.to_string())?;
         poll.registry()
             .register(
                 &mut c.sock,
@@ -626,6 +671,13 @@ fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<
     let pacer = conns.iter().position(|c| c.role == Role::Subscriber);
     let mut paced_seen: u64 = 0;
     let mut published: u64 = 0;
+    // When each publish still unseen by subscriber 0 was sent, in order.
+    let mut published_at: VecDeque<Instant> = VecDeque::new();
+    // Subscriber 0's last progress: a window it never sees (publishes lost
+    // before a subscription reached the server, or dropped by a policy) is
+    // written off after STALL instead of stopping the publishers for good.
+    const STALL: Duration = Duration::from_millis(250);
+    let mut progress = Instant::now();
     while !sh.stop.load(Ordering::Relaxed) {
         poll.poll(&mut events, Some(Duration::from_millis(50)))
             .map_err(|e| e.to_string())?;
@@ -716,6 +768,14 @@ fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<
                 }
                 if Some(i) == pacer {
                     paced_seen += m as u64;
+                    progress = now;
+                    for _ in 0..m {
+                        if let Some(t) = published_at.pop_front() {
+                            if measuring {
+                                hist.record(now - t);
+                            }
+                        }
+                    }
                 }
                 if n < buf.len() {
                     break;
@@ -728,6 +788,11 @@ fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<
             && sh.opened.load(Ordering::Relaxed) as usize >= cfg.subscribers + cfg.publishers
         {
             let window = cfg.inflight as u64;
+            if published > paced_seen && progress.elapsed() > STALL {
+                published = paced_seen;
+                published_at.clear();
+                progress = Instant::now();
+            }
             for c in conns
                 .iter_mut()
                 .filter(|c| c.role == Role::Publisher && c.open)
@@ -737,6 +802,7 @@ fn traffic_thread(cfg: &Cfg, t: usize, roles: Vec<Role>, sh: &Shared) -> Result<
                     let k = (window - ahead) as usize;
                     c.send(&frames[..k * flen]).map_err(|e| e.to_string())?;
                     published += k as u64;
+                    published_at.extend(std::iter::repeat_n(Instant::now(), k));
                 }
             }
         }
@@ -779,7 +845,7 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
         if !measuring && Instant::now() >= warm_end {
             measuring = true;
             done = 0;
-            c0 = cfg.pid.and_then(cpu_seconds);
+            c0 = cpu_of(&cfg.pids);
         }
         poll.poll(&mut events, Some(Duration::from_millis(50)))
             .map_err(|e| e.to_string())?;
@@ -827,7 +893,7 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
         }
     }
     let secs = (Instant::now() - warm_end).as_secs_f64();
-    let c1 = cfg.pid.and_then(cpu_seconds);
+    let c1 = cpu_of(&cfg.pids);
     drop(slots);
     let mut rep = Report::default();
     rep.str("mode", "connect");
@@ -842,7 +908,7 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
     // Phase 2: idle connections and the server's memory for them.
     if cfg.idle > 0 {
         std::thread::sleep(Duration::from_millis(500));
-        let rss0 = cfg.pid.and_then(rss_bytes);
+        let rss0 = cfg.pids.first().and_then(|&p| rss_bytes(p));
         let mut held = Vec::with_capacity(cfg.idle);
         let mut pending = 0usize;
         let mut opened = 0usize;
@@ -879,7 +945,7 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
             }
         }
         std::thread::sleep(Duration::from_secs(1));
-        let rss1 = cfg.pid.and_then(rss_bytes);
+        let rss1 = cfg.pids.first().and_then(|&p| rss_bytes(p));
         rep.num(
             "idle_connections",
             held.iter().filter(|c| c.open).count() as f64,

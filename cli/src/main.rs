@@ -12,9 +12,10 @@ volley — a WebSocket server engine
 USAGE:
     volley serve [--host 127.0.0.1] [--port 9001] [--workers N] [--deflate[=shared|dedicated]]
                  [--tls-cert cert.pem --tls-key key.pem]
+                 [--pubsub-bridge redis://[:password@]HOST:PORT[/prefix]]
         Demo server: / (a page that talks to /echo), /echo (echoes every message
         with its opcode), /sub and /pub (topic t), /chat/:room, /events (SSE),
-        /health.
+        /health, /stats (counters as JSON).
 
     volley bench echo|fanout|connect --url ws://HOST:PORT/PATH [options]
         Load generator for any WebSocket server (volley bench --help).
@@ -23,7 +24,32 @@ USAGE:
         Plain TCP echo: the baseline `volley bench tcp` measures against.
 ";
 
+/// The engine's log lines on stderr: warnings and errors, or the level
+/// `VOLLEY_LOG` names (error, warn, info, debug, trace).
+struct Stderr;
+
+impl log::Log for Stderr {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{}] {}", r.level(), r.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 fn main() -> ExitCode {
+    let level = std::env::var("VOLLEY_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Warn);
+    if log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(level);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve::main(&args[1..]),

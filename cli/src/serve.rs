@@ -7,12 +7,18 @@
 //! - `GET /chat/:room`: every message is published to the room (others get it).
 //! - `GET /events` with `Accept: text/event-stream`: Server-Sent Events of
 //!   topic `t` and of `events`.
-//! - `GET /` a page that talks to `/echo`; `GET /health` answers `ok`.
+//! - `GET /` a page that talks to `/echo`; `GET /health` answers `ok`;
+//!   `GET /stats` the server's counters as JSON.
+//!
+//! `--pubsub-bridge redis://HOST:PORT[/prefix]` carries the topics across
+//! every process bridged to the same Redis.
 
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use volley::{
     Deflate, DeflateMode, Fetch, Handler, Message, Options, Request, Response, SendStatus, Server,
-    Upgrade, WebSocket,
+    ServerHandle, Stats, Upgrade, WebSocket,
 };
 
 const PAGE: &str = include_str!("page.html");
@@ -26,7 +32,10 @@ enum Route {
     Chat(String),
 }
 
-struct Demo;
+struct Demo {
+    /// Set once the server runs, for `/stats`.
+    server: Arc<OnceLock<ServerHandle>>,
+}
 
 impl Handler for Demo {
     type Data = Route;
@@ -82,10 +91,34 @@ impl Handler for Demo {
                 .header("Content-Type", "text/html; charset=utf-8")
                 .into(),
             "/health" => Response::new(200, "ok\n").into(),
+            "/stats" => match self.server.get() {
+                Some(s) => Response::new(200, stats_json(s.stats()))
+                    .header("Content-Type", "application/json")
+                    .into(),
+                None => Response::new(503, "starting\n").into(),
+            },
             "/events" if req.wants_event_stream() => Response::event_stream(["t", "events"]).into(),
             _ => Fetch::Pass,
         }
     }
+}
+
+/// The counters as one JSON object.
+fn stats_json(s: &Stats) -> String {
+    let fields = [
+        ("connections", s.connections.load(Ordering::Relaxed) as u64),
+        ("opened", s.opened.load(Ordering::Relaxed)),
+        ("messages_in", s.messages_in.load(Ordering::Relaxed)),
+        ("publishes", s.publishes.load(Ordering::Relaxed)),
+        ("delivered", s.delivered.load(Ordering::Relaxed)),
+        ("dropped", s.dropped.load(Ordering::Relaxed)),
+        ("bytes_out", s.bytes_out.load(Ordering::Relaxed)),
+        ("bridged_out", s.bridged_out.load(Ordering::Relaxed)),
+        ("bridged_in", s.bridged_in.load(Ordering::Relaxed)),
+        ("bridge_lost", s.bridge_lost.load(Ordering::Relaxed)),
+    ];
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    format!("{{{}}}\n", body.join(","))
 }
 
 pub fn main(args: &[String]) -> ExitCode {
@@ -112,6 +145,7 @@ pub fn main(args: &[String]) -> ExitCode {
                 }
             },
             "tls-cert" => cert = Some(v),
+            "pubsub-bridge" => opts.pubsub_bridge = Some(v),
             "tls-key" => key = Some(v),
             "deflate" => {
                 let mode = match v.as_str() {
@@ -156,6 +190,7 @@ pub fn main(args: &[String]) -> ExitCode {
     } else {
         format!("{host}:{port}")
     };
+    let handle = Arc::new(OnceLock::new());
     let server = match Server::builder()
         .bind(addr)
         .options(opts)
@@ -164,14 +199,16 @@ pub fn main(args: &[String]) -> ExitCode {
         .route("/pub")
         .route("/chat/:room")
         .route("/events")
-        .serve(Demo)
-    {
+        .serve(Demo {
+            server: handle.clone(),
+        }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("volley serve: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let _ = handle.set(server.handle());
     let a = server.local_addr();
     let ws = if scheme == "https" { "wss" } else { "ws" };
     println!("volley: listening on {scheme}://{a}/ (WebSocket echo at {ws}://{a}/echo)");

@@ -35,6 +35,8 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "redis-bridge")]
+mod bridge;
 mod handler;
 #[doc(hidden)]
 pub mod harness;
@@ -49,6 +51,8 @@ mod route;
 mod server;
 mod websocket;
 
+#[cfg(feature = "redis-bridge")]
+pub use bridge::BridgeUrl;
 pub use handler::{Handler, Inspect, Message, ReadyState, SendStatus};
 pub use http::{Accept, Fetch, PendingResponse, PendingUpgrade, Request, Response, Upgrade};
 pub use id::ConnId;

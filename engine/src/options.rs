@@ -85,6 +85,13 @@ pub struct Options {
     /// (default) declines every offer. With [`Deflate`], messages of at
     /// least `threshold` bytes are compressed when the client agreed.
     pub per_message_deflate: Option<Deflate>,
+    /// Bridge topics across processes through Redis pub/sub:
+    /// `redis://[:password@]host[:port][/prefix]` or `rediss://` (TLS).
+    /// Every publish also goes to the channel `prefix:topic` (prefix
+    /// default `volley`), and the server subscribes to the channel of each
+    /// topic it has subscribers for. Needs the `redis-bridge` feature
+    /// (starting the server fails without it). Default `None`.
+    pub pubsub_bridge: Option<String>,
 }
 
 impl Default for Options {
@@ -115,6 +122,7 @@ impl Default for Options {
             sse_keepalive: Duration::from_secs(15),
             per_message_deflate: None,
             tls: None,
+            pubsub_bridge: None,
         }
     }
 }

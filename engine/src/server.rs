@@ -51,6 +51,13 @@ pub struct Stats {
     /// Bytes queued and not yet written, all connections together (updated
     /// once per loop turn).
     pub buffered: AtomicU64,
+    /// Publishes sent to Redis (`Options::pubsub_bridge`).
+    pub bridged_out: AtomicU64,
+    /// Messages from other processes delivered here through Redis.
+    pub bridged_in: AtomicU64,
+    /// Publishes that could not cross to Redis (unreachable, or too slow
+    /// for the bridge's queue); local subscribers got them.
+    pub bridge_lost: AtomicU64,
 }
 
 /// Configures and starts a [`Server`].
@@ -107,7 +114,11 @@ impl ServerBuilder {
     }
 
     fn start<H: Handler>(self, handler: H, queue: Option<Arc<QueueShared>>) -> io::Result<Server> {
+        let bridge = self.opts.pubsub_bridge.clone();
         let (local, hub, workers) = self.build(handler, true, queue)?;
+        if let Some(url) = bridge {
+            start_bridge(&hub, &url)?;
+        }
         let n = workers.len();
         let mut threads = Vec::new();
         for w in workers {
@@ -190,6 +201,22 @@ impl ServerBuilder {
             .collect::<io::Result<Vec<_>>>()?;
         Ok((local, hub, workers))
     }
+}
+
+#[cfg(feature = "redis-bridge")]
+fn start_bridge(hub: &Arc<Hub>, url: &str) -> io::Result<()> {
+    let url = crate::bridge::BridgeUrl::parse(url)?;
+    let b = crate::bridge::Bridge::start(&url, hub)?;
+    let _ = hub.bridge.set(b);
+    Ok(())
+}
+
+#[cfg(not(feature = "redis-bridge"))]
+fn start_bridge(_: &Arc<Hub>, _: &str) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "pubsub_bridge needs volley built with the `redis-bridge` feature",
+    ))
 }
 
 /// A listener with `SO_REUSEADDR` (and `SO_REUSEPORT` when several workers
@@ -281,6 +308,10 @@ impl Server {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
+        }
+        #[cfg(feature = "redis-bridge")]
+        if let Some(b) = self.handle.hub.bridge.get() {
+            b.shutdown();
         }
     }
 
@@ -378,18 +409,24 @@ impl ServerHandle {
     ) -> usize {
         let stats = &self.hub.stats;
         stats.publishes.fetch_add(1, Ordering::Relaxed);
-        let Some(t) = self.hub.registry.get(topic) else {
+        let t = self.hub.registry.get(topic);
+        if t.is_none() && !self.hub.bridging() {
             return 0;
-        };
+        }
         let p = Prepared::new(msg);
         stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        self.hub.publish_to_workers(&t, &p, compress, None, except)
+        self.hub.bridge_out(topic, &p, compress);
+        t.map_or(0, |t| {
+            self.hub.publish_to_workers(&t, &p, compress, None, except)
+        })
     }
 
     /// Publish a prepared message from any thread.
     pub fn publish_prepared(&self, topic: impl AsRef<[u8]>, msg: &Prepared) -> usize {
+        let topic = topic.as_ref();
         self.hub.stats.publishes.fetch_add(1, Ordering::Relaxed);
-        match self.hub.registry.get(topic.as_ref()) {
+        self.hub.bridge_out(topic, msg, None);
+        match self.hub.registry.get(topic) {
             Some(t) => self.hub.publish_to_workers(&t, msg, None, None, None),
             None => 0,
         }

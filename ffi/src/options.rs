@@ -49,6 +49,7 @@ fn defaults() -> volley_options {
         mailbox_bytes: o.mailbox_bytes as u64,
         queue_bytes: o.queue_bytes as u64,
         sse_keepalive_ms: ms(o.sse_keepalive),
+        pubsub_bridge: std::ptr::null(),
     }
 }
 
@@ -190,6 +191,14 @@ fn from(v: &volley_options) -> Res<Config> {
             volley_result::Tls
         })?;
         opts.tls = Some(cfg);
+    }
+    // SAFETY: documented contract of `pubsub_bridge`: NUL-terminated or NULL.
+    if let Some(url) = unsafe { cstr(v.pubsub_bridge) }? {
+        if let Err(e) = engine::BridgeUrl::parse(url) {
+            log::error!("volley: {e}");
+            return Err(bad());
+        }
+        opts.pubsub_bridge = Some(url.to_string());
     }
     Ok(Config { addr, routes, opts })
 }

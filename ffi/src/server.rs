@@ -867,6 +867,9 @@ pub extern "C" fn volley_server_stats(
                 buffered: l(&st.buffered),
                 polls: l(&s.polls),
                 polled_events: l(&s.polled),
+                bridged_out: l(&st.bridged_out),
+                bridged_in: l(&st.bridged_in),
+                bridge_lost: l(&st.bridge_lost),
             };
             let n = size.min(size_of::<volley_stats>());
             // SAFETY: the caller's struct has `size` writable bytes; we

@@ -338,6 +338,14 @@ pub struct volley_options {
     pub queue_bytes: u64,
     /// Server-Sent Events keep-alive comment interval, ms (0: none). Default 15,000.
     pub sse_keepalive_ms: u32,
+    /// Bridge topics across processes through Redis pub/sub:
+    /// `redis://[:password@]host[:port][/prefix]` or `rediss://` (TLS);
+    /// every publish also goes to the channel `prefix:topic` (prefix
+    /// default `volley`) and the server subscribes to the channels of its
+    /// topics. NULL (default): no bridge. Borrowed for `volley_server_new`;
+    /// a malformed URL gives VOLLEY_RESULT_INVALID_ARGUMENT. Redis being
+    /// unreachable is no error: the bridge keeps retrying.
+    pub pubsub_bridge: *const c_char,
 }
 
 /// Counters (`volley_server_stats`).
@@ -376,6 +384,12 @@ pub struct volley_stats {
     pub polls: u64,
     /// Event-queue mode: events those calls returned.
     pub polled_events: u64,
+    /// Publishes sent to Redis (`pubsub_bridge`).
+    pub bridged_out: u64,
+    /// Messages from other processes delivered through Redis.
+    pub bridged_in: u64,
+    /// Publishes that could not cross to Redis (local subscribers got them).
+    pub bridge_lost: u64,
 }
 
 /// What a publish did. From a callback on a worker, the first three count

@@ -65,6 +65,7 @@ const Options = koffi.struct('volley_options', {
   mailbox_bytes: 'uint64_t',
   queue_bytes: 'uint64_t',
   sse_keepalive_ms: 'uint32_t',
+  pubsub_bridge: 'const char *',
 });
 koffi.opaque('volley_server');
 const srv = 'volley_server *';

@@ -332,6 +332,7 @@ class Server {
     o.routes_len = 0;
     if (options.workers !== undefined) o.workers = options.workers;
     if (options.maxRequestBodySize !== undefined) o.max_body_bytes = options.maxRequestBodySize;
+    if (options.pubsubBridge) o.pubsub_bridge = String(options.pubsubBridge);
     const w = this._ws || {};
     if (w.maxPayloadLength !== undefined) o.max_payload_length = w.maxPayloadLength;
     if (w.idleTimeout !== undefined) o.idle_timeout_ms = Math.round(w.idleTimeout * 1000);
@@ -729,18 +730,22 @@ class Server {
 
   /** Counters from the engine (connections, messages, polls…). */
   stats() {
-    const b = Buffer.alloc(128);
-    b.writeUInt32LE(128, 0);
+    // volley_stats: struct_size, then one u64 per name below.
+    const b = Buffer.alloc(8 + 8 * STAT_NAMES.length);
+    b.writeUInt32LE(b.length, 0);
     check(f.stats(this._srv, b), 'stats');
-    const names = ['connections', 'opened', 'refused', 'messagesIn', 'requests', 'publishes', 'framesEncoded', 'compressions',
-      'delivered', 'dropped', 'mailboxFull', 'bytesOut', 'buffered', 'polls', 'polledEvents'];
     const out = {};
-    names.forEach((n, i) => {
+    STAT_NAMES.forEach((n, i) => {
       out[n] = Number(b.readBigUInt64LE(8 + 8 * i));
     });
     return out;
   }
 }
+
+/** The fields of volley_stats after struct_size, in order. */
+const STAT_NAMES = ['connections', 'opened', 'refused', 'messagesIn', 'requests', 'publishes', 'framesEncoded',
+  'compressions', 'delivered', 'dropped', 'mailboxFull', 'bytesOut', 'buffered', 'polls', 'polledEvents',
+  'bridgedOut', 'bridgedIn', 'bridgeLost'];
 
 function serve(options) {
   return new Server(options);

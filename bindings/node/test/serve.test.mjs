@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
+import { client } from '../testing/client.mjs';
 import { EventSource } from 'eventsource';
 import { serve, eventStream } from 'volley';
 
@@ -17,22 +18,6 @@ function start(t, options) {
   return server;
 }
 
-/** A connected `ws` client with a queue of what it receives. */
-async function client(url, opts = {}) {
-  const ws = new WebSocket(url, opts);
-  const inbox = [];
-  const waiters = [];
-  ws.on('message', (data, binary) => {
-    const m = binary ? data : data.toString();
-    const w = waiters.shift();
-    if (w) w(m);
-    else inbox.push(m);
-  });
-  ws.next = () => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => waiters.push(r)));
-  ws.closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
-  await once(ws, 'open');
-  return ws;
-}
 
 const echo = {
   fetch(req, server) {

@@ -417,3 +417,75 @@ def test_keyboard_interrupt_stops_serve_forever_with_1001():
     finally:
         if p.poll() is None:
             p.kill()
+
+
+# ---- pubsub_bridge: topics across processes through a real redis-server ----
+
+def test_pubsub_bridge_carries_topics_between_python_and_volley_serve(tmp_path):
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("redis-server is missing (CI installs the redis-server package)")
+        pytest.skip("redis-server is not installed")
+    volley_bin = os.environ.get("VOLLEY_BIN", str(ROOT / "target" / "release" / "volley"))
+
+    async def until(check, what):
+        for _ in range(250):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def cli(port, *args):
+        return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout.strip()
+
+    async def go():
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            rport = s.getsockname()[1]
+        redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        other = None
+        server = None
+        try:
+            await until(lambda: cli(rport, "PING") == "PONG", "redis-server")
+            url = f"redis://127.0.0.1:{rport}/pytest"
+            server = await volley.serve(port=0, pubsub_bridge=url,
+                                        open=lambda ws: ws.subscribe("t"),
+                                        message=lambda ws, m: ws.publish("t", m))
+            other = subprocess.Popen([volley_bin, "serve", "--port", "0", "--pubsub-bridge", url],
+                                     stdout=subprocess.PIPE, text=True)
+            line = await asyncio.get_running_loop().run_in_executor(None, other.stdout.readline)
+            oport = line.split("127.0.0.1:")[1].split("/")[0]
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as here, \
+                    websockets.connect(f"ws://127.0.0.1:{server.port}/") as sender, \
+                    websockets.connect(f"ws://127.0.0.1:{oport}/sub") as there, \
+                    websockets.connect(f"ws://127.0.0.1:{oport}/pub") as pub:
+                await until(lambda: cli(rport, "PUBSUB", "NUMSUB", "pytest:t").endswith("\n2"), "two subscribers")
+                await sender.send("from python")
+                assert await there.recv() == "from python"
+                assert await here.recv() == "from python"
+                server.publish("t", b"\x00\xff")
+                assert await there.recv() == b"\x00\xff"
+                assert await here.recv() == b"\x00\xff"
+                for i in range(100):
+                    await pub.send(f"m{i}")
+                want = [f"m{i}" for i in range(100)]
+                assert [await here.recv() for _ in range(100)] == want
+                assert await sender.recv() == b"\x00\xff"
+                assert [await sender.recv() for _ in range(100)] == want
+                assert [await there.recv() for _ in range(100)] == want
+                st = server.stats()
+                assert st["bridged_in"] == 100 and st["bridged_out"] >= 2 and st["bridge_lost"] == 0, st
+            with pytest.raises(OSError, match="argument"):
+                await volley.serve(port=0, pubsub_bridge="http://nope")
+        finally:
+            if server is not None:
+                await server.stop()
+            if other is not None:
+                other.terminate()
+                other.wait(10)
+            redis.kill()
+            redis.wait(10)
+
+    run(go())

@@ -89,6 +89,7 @@ class Options(ctypes.Structure):
         ("mailbox_bytes", c_uint64),
         ("queue_bytes", c_uint64),
         ("sse_keepalive_ms", c_uint32),
+        ("pubsub_bridge", c_char_p),
     ]
 
 

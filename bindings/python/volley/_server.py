@@ -429,6 +429,9 @@ class Server:
             o.tls_key_pem = ctypes.cast(ctypes.c_char_p(self._key), ctypes.c_void_p)
             o.tls_key_pem_len = len(self._key)
         self.tls = bool(tls)
+        if opts.get("pubsub_bridge"):
+            self._bridge = str(opts["pubsub_bridge"]).encode()
+            o.pubsub_bridge = self._bridge
         srv = ctypes.c_void_p()
         r = n.server_new(ctypes.byref(o), None, None, ctypes.byref(srv))
         if r != RESULT_OK:
@@ -639,7 +642,7 @@ class Server:
         """The engine's counters."""
         names = ["connections", "opened", "refused", "messages_in", "requests", "publishes", "frames_encoded",
                  "compressions", "delivered", "dropped", "mailbox_full", "bytes_out", "buffered", "polls",
-                 "polled_events"]
+                 "polled_events", "bridged_out", "bridged_in", "bridge_lost"]
         buf = ctypes.create_string_buffer(8 + 8 * len(names))
         struct.pack_into("<I", buf, 0, len(buf))
         _check(n.stats(self._srv, buf), "stats")
@@ -693,6 +696,7 @@ async def serve(
     workers: int | None = None,
     tls: Mapping[str, Any] | None = None,
     max_request_body_size: int | None = None,
+    pubsub_bridge: str | None = None,
 ) -> Server:
     """Start a server on the running loop, Bun-style.
 
@@ -700,7 +704,9 @@ async def serve(
     returns the connection's data (or an ``Accept``) to accept, or a
     ``Response`` to refuse; without it every upgrade is accepted.
     ``fetch(request)`` answers plain HTTP with a ``Response`` (or str/bytes;
-    ``event_stream(topics)`` for Server-Sent Events).
+    ``event_stream(topics)`` for Server-Sent Events). ``pubsub_bridge``
+    (``redis://[:password@]host[:port][/prefix]`` or ``rediss://``) carries
+    publishes to every process bridged to the same Redis.
     """
     loop = asyncio.get_running_loop()
     handlers = {"open": open, "message": message, "close": close, "drain": drain, "ping": ping, "pong": pong,
@@ -708,7 +714,8 @@ async def serve(
     opts = dict(port=port, host=host, per_message_deflate=per_message_deflate, max_payload_length=max_payload_length,
                 idle_timeout=idle_timeout, backpressure_limit=backpressure_limit,
                 close_on_backpressure_limit=close_on_backpressure_limit, send_pings=send_pings,
-                publish_to_self=publish_to_self, workers=workers, tls=tls, max_request_body_size=max_request_body_size)
+                publish_to_self=publish_to_self, workers=workers, tls=tls, max_request_body_size=max_request_body_size,
+                pubsub_bridge=pubsub_bridge)
     return Server(loop, handlers, opts)
 
 

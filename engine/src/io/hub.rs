@@ -235,6 +235,9 @@ pub(crate) struct Hub {
     exited: Condvar,
     /// Workers whose threads started (set once each is up).
     pub started: AtomicUsize,
+    /// The Redis bridge, when `Options::pubsub_bridge` is set.
+    #[cfg(feature = "redis-bridge")]
+    pub bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
 }
 
 thread_local! {
@@ -293,6 +296,56 @@ impl Hub {
             running: Mutex::new(n),
             exited: Condvar::new(),
             started: AtomicUsize::new(0),
+            #[cfg(feature = "redis-bridge")]
+            bridge: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Is a Redis bridge running (publishes with no local subscriber still
+    /// go out)?
+    #[inline]
+    pub(crate) fn bridging(&self) -> bool {
+        #[cfg(feature = "redis-bridge")]
+        return self.bridge.get().is_some();
+        #[cfg(not(feature = "redis-bridge"))]
+        false
+    }
+
+    /// A publish made in this process: hand it to the Redis bridge, if any
+    /// (never waits).
+    #[inline]
+    pub(crate) fn bridge_out(&self, topic: &[u8], msg: &Prepared, compress: Option<bool>) {
+        #[cfg(feature = "redis-bridge")]
+        if let Some(b) = self.bridge.get() {
+            b.publish(self, topic, msg, compress);
+        }
+        #[cfg(not(feature = "redis-bridge"))]
+        let _ = (topic, msg, compress);
+    }
+
+    /// A topic gained its first or lost its last subscriber: the bridge
+    /// follows it at Redis.
+    #[inline]
+    pub(crate) fn bridge_topic(&self, topic: &Arc<[u8]>) {
+        #[cfg(feature = "redis-bridge")]
+        if let Some(b) = self.bridge.get() {
+            b.topic_changed(topic);
+        }
+        #[cfg(not(feature = "redis-bridge"))]
+        let _ = topic;
+    }
+
+    /// A message another process published, from the bridge: to every
+    /// worker with subscribers (not back to Redis).
+    #[cfg(feature = "redis-bridge")]
+    pub(crate) fn publish_bridged(
+        self: &Arc<Self>,
+        topic: &[u8],
+        msg: &Prepared,
+        compress: Option<bool>,
+    ) {
+        if let Some(t) = self.registry.get(topic) {
+            self.publish_to_workers(&t, msg, compress, None, None);
         }
     }
 
@@ -317,6 +370,12 @@ impl Hub {
         self.links[me].mailbox.close();
         let mut n = self.running.lock().unwrap_or_else(|e| e.into_inner());
         *n -= 1;
+        #[cfg(feature = "redis-bridge")]
+        if *n == 0 {
+            if let Some(b) = self.bridge.get() {
+                b.signal_stop();
+            }
+        }
         self.exited.notify_all();
     }
 

@@ -85,6 +85,7 @@ pub(super) fn fire_events<H: Handler>(h: &H, conns: &mut Conns<H::Data>, ctx: &m
                     }
                 }
                 Event::TopicEdge { topic, active } => {
+                    ctx.hub.bridge_topic(&topic);
                     if hook(|| h.topic(&topic, active)).is_none() {
                         log::error!("volley: topic handler panicked");
                     }

@@ -107,6 +107,7 @@ pub(crate) fn publish<D>(
 ) -> PublishResult {
     let hub = ctx.hub.clone();
     hub.stats.publishes.fetch_add(1, Ordering::Relaxed);
+    hub.bridge_out(topic, msg, compress);
     let mut res = deliver_local(conns, ctx, topic, msg, exclude, compress);
     let shared = match ctx.topics.map.get(topic) {
         Some(l) => Some(l.topic.clone()),

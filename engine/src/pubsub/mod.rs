@@ -254,6 +254,17 @@ impl Registry {
         }
     }
 
+    /// Every topic with subscribers now.
+    #[cfg_attr(not(feature = "redis-bridge"), allow(dead_code))]
+    pub(crate) fn names(&self) -> Vec<Arc<[u8]>> {
+        self.map
+            .read()
+            .expect("registry lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Subscribers of a topic, all workers together.
     pub(crate) fn count(&self, name: &[u8]) -> usize {
         self.get(name)
