@@ -857,8 +857,13 @@ volley_result volley_respond(const struct volley_server *server,
 
 /**
  * Answer a plain HTTP request with a Server-Sent Events stream of
- * `topics`: every publish to them arrives as a `data:` event, with a
- * keep-alive comment every `sse_keepalive_ms`, until the client leaves.
+ * `topics` (none is fine): every publish to them arrives as a `data:`
+ * event, with a keep-alive comment every `sse_keepalive_ms`, until the
+ * client leaves. The request's id then takes `volley_ws_send` at once (in
+ * order after this answer): text goes out as one event (a `data:` field
+ * per line), binary as the bytes given (already event-stream formatted);
+ * `volley_ws_close` ends the response. A send after the client left
+ * returns 0.
  *
  * Ownership: `server` borrowed; `headers`, `topics` borrowed for the call.
  * Threads: any thread.
@@ -1156,7 +1161,9 @@ uint32_t volley_abi_version(void);
 const char *volley_version(void);
 
 /**
- * Send a message: Bun's `ws.send(data, compress)`.
+ * Send a message: Bun's `ws.send(data, compress)`. `ws` may also be a
+ * request answered with `volley_respond_events`: text is then one event,
+ * binary raw event-stream bytes.
  *
  * Flags: `VOLLEY_SEND_BINARY` (else text, which must be UTF-8), and
  * `VOLLEY_SEND_COMPRESS` / `VOLLEY_SEND_NO_COMPRESS`.
@@ -1333,6 +1340,8 @@ volley_result volley_ws_cork(const struct volley_server *server,
  * Start the closing handshake with `code` (1000, 3000–4999, or another
  * code a server may send) and a UTF-8 `reason` of at most 123 bytes.
  * The close event follows when the peer answers (or `close_timeout_ms`).
+ * On a request answered with `volley_respond_events`, ends the response
+ * (what is queued is written, then the connection closes).
  *
  * Ownership: `server`, `reason` borrowed for the call.
  * Threads: any thread.

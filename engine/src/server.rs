@@ -462,8 +462,25 @@ impl ServerHandle {
     }
 
     /// Answer an HTTP request answered later ([`crate::Fetch::Later`]).
+    ///
+    /// An event stream ([`Response::event_stream`]) takes sends by `id`
+    /// from then on (see [`ServerHandle::send`]).
     pub fn respond(&self, id: ConnId, r: Response) -> bool {
+        if r.event_stream.is_some() {
+            self.open_event_stream(id);
+        }
         self.answer(id, Answer::Respond(r))
+    }
+
+    /// Let sends by `id` in before an event-stream answer is handed over
+    /// (a host answering inside its request callback, whose answer the
+    /// worker takes when the callback returns); [`ServerHandle::respond`]
+    /// does this itself.
+    #[doc(hidden)]
+    pub fn open_event_stream(&self, id: ConnId) {
+        if let Some(s) = self.hub.slot(id) {
+            s.open_stream(id);
+        }
     }
 
     /// Is this thread one of this server's workers (inside a handler)?
@@ -484,6 +501,11 @@ impl ServerHandle {
 
     /// A message to a connection by id (see [`WsHandle::send`]), with an
     /// optional compression choice; no handle is made.
+    ///
+    /// `id` may also name an HTTP request answered with an event stream:
+    /// text goes out as one event (a `data:` field per line), binary as
+    /// the bytes given (already event-stream formatted). [`WsHandle::close`]
+    /// on it ends the response.
     pub fn send<'m>(
         &self,
         id: ConnId,

@@ -7,7 +7,10 @@ mod common;
 use common::Client;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use volley::{ConnId, Fetch, Handler, Options, Request, Response, Server, ServerHandle, Upgrade};
+use volley::{
+    ConnId, Fetch, Handler, Message, Options, Request, Response, SendStatus, Server, ServerHandle,
+    Upgrade,
+};
 
 struct Web {
     server: Arc<OnceLock<ServerHandle>>,
@@ -52,6 +55,24 @@ impl Handler for Web {
                 });
                 Fetch::Later
             }
+            "/stream-later" => {
+                // An event stream answered from another thread and written
+                // to by id at once: text as events, binary as given, then
+                // ended with close.
+                let server = self.server.get().unwrap().clone();
+                let id = req.id();
+                std::thread::spawn(move || {
+                    server.respond(id, Response::event_stream(Vec::<&str>::new()));
+                    let raw = Message::Binary(b"event: raw\ndata: as given\n\n");
+                    assert!(server.send(id, "one\ntwo\rthree", None).as_bun() > 0);
+                    assert!(server.send(id, raw, None).as_bun() != 0);
+                    assert!(server.ws(id).close(1000, ""));
+                    // Ended: later sends are dropped.
+                    std::thread::sleep(Duration::from_millis(100));
+                    assert_eq!(server.send(id, "late", None), SendStatus::Dropped);
+                });
+                Fetch::Later
+            }
             "/never" => Fetch::Later,
             _ => Fetch::Pass,
         }
@@ -72,6 +93,7 @@ fn start_with_ids(opts: Options) -> (Server, Arc<Mutex<Vec<ConnId>>>) {
         .route("/defer")
         .route("/later")
         .route("/events-later")
+        .route("/stream-later")
         .route("/never")
         .serve(Web {
             server: cell.clone(),
@@ -205,6 +227,21 @@ fn an_event_stream_answered_later_receives_publishes() {
         assert!(n > 0);
         got.push_str(&String::from_utf8_lossy(&b[..n]));
     }
+}
+
+#[test]
+fn an_event_stream_takes_sends_by_id_right_after_the_answer_and_ends_on_close() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /stream-later HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    // No length: the response is read to EOF, which the close gives.
+    let r = c.read_http_response();
+    let (head, body) = r.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+    assert_eq!(
+        body,
+        ": volley\n\ndata: one\ndata: two\ndata: three\n\nevent: raw\ndata: as given\n\n"
+    );
 }
 
 #[test]

@@ -48,6 +48,12 @@ fn response(status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Res<Res
 /// Give the answer: in the callback that asked, or through the server.
 fn answer(s: &volley_server, ws: volley_ws, a: Answered) -> Res {
     let id = ws.id().ok_or(volley_result::NotPending)?;
+    if let Answered::Respond(r) = &a {
+        if r.event_stream_topics().is_some() {
+            // Sends by id may follow at once, even inside the callback.
+            s.handle.open_event_stream(id);
+        }
+    }
     let mut a = Some(a);
     match current::answer_here(id, || a.take().expect("answered once")) {
         Some(true) => return Ok(()),
@@ -183,8 +189,13 @@ pub extern "C" fn volley_respond(
 }
 
 /// Answer a plain HTTP request with a Server-Sent Events stream of
-/// `topics`: every publish to them arrives as a `data:` event, with a
-/// keep-alive comment every `sse_keepalive_ms`, until the client leaves.
+/// `topics` (none is fine): every publish to them arrives as a `data:`
+/// event, with a keep-alive comment every `sse_keepalive_ms`, until the
+/// client leaves. The request's id then takes `volley_ws_send` at once (in
+/// order after this answer): text goes out as one event (a `data:` field
+/// per line), binary as the bytes given (already event-stream formatted);
+/// `volley_ws_close` ends the response. A send after the client left
+/// returns 0.
 ///
 /// Ownership: `server` borrowed; `headers`, `topics` borrowed for the call.
 /// Threads: any thread.

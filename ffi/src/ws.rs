@@ -81,7 +81,9 @@ fn bun(s: SendStatus) -> i64 {
     s.as_bun() as i64
 }
 
-/// Send a message: Bun's `ws.send(data, compress)`.
+/// Send a message: Bun's `ws.send(data, compress)`. `ws` may also be a
+/// request answered with `volley_respond_events`: text is then one event,
+/// binary raw event-stream bytes.
 ///
 /// Flags: `VOLLEY_SEND_BINARY` (else text, which must be UTF-8), and
 /// `VOLLEY_SEND_COMPRESS` / `VOLLEY_SEND_NO_COMPRESS`.
@@ -472,6 +474,8 @@ unsafe fn server_only<'a>(srv: *const volley_server) -> Res<&'a volley_server> {
 /// Start the closing handshake with `code` (1000, 3000–4999, or another
 /// code a server may send) and a UTF-8 `reason` of at most 123 bytes.
 /// The close event follows when the peer answers (or `close_timeout_ms`).
+/// On a request answered with `volley_respond_events`, ends the response
+/// (what is queued is written, then the connection closes).
 ///
 /// Ownership: `server`, `reason` borrowed for the call.
 /// Threads: any thread.

@@ -21,6 +21,9 @@ const STOP_NO_WAIT = 2;
 const RESULT_OK = 0;
 const RESULT_CLOSED = 200;
 const POLL_BYTES = 1 << 20;
+/** Bytes an event-stream body may have waiting before its pump pauses. */
+const STREAM_SLACK = 64 * 1024;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const INLINE_MAX = 16 * 1024;
 const TOPICS = Symbol('volley.eventStream');
 /** Text is encoded here once (not measured, then converted again by the FFI). */
@@ -627,10 +630,14 @@ class Server {
     const ws = { generation: pending.generation, key: pending.key, reserved: 0 };
     const [h, hl] = headerArray(res.headers);
     const topics = res[TOPICS];
-    if (topics && !pending.upgrade) {
-      const list = topics.map((t) => bytes(t));
+    // A text/event-stream body streams live (as on Bun): each chunk is
+    // written as it comes, and the response ends with the stream.
+    const live = !topics && res.body !== null && /^\s*text\/event-stream/i.test(res.headers.get('content-type') || '');
+    if ((topics || live) && !pending.upgrade) {
+      const list = (topics || []).map((t) => bytes(t));
       this._ensureCork();
       f.respond_events(this._srv, ws, res.status, h, hl, list, list.length);
+      if (live) this._pump(ws, res.body);
       return;
     }
     res.arrayBuffer().then(
@@ -646,6 +653,37 @@ class Server {
         if (this._srv) (pending.upgrade ? f.reject : f.respond)(this._srv, ws, 500, [], 0, null, 0);
       },
     );
+  }
+
+  /**
+   * Write an event-stream body to its request as the chunks come (raw
+   * bytes by id), waiting while the client is behind; a client that left
+   * cancels the stream. The end of the stream ends the response.
+   */
+  async _pump(ws, body) {
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || !this._srv) break;
+        const b = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+        if (b.length === 0) continue;
+        this._ensureCork();
+        const r = Number(f.send_bytes(this._srv, ws.key, ws.generation, b, b.length, SEND_BINARY));
+        if (r === 0) {
+          await reader.cancel();
+          return;
+        }
+        // Behind: wait (in steps) until the client has read most of it.
+        while (r < 0 && this._srv && f.buffered(this._srv, ws) > STREAM_SLACK) await sleep(5);
+      }
+    } catch (e) {
+      this._report(e);
+    }
+    if (this._srv) {
+      this._ensureCork();
+      f.close(this._srv, ws, 1000, null, 0);
+    }
   }
 
   upgrade(req, options = {}) {

@@ -18,7 +18,6 @@ function start(t, options) {
   return server;
 }
 
-
 const echo = {
   fetch(req, server) {
     if (server.upgrade(req, { data: { n: 0 } })) return;
@@ -192,6 +191,57 @@ test('Server-Sent Events of topics, fed by server.publish', async (t) => {
   const got = new Promise((r) => es.addEventListener('message', (e) => r(e.data)));
   server.publish('news', 'fresh');
   assert.equal(await got, 'fresh');
+});
+
+test('a text/event-stream ReadableStream body streams live, and ends with the stream', async (t) => {
+  let cancelled;
+  const gone = new Promise((r) => (cancelled = r));
+  let release;
+  const second = new Promise((r) => (release = r));
+  const server = start(t, {
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      const stream = new ReadableStream({
+        async start(c) {
+          c.enqueue(new TextEncoder().encode('data: first\n\n'));
+          if (path === '/ticking') {
+            // An event every 20 ms until the client leaves.
+            const timer = setInterval(() => c.enqueue('data: tick\n\n'), 20);
+            gone.then(() => clearInterval(timer));
+            return;
+          }
+          await second;
+          c.enqueue('event: note\ndata: second\n\n');
+          c.close();
+        },
+        cancel() {
+          cancelled();
+        },
+      });
+      return new Response(stream, { headers: { 'content-type': 'text/event-stream' } });
+    },
+  });
+  // The first event arrives while the stream is still open.
+  const res = await fetch(`http://127.0.0.1:${server.port}/`);
+  assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  const reader = res.body.getReader();
+  const first = new TextDecoder().decode((await reader.read()).value);
+  assert.match(first, /data: first\n\n$/);
+  release();
+  let rest = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += new TextDecoder().decode(value);
+  }
+  assert.equal(rest, 'event: note\ndata: second\n\n');
+  // A client that leaves cancels its stream (seen at a following write).
+  const es = new EventSource(`http://127.0.0.1:${server.port}/ticking`);
+  let ticks = 0;
+  await new Promise((r) => es.addEventListener('message', (e) => e.data === 'tick' && ++ticks === 3 && r()));
+  es.close();
+  const outcome = await Promise.race([gone.then(() => 'cancelled'), new Promise((r) => setTimeout(() => r('not cancelled'), 3000))]);
+  assert.equal(outcome, 'cancelled');
 });
 
 test('backpressure: n, then -1, drain, then 0 past the limit', async (t) => {

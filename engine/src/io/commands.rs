@@ -5,8 +5,10 @@ use super::conn::Phase;
 use super::http::answered;
 use super::hub::Command;
 use super::publish;
+use super::slots;
 use super::worker::Worker;
 use crate::id::ConnId;
+use crate::proto::frame::OpCode;
 use crate::websocket::{WebSocket, control, resume};
 use crate::{Handler, Inspect};
 use std::panic::{self, AssertUnwindSafe};
@@ -77,10 +79,19 @@ impl<H: Handler> Worker<H> {
                 self.ctx.slot(id.slot()).release(id, counted);
                 let Some(key) = self.target(id) else { return };
                 let conn = &mut self.conns[key];
-                if conn.phase == Phase::Open {
-                    conn.send_unchecked(&mut self.ctx, key, op, &data[at..at + len], compress);
-                    self.after_remote_send(key, want_drain);
+                let bytes = &data[at..at + len];
+                match conn.phase {
+                    Phase::Open => {
+                        conn.send_unchecked(&mut self.ctx, key, op, bytes, compress);
+                    }
+                    // An event stream: text as one event, binary as given.
+                    Phase::Sse if op == OpCode::Text => {
+                        conn.queue_bytes(&mut self.ctx, key, &crate::pubsub::sse_event(bytes))
+                    }
+                    Phase::Sse => conn.queue_bytes(&mut self.ctx, key, bytes),
+                    _ => return,
                 }
+                self.after_remote_send(key, want_drain);
             }
             Command::SendPrepared {
                 id,
@@ -90,10 +101,14 @@ impl<H: Handler> Worker<H> {
             } => {
                 self.ctx.slot(id.slot()).release(id, counted);
                 let Some(key) = self.target(id) else { return };
-                if self.conns[key].phase == Phase::Open {
-                    self.conns[key].send_prepared(&mut self.ctx, key, &msg, true);
-                    self.after_remote_send(key, want_drain);
+                match self.conns[key].phase {
+                    Phase::Open => {
+                        self.conns[key].send_prepared(&mut self.ctx, key, &msg, true);
+                    }
+                    Phase::Sse => self.conns[key].queue_shared(&mut self.ctx, key, msg.sse()),
+                    _ => return,
                 }
+                self.after_remote_send(key, want_drain);
             }
             Command::Control { id, op, at, len } => {
                 if let Some(key) = self.target(id) {
@@ -108,7 +123,14 @@ impl<H: Handler> Worker<H> {
             }
             Command::Close { id, code, reason } => {
                 if let Some(key) = self.target(id) {
-                    self.conns[key].start_close(&mut self.ctx, key, code, &reason);
+                    let conn = &mut self.conns[key];
+                    if conn.phase == Phase::Sse {
+                        // The end of an event stream: what is queued, then EOF.
+                        self.ctx.slot(key).set_state(slots::CLOSING);
+                        conn.flush_and_shut(&mut self.ctx, key);
+                    } else {
+                        conn.start_close(&mut self.ctx, key, code, &reason);
+                    }
                 }
             }
             Command::Terminate { id } => {

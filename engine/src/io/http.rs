@@ -501,6 +501,8 @@ fn start_sse<D>(
     conn.queue_bytes(ctx, key, &out);
     ctx.pool.put(conn.take_stash());
     conn.phase = Phase::Sse;
+    // Sends by id reach it from now on (the answering thread may have said so already).
+    ctx.slot(key).set_state(slots::OPEN);
     conn.since = ctx.now;
     conn.timer_tick = 0;
     conn.arm(ctx, key);

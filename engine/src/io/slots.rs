@@ -81,6 +81,18 @@ impl Slot {
         self.generation.load(Ordering::Acquire) == id.generation()
     }
 
+    /// An HTTP request answered with an event stream becomes OPEN for
+    /// sends at once, on the answering thread: a send made right after the
+    /// answer is then accepted, and lands after it (one mailbox, in order).
+    /// No-op unless `id` holds the slot and is still CONNECTING.
+    pub(crate) fn open_stream(&self, id: ConnId) {
+        if self.holds(id) {
+            let _ =
+                self.state
+                    .compare_exchange(CONNECTING, OPEN, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
     pub(crate) fn set_state(&self, s: u32) {
         self.state.store(s, Ordering::Release);
     }

@@ -101,17 +101,7 @@ impl Prepared {
     /// The message as one `text/event-stream` event: a `data:` line per line
     /// of the payload (binary payloads that are not UTF-8 are sent lossily).
     pub(crate) fn sse(&self) -> &Arc<[u8]> {
-        self.0.sse.get_or_init(|| {
-            let text = String::from_utf8_lossy(self.payload());
-            let mut out = Vec::with_capacity(text.len() + 16);
-            for line in text.split('\n') {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(line.trim_end_matches('\r').as_bytes());
-                out.push(b'\n');
-            }
-            out.push(b'\n');
-            out.into()
-        })
+        self.0.sse.get_or_init(|| sse_event(self.payload()).into())
     }
 }
 
@@ -149,6 +139,32 @@ pub struct PublishResult {
     pub dropped: usize,
     /// Other workers the publish was handed to.
     pub forwarded: usize,
+}
+
+/// One Server-Sent Event carrying `payload` as its data: a `data:` field
+/// per line. CR, LF and CRLF all end a line (as an event-stream parser
+/// reads them), so no payload can start a field of its own.
+pub(crate) fn sse_event(payload: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(payload);
+    let mut out = Vec::with_capacity(text.len() + 16);
+    let mut rest = &*text;
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&rest.as_bytes()[..end]);
+        out.push(b'\n');
+        if end == rest.len() {
+            break;
+        }
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
+    out.push(b'\n');
+    out
 }
 
 /// A topic as the whole server sees it.
@@ -306,6 +322,11 @@ mod tests {
         let q = p.clone();
         assert!(Arc::ptr_eq(p.frame(), q.frame()));
         assert_eq!(&**Prepared::new("a\nb").sse(), b"data: a\ndata: b\n\n");
+        // A bare CR ends a line too: no payload injects a field of its own.
+        assert_eq!(
+            &**Prepared::new("a\revent: x\r\nb\n").sse(),
+            b"data: a\ndata: event: x\ndata: b\ndata: \n\n"
+        );
     }
 
     #[test]
