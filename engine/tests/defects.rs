@@ -426,3 +426,91 @@ fn dropping_the_server_on_its_own_worker_thread_does_not_deadlock() {
     // The drop asked the server to stop: 1001, then the worker exits.
     c.expect_close(1001);
 }
+
+/// Counts drains; "burst" sends 16 KiB messages from the handler until one
+/// is dropped, and reports every status it got.
+struct Drains {
+    drains: Arc<std::sync::atomic::AtomicUsize>,
+    statuses: Arc<Mutex<Vec<SendStatus>>>,
+    handles: Mutex<Sender<WsHandle>>,
+}
+
+impl Handler for Drains {
+    type Data = ();
+    fn upgrade(&self, _req: &Request<'_>) -> Upgrade<()> {
+        Upgrade::accept(())
+    }
+    fn open(&self, ws: &mut WebSocket<'_, ()>) {
+        let _ = self.handles.lock().unwrap().send(ws.handle());
+    }
+    fn message(&self, ws: &mut WebSocket<'_, ()>, _msg: Message<'_>) {
+        let chunk = vec![7u8; 16 * 1024];
+        let mut statuses = self.statuses.lock().unwrap();
+        for _ in 0..4096 {
+            let s = ws.send(Message::Binary(&chunk));
+            statuses.push(s);
+            if s == SendStatus::Dropped {
+                break;
+            }
+        }
+    }
+    fn drain(&self, _ws: &mut WebSocket<'_, ()>) {
+        self.drains
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_dropped_send_is_followed_by_a_drain_on_the_worker_and_from_other_threads() {
+    // Bun's contract: 0 means dropped past the limit, and `drain` follows
+    // once the queue empties. Sends queued within one handler all said `n`
+    // (nothing was written yet), and cross-thread sends said `n` while
+    // their bytes were in flight: before the fix, the drop that followed
+    // had no drain behind it and a host waiting for one waited forever.
+    let drains = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = channel();
+    let s = Server::builder()
+        .options(Options {
+            backpressure_limit: 100 * 1024,
+            workers: 1,
+            ..Options::default()
+        })
+        .serve(Drains {
+            drains: drains.clone(),
+            statuses: statuses.clone(),
+            handles: Mutex::new(tx),
+        })
+        .unwrap();
+    let mut c = slow_client(s.local_addr(), "");
+    let h = handle(&rx);
+    c.frame(true, OpCode::Text, b"burst");
+    wait_for("a drop on the worker", || {
+        statuses.lock().unwrap().last() == Some(&SendStatus::Dropped)
+    });
+    let mut got = 0;
+    while got < statuses.lock().unwrap().len() - 1 {
+        c.read_frame().expect("a queued message");
+        got += 1;
+    }
+    wait_for("the drain after the drop", || {
+        drains.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    });
+    // From another thread: send until refused, without reading.
+    let before = drains.load(std::sync::atomic::Ordering::SeqCst);
+    let chunk = vec![9u8; 30 * 1024];
+    let mut sent = 0;
+    loop {
+        match h.send(Message::Binary(&chunk)) {
+            SendStatus::Dropped => break,
+            _ => sent += 1,
+        }
+        assert!(sent < 1000, "never refused");
+    }
+    for _ in 0..sent {
+        c.read_frame().expect("a queued message");
+    }
+    wait_for("the drain after the cross-thread drop", || {
+        drains.load(std::sync::atomic::Ordering::SeqCst) > before
+    });
+}

@@ -133,6 +133,14 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
+            Command::WantDrain { id } => {
+                self.ctx.slot(id.slot()).drain_taken();
+                if let Some(key) = self.target(id) {
+                    if self.conns[key].phase == Phase::Open {
+                        self.after_remote_send(key, true);
+                    }
+                }
+            }
             Command::Terminate { id } => {
                 if let Some(key) = self.target(id) {
                     self.conns[key].finish(&mut self.ctx, key);

@@ -430,6 +430,10 @@ impl<D> Conn<D> {
     fn refuse_over_limit(&mut self, ctx: &mut Ctx, key: usize) -> SendStatus {
         if ctx.opts.close_on_backpressure_limit {
             self.start_close(ctx, key, close::POLICY_VIOLATION, "backpressure limit");
+        } else {
+            // Refused because bytes are queued: `drain` follows when they
+            // are written, even if no send before said -1.
+            self.backlogged = true;
         }
         SendStatus::Dropped
     }

@@ -85,6 +85,11 @@ pub(crate) enum Command {
     Terminate {
         id: ConnId,
     },
+    /// A send from another thread was refused past the limit: fire
+    /// `drain` when the queue has emptied (Bun's `0` is followed by a drain).
+    WantDrain {
+        id: ConnId,
+    },
     /// Subscribe one connection; the registry already counts it.
     Subscribe {
         id: ConnId,
@@ -529,6 +534,12 @@ impl Hub {
                             reason: "backpressure limit".into(),
                         },
                     );
+                } else if slot.ask_drain()
+                    && self
+                        .command(id.worker(), Command::WantDrain { id })
+                        .is_err()
+                {
+                    slot.drain_taken();
                 }
                 None
             }

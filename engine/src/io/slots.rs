@@ -12,7 +12,7 @@
 
 use crate::id::{ConnId, MAX_SLOTS};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Slots per segment; segments are allocated on first use.
 const SEG: usize = 1 << 14;
@@ -46,6 +46,10 @@ pub(crate) struct Slot {
     queued: AtomicU32,
     /// CONNECTING, OPEN, CLOSING or CLOSED.
     state: AtomicU32,
+    /// A send from another thread was refused past the limit and the
+    /// worker has been asked to fire `drain` once the queue empties (one
+    /// request in flight at a time).
+    drain_asked: AtomicBool,
 }
 
 /// Why a send from another thread was not accepted.
@@ -64,9 +68,21 @@ impl Slot {
         self.state.store(CLOSED, Ordering::Release);
         self.inflight.store(tag(id), Ordering::Relaxed);
         self.queued.store(0, Ordering::Relaxed);
+        self.drain_asked.store(false, Ordering::Relaxed);
         self.generation.store(generation, Ordering::Release);
         self.state.store(CONNECTING, Ordering::Release);
         id
+    }
+
+    /// Ask once for a drain after a refused send: true if the caller must
+    /// tell the worker (no request is in flight yet).
+    pub(crate) fn ask_drain(&self) -> bool {
+        !self.drain_asked.swap(true, Ordering::AcqRel)
+    }
+
+    /// The worker took the drain request.
+    pub(crate) fn drain_taken(&self) {
+        self.drain_asked.store(false, Ordering::Release);
     }
 
     /// The current (or last) occupant's generation.
