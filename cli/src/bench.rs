@@ -45,6 +45,8 @@ MODES
 OPTIONS
   --deflate        offer permessage-deflate (client_no_context_takeover) and
                    send compressed JSON-like text (echo and fanout)
+  --message TEXT   send TEXT as every message (e.g. a framework's JSON
+                   envelope) instead of --size bytes (echo and fanout)
   --duration 5     measured seconds          --warmup 1   seconds before measuring
   --threads 1      generator threads         --pid PID[,PID]  server pids: CPU (summed), RSS
   --json           print one JSON object     --quiet      no progress line
@@ -71,6 +73,8 @@ struct Cfg {
     quiet: bool,
     subscribers: usize,
     publishers: usize,
+    /// Send this text instead of `size` bytes (a framework's envelope, say).
+    message: Option<String>,
     idle: usize,
     deflate: bool,
 }
@@ -118,7 +122,10 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         path: path.to_string(),
         conns: num("conns", dc)?,
         inflight: num("inflight", dp)?.max(1),
-        size: num("size", dsize)?,
+        size: match get("message") {
+            Some(m) => m.len(),
+            None => num("size", dsize)?,
+        },
         binary: flags.iter().any(|(k, _)| k == "binary"),
         duration: secs("duration", 5.0)?,
         warmup: secs("warmup", 1.0)?,
@@ -135,6 +142,7 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         json: flags.iter().any(|(k, _)| k == "json"),
         quiet: flags.iter().any(|(k, _)| k == "quiet"),
         subscribers: num("subscribers", 500)?,
+        message: get("message"),
         publishers: num("publishers", 1)?.max(1),
         idle: num("idle", 10_000)?,
         deflate: flags.iter().any(|(k, _)| k == "deflate"),
@@ -380,10 +388,13 @@ fn json_payload(size: usize) -> Vec<u8> {
 }
 
 /// `n` copies of one masked client frame (compressed once with `deflate`).
-fn burst(size: usize, binary: bool, n: usize, rng: &mut Rng, deflate: bool) -> (Vec<u8>, usize) {
+fn burst(cfg: &Cfg, n: usize, rng: &mut Rng) -> (Vec<u8>, usize) {
+    let (size, binary, deflate) = (cfg.size, cfg.binary, cfg.deflate);
     let key = (rng.next() as u32).to_le_bytes();
     let op = if binary { OpCode::Binary } else { OpCode::Text };
-    let mut payload = if deflate {
+    let mut payload = if let Some(m) = &cfg.message {
+        m.clone().into_bytes()
+    } else if deflate {
         let mut z = Vec::new();
         volley::proto::deflate::Deflater::new(6, 15, true).compress(&json_payload(size), &mut z);
         z
@@ -664,7 +675,7 @@ fn traffic_thread(
         c.out = request(cfg, &path, &mut rng);
         conns.push(c);
     }
-    let (frames, flen) = burst(cfg.size, cfg.binary, cfg.inflight, &mut rng, cfg.deflate);
+    let (frames, flen) = burst(cfg, cfg.inflight, &mut rng);
     let mut buf = vec![0u8; 256 * 1024];
     let mut hist = Hist::new();
     // Subscriber 0 on this thread paces the publishers.

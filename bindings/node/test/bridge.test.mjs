@@ -3,49 +3,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { client } from '../testing/client.mjs';
+import { haveRedis, startRedis } from '../testing/redis.mjs';
 import { serve } from 'volley';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
-if (!haveRedis && process.env.CI) throw new Error('redis-server is missing (CI installs the redis-server package)');
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check, what, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function redisCli(port, ...args) {
-  return spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();
-}
-
 
 test('a Node server and a volley serve process share topics through Redis', { skip: !haveRedis }, async (t) => {
-  const redisPort = await freePort();
-  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  t.after(() => redis.kill('SIGKILL'));
-  await until(() => redisCli(redisPort, 'PING') === 'PONG', 'redis-server');
-  const url = `redis://127.0.0.1:${redisPort}/nodetest`;
+  const redis = await startRedis(t);
+  const url = `redis://127.0.0.1:${redis.port}/nodetest`;
 
   const server = serve({
     port: 0,
@@ -75,7 +44,7 @@ test('a Node server and a volley serve process share topics through Redis', { sk
   const here = await client(`ws://127.0.0.1:${server.port}/`);
   const sender = await client(`ws://127.0.0.1:${server.port}/`);
   const there = await client(`ws://127.0.0.1:${otherPort}/sub`);
-  await until(() => redisCli(redisPort, 'PUBSUB', 'NUMSUB', 'nodetest:t').endsWith('\n2'), 'both processes subscribed');
+  await redis.subscribers('nodetest:t', 2);
 
   // From a Node handler's ws.publish, to the other process (and locally).
   sender.send('from node');
