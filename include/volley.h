@@ -91,6 +91,13 @@
 #define VOLLEY_STOP_NO_WAIT 2
 
 /**
+ * Bun's `server.stop()` without `true`: stop accepting only; open
+ * WebSockets and requests in flight carry on, and the workers exit when the
+ * last of them ends (a later stop without this flag closes what is left).
+ */
+#define VOLLEY_STOP_LISTEN_ONLY 4
+
+/**
  * The ABI version this header describes; compare with `volley_abi_version()`
  * at run time. It changes only when a change breaks programs built against
  * an earlier header.
@@ -856,6 +863,25 @@ volley_result volley_respond(const struct volley_server *server,
                              size_t body_len);
 
 /**
+ * Answer a plain HTTP request with a head now and its body later (Bun's
+ * `ReadableStream` response): the request's id then takes `volley_ws_send`
+ * at once (in order after this answer), text and binary both written as
+ * the bytes given, and `volley_ws_close` ends the body and the connection
+ * (the body is delimited by the close; no `Content-Length`). A
+ * `Content-Type` in `headers` is kept (default `application/octet-stream`).
+ * A send after the client left returns 0.
+ *
+ * Ownership: `server` borrowed; `headers` borrowed for the call.
+ * Threads: any thread.
+ * Returns: as `volley_respond`.
+ */
+volley_result volley_respond_stream(const struct volley_server *server,
+                                    struct volley_ws ws,
+                                    uint16_t status,
+                                    const struct volley_header *headers,
+                                    size_t headers_len);
+
+/**
  * Answer a plain HTTP request with a Server-Sent Events stream of
  * `topics` (none is fine): every publish to them arrives as a `data:`
  * event, with a keep-alive comment every `sse_keepalive_ms`, until the
@@ -938,7 +964,9 @@ void volley_server_free(struct volley_server *server);
 /**
  * Stop the server: with `VOLLEY_STOP_GRACEFUL` (0), stop accepting and
  * send close 1001 to every WebSocket, giving them `close_timeout_ms` to
- * finish; with `VOLLEY_STOP_NOW`, drop every connection at once. Then wait
+ * finish; with `VOLLEY_STOP_NOW`, drop every connection at once; with
+ * `VOLLEY_STOP_LISTEN_ONLY`, stop accepting and let open connections end
+ * by themselves (a later call without it closes them). Then wait
  * for the workers to exit, unless `VOLLEY_STOP_NO_WAIT` is given or the
  * call comes from one of this server's callbacks (which cannot wait for
  * their own thread). In queue mode the close events are then waiting for

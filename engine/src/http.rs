@@ -20,6 +20,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Stream publishes of these topics as `text/event-stream` instead of a body.
     pub(crate) event_stream: Option<Vec<Vec<u8>>>,
+    /// The body follows later, by id ([`Response::stream`]).
+    pub(crate) stream: bool,
 }
 
 impl Response {
@@ -30,7 +32,26 @@ impl Response {
             headers: Vec::new(),
             body: body.into(),
             event_stream: None,
+            stream: false,
         }
+    }
+
+    /// A response whose body follows: after this answer, the request's id
+    /// takes sends from any thread ([`crate::ServerHandle::send`]; text and
+    /// binary both go out as the bytes given) until it is closed, which ends
+    /// the body and the connection (the body is delimited by the close, as
+    /// HTTP/1.1 allows). Its `Content-Type` header is kept (default
+    /// `application/octet-stream`). Bun streams a `ReadableStream` body so.
+    pub fn stream(status: u16) -> Self {
+        let mut r = Response::new(status, Vec::new());
+        r.stream = true;
+        r
+    }
+
+    /// Is the body sent later by id (a [`Response::stream`] or an
+    /// [`Response::event_stream`])?
+    pub fn is_streamed(&self) -> bool {
+        self.stream || self.event_stream.is_some()
     }
 
     /// A `text/event-stream` response (Server-Sent Events) subscribed to

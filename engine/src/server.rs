@@ -297,6 +297,18 @@ impl Server {
         self.join();
     }
 
+    /// Bun's `server.stop()` (without `true`): stop accepting new
+    /// connections (one made after this returns is refused) without
+    /// waiting for the rest; open WebSockets and requests in flight carry
+    /// on, and the workers exit when the last of them has ended
+    /// ([`Server::join`] waits for that). Idle keep-alive connections close
+    /// at once, and HTTP answers from then on close their connection
+    /// instead of keeping it alive. A later [`Server::stop`] or
+    /// [`Server::stop_now`] closes what is left.
+    pub fn stop_listening(&self) {
+        self.handle.stop_listening();
+    }
+
     /// Block until the server has stopped (it runs until something calls
     /// `stop`). Several threads may wait at once. Returns at once on one of
     /// this server's own worker threads.
@@ -463,10 +475,11 @@ impl ServerHandle {
 
     /// Answer an HTTP request answered later ([`crate::Fetch::Later`]).
     ///
-    /// An event stream ([`Response::event_stream`]) takes sends by `id`
-    /// from then on (see [`ServerHandle::send`]).
+    /// An event stream ([`Response::event_stream`]) or a streamed body
+    /// ([`Response::stream`]) takes sends by `id` from then on (see
+    /// [`ServerHandle::send`]).
     pub fn respond(&self, id: ConnId, r: Response) -> bool {
-        if r.event_stream.is_some() {
+        if r.is_streamed() {
             self.open_event_stream(id);
         }
         self.answer(id, Answer::Respond(r))
@@ -489,14 +502,32 @@ impl ServerHandle {
     }
 
     /// Ask the server to stop gracefully (1001 to every WebSocket) and
-    /// return at once; [`Server::join`] waits.
+    /// return once it no longer accepts; [`Server::join`] waits for the rest.
     pub fn stop(&self) {
-        self.hub.request_stop(hub::STOP_GRACEFUL);
+        self.request_stop(hub::STOP_GRACEFUL);
     }
 
-    /// Ask the server to drop every connection now and return at once.
+    /// Ask the server to drop every connection now and return once it no
+    /// longer accepts.
     pub fn stop_now(&self) {
-        self.hub.request_stop(hub::STOP_NOW);
+        self.request_stop(hub::STOP_NOW);
+    }
+
+    /// Stop accepting and return once no worker accepts; open connections
+    /// carry on (see [`Server::stop_listening`]).
+    pub fn stop_listening(&self) {
+        self.request_stop(hub::STOP_LISTENING);
+    }
+
+    /// Raise the stop level, then wait (not on a worker thread, which
+    /// would wait for itself; and at most a second, in case a worker is
+    /// stuck in a handler) until every listener is closed, so that a
+    /// connection made after this returns is refused.
+    fn request_stop(&self, level: u8) {
+        self.hub.request_stop(level);
+        if !self.on_worker_thread() {
+            self.hub.wait_unlistened(std::time::Duration::from_secs(1));
+        }
     }
 
     /// A message to a connection by id (see [`WsHandle::send`]), with an

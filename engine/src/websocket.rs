@@ -325,7 +325,7 @@ pub(crate) fn ready_state(phase: Phase) -> ReadyState {
         Phase::Handshake | Phase::Deferred | Phase::Body | Phase::Fetching => {
             ReadyState::Connecting
         }
-        Phase::Open | Phase::Sse => ReadyState::Open,
+        Phase::Open | Phase::Sse | Phase::Stream => ReadyState::Open,
         Phase::Closing => ReadyState::Closing,
         Phase::Flushing | Phase::Done => ReadyState::Closed,
     }

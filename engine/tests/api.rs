@@ -88,6 +88,11 @@ impl Handler for App {
             Message::Text("close-me") => ws.close(4000, "as you wish"),
             Message::Text("terminate") => ws.terminate(),
             Message::Text("panic") => panic!("handler bug (expected by a test)"),
+            Message::Text("busy") => {
+                // Hold the worker (a slow handler) for a while.
+                std::thread::sleep(Duration::from_millis(300));
+                ws.send_text("was busy");
+            }
             Message::Text("count") => {
                 let n = ws.data().count;
                 ws.send_text(&n.to_string());
@@ -524,10 +529,9 @@ fn paused_reading_holds_pipelined_messages_until_resumed() {
     assert_eq!(c.read_frame().unwrap().payload, b"two");
 }
 
-#[test]
-fn stop_closes_open_sockets_with_1001() {
-    let (s, _rx) = start(Options::default());
-    let mut c = Client::connect(s.local_addr(), "/echo");
+/// `stop()` on another thread: the open WebSocket gets 1001, answers it,
+/// and the stop returns.
+fn stop_expecting_1001(s: Server, mut c: Client) {
     let t = std::thread::spawn(move || s.stop());
     let f = c.read_frame().unwrap();
     assert_eq!(f.opcode, OpCode::Close);
@@ -535,6 +539,86 @@ fn stop_closes_open_sockets_with_1001() {
     c.frame(true, OpCode::Close, &f.payload[..2]);
     c.expect_eof();
     t.join().unwrap();
+}
+
+#[test]
+fn stop_closes_open_sockets_with_1001() {
+    let (s, _rx) = start(Options::default());
+    let c = Client::connect(s.local_addr(), "/echo");
+    stop_expecting_1001(s, c);
+}
+
+#[test]
+fn stop_listening_refuses_new_connections_and_lets_open_ones_finish() {
+    let (s, _rx) = start(Options {
+        workers: 1,
+        ..Options::default()
+    });
+    let addr = s.local_addr();
+    let mut c = Client::connect(addr, "/echo");
+    // With the worker held in a handler, the stop cannot act at once: it
+    // returns only once no worker accepts, so a connection made right after
+    // is refused (the kernel would otherwise still complete it).
+    c.text("busy");
+    std::thread::sleep(Duration::from_millis(50));
+    s.stop_listening();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "accepted after stop_listening returned"
+    );
+    assert_eq!(c.read_frame().unwrap().payload, b"was busy");
+    // The open WebSocket is not closed: it carries on as before.
+    c.text("still here");
+    assert_eq!(c.read_frame().unwrap().payload, b"still here");
+    let s = std::sync::Arc::new(s);
+    let joiner = {
+        let s = s.clone();
+        std::thread::spawn(move || s.join())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !joiner.is_finished(),
+        "the server ended with a connection open"
+    );
+    c.text("and here");
+    assert_eq!(c.read_frame().unwrap().payload, b"and here");
+    // When the last connection ends, the workers exit and join returns.
+    c.frame(true, OpCode::Close, &1000u16.to_be_bytes());
+    c.expect_close(1000);
+    drop(c);
+    let t = Instant::now();
+    while !joiner.is_finished() {
+        assert!(t.elapsed() < Duration::from_secs(2), "join still waits");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    joiner.join().unwrap();
+}
+
+#[test]
+fn stop_listening_closes_idle_keep_alive_connections_at_once() {
+    let (s, _rx) = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.read_http_response().starts_with("HTTP/1.1 200 OK\r\n"));
+    // The connection is kept alive, idle: it does not hold the stop until
+    // the handshake timeout (10 s).
+    let t = Instant::now();
+    s.stop_listening();
+    c.expect_eof();
+    s.join();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn stop_after_stop_listening_closes_what_is_left_with_1001() {
+    let (s, _rx) = start(Options::default());
+    let c = Client::connect(s.local_addr(), "/echo");
+    s.stop_listening();
+    stop_expecting_1001(s, c);
 }
 
 #[test]

@@ -73,6 +73,22 @@ impl Handler for Web {
                 });
                 Fetch::Later
             }
+            "/body-later" => {
+                // A streamed body (Bun's ReadableStream response): its head
+                // at once, then bytes by id as they come, ended by close.
+                let server = self.server.get().unwrap().clone();
+                let id = req.id();
+                std::thread::spawn(move || {
+                    let head =
+                        Response::stream(200).header("Content-Type", "text/plain; charset=utf-8");
+                    assert!(server.respond(id, head));
+                    assert!(server.send(id, "first line\n", None).as_bun() > 0);
+                    std::thread::sleep(Duration::from_millis(200));
+                    assert!(server.send(id, Message::Binary(b"second\n"), None).as_bun() > 0);
+                    assert!(server.ws(id).close(1000, ""));
+                });
+                Fetch::Later
+            }
             "/never" => Fetch::Later,
             _ => Fetch::Pass,
         }
@@ -94,6 +110,7 @@ fn start_with_ids(opts: Options) -> (Server, Arc<Mutex<Vec<ConnId>>>) {
         .route("/later")
         .route("/events-later")
         .route("/stream-later")
+        .route("/body-later")
         .route("/never")
         .serve(Web {
             server: cell.clone(),
@@ -242,6 +259,44 @@ fn an_event_stream_takes_sends_by_id_right_after_the_answer_and_ends_on_close() 
         body,
         ": volley\n\ndata: one\ndata: two\ndata: three\n\nevent: raw\ndata: as given\n\n"
     );
+}
+
+#[test]
+fn a_streamed_body_goes_out_as_it_is_sent_and_ends_on_close() {
+    let s = start(Options::default());
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /body-later HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The head and the first chunk arrive while the body is still being
+    // written (the second comes 200 ms later).
+    let t = std::time::Instant::now();
+    let mut got = Vec::new();
+    while !got.ends_with(b"first line\n") {
+        let mut b = [0u8; 256];
+        let n = std::io::Read::read(&mut c.sock, &mut b).unwrap();
+        assert!(
+            n > 0,
+            "EOF before the first chunk: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&b[..n]);
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(150),
+        "first chunk held back"
+    );
+    let text = String::from_utf8(got).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("Content-Length"), "{head}");
+    // No keep-alive comment or event framing: the bytes as sent, then EOF.
+    assert_eq!(body, "first line\n");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut c.sock, &mut rest).unwrap();
+    assert_eq!(rest, b"second\n");
 }
 
 #[test]

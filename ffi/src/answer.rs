@@ -49,7 +49,7 @@ fn response(status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Res<Res
 fn answer(s: &volley_server, ws: volley_ws, a: Answered) -> Res {
     let id = ws.id().ok_or(volley_result::NotPending)?;
     if let Answered::Respond(r) = &a {
-        if r.event_stream_topics().is_some() {
+        if r.is_streamed() {
             // Sends by id may follow at once, even inside the callback.
             s.handle.open_event_stream(id);
         }
@@ -184,6 +184,41 @@ pub extern "C" fn volley_respond(
             // SAFETY: documented contract.
             let b = unsafe { bytes(body, body_len) }?;
             answer(s, ws, Answered::Respond(response(status, h, b)?))
+        })())
+    })
+}
+
+/// Answer a plain HTTP request with a head now and its body later (Bun's
+/// `ReadableStream` response): the request's id then takes `volley_ws_send`
+/// at once (in order after this answer), text and binary both written as
+/// the bytes given, and `volley_ws_close` ends the body and the connection
+/// (the body is delimited by the close; no `Content-Length`). A
+/// `Content-Type` in `headers` is kept (default `application/octet-stream`).
+/// A send after the client left returns 0.
+///
+/// Ownership: `server` borrowed; `headers` borrowed for the call.
+/// Threads: any thread.
+/// Returns: as `volley_respond`.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_respond_stream(
+    server: *const volley_server,
+    ws: volley_ws,
+    status: u16,
+    headers: *const volley_header,
+    headers_len: usize,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            // SAFETY: documented contract.
+            let h = unsafe { self::headers(headers, headers_len) }?;
+            if !(200..=599).contains(&status) || status == 204 || status == 304 {
+                return Err(volley_result::InvalidArgument);
+            }
+            let mut r = Response::stream(status);
+            r.headers.extend(h);
+            answer(s, ws, Answered::Respond(r))
         })())
     })
 }

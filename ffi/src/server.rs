@@ -8,9 +8,9 @@ use crate::options;
 use crate::request::RequestScratch;
 use crate::types::{
     VOLLEY_EVENT_ACTIVE, VOLLEY_EVENT_BINARY, VOLLEY_SEND_BINARY, VOLLEY_SEND_COMPRESS,
-    VOLLEY_SEND_NO_COMPRESS, VOLLEY_STOP_NO_WAIT, VOLLEY_STOP_NOW, volley_bytes, volley_event,
-    volley_event_kind, volley_handlers, volley_options, volley_publish_result, volley_stats,
-    volley_ws,
+    VOLLEY_SEND_NO_COMPRESS, VOLLEY_STOP_LISTEN_ONLY, VOLLEY_STOP_NO_WAIT, VOLLEY_STOP_NOW,
+    volley_bytes, volley_event, volley_event_kind, volley_handlers, volley_options,
+    volley_publish_result, volley_stats, volley_ws,
 };
 use engine::queue::{Batch, Event, EventQueue};
 use engine::{Message, PublishResult, Server, ServerBuilder, ServerHandle};
@@ -263,7 +263,9 @@ impl Drop for volley_server {
 
 /// Stop the server: with `VOLLEY_STOP_GRACEFUL` (0), stop accepting and
 /// send close 1001 to every WebSocket, giving them `close_timeout_ms` to
-/// finish; with `VOLLEY_STOP_NOW`, drop every connection at once. Then wait
+/// finish; with `VOLLEY_STOP_NOW`, drop every connection at once; with
+/// `VOLLEY_STOP_LISTEN_ONLY`, stop accepting and let open connections end
+/// by themselves (a later call without it closes them). Then wait
 /// for the workers to exit, unless `VOLLEY_STOP_NO_WAIT` is given or the
 /// call comes from one of this server's callbacks (which cannot wait for
 /// their own thread). In queue mode the close events are then waiting for
@@ -280,6 +282,8 @@ pub extern "C" fn volley_server_stop(server: *mut volley_server, flags: u32) -> 
             let s = unsafe { self::server(server) }?;
             if flags & VOLLEY_STOP_NOW != 0 {
                 s.handle.stop_now();
+            } else if flags & VOLLEY_STOP_LISTEN_ONLY != 0 {
+                s.handle.stop_listening();
             } else {
                 s.handle.stop();
             }

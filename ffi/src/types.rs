@@ -425,6 +425,10 @@ pub const VOLLEY_STOP_GRACEFUL: u32 = 0;
 pub const VOLLEY_STOP_NOW: u32 = 1;
 /// Return at once instead of waiting for the workers to exit.
 pub const VOLLEY_STOP_NO_WAIT: u32 = 2;
+/// Bun's `server.stop()` without `true`: stop accepting only; open
+/// WebSockets and requests in flight carry on, and the workers exit when the
+/// last of them ends (a later stop without this flag closes what is left).
+pub const VOLLEY_STOP_LISTEN_ONLY: u32 = 4;
 
 /// The ABI version this header describes; compare with `volley_abi_version()`
 /// at run time. It changes only when a change breaks programs built against

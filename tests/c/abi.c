@@ -82,6 +82,8 @@ int main(void) {
   CHECK(volley_ws_remote_address(s, stale, (uint8_t *)addr, sizeof addr, &n) == VOLLEY_RESULT_CLOSED);
   CHECK(volley_upgrade_accept(s, zero, 0, NULL, NULL, 0) == VOLLEY_RESULT_NOT_PENDING);
   CHECK(volley_respond(s, stale, 99, NULL, 0, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_respond_stream(s, stale, 204, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_respond_stream(NULL, stale, 200, NULL, 0) == VOLLEY_RESULT_NULL_PARAMETER);
   CHECK(volley_server_set_topic_policy(s, (const uint8_t *)"t", 1, 7, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_server_set_topic_policy(s, (const uint8_t *)"t", 1, VOLLEY_SLOW_CONSUMER_CLOSE, 1013) ==
         VOLLEY_RESULT_OK);

@@ -88,7 +88,7 @@ impl<H: Handler> Worker<H> {
                     Phase::Sse if op == OpCode::Text => {
                         conn.queue_bytes(&mut self.ctx, key, &crate::pubsub::sse_event(bytes))
                     }
-                    Phase::Sse => conn.queue_bytes(&mut self.ctx, key, bytes),
+                    Phase::Sse | Phase::Stream => conn.queue_bytes(&mut self.ctx, key, bytes),
                     _ => return,
                 }
                 self.after_remote_send(key, want_drain);
@@ -124,8 +124,8 @@ impl<H: Handler> Worker<H> {
             Command::Close { id, code, reason } => {
                 if let Some(key) = self.target(id) {
                     let conn = &mut self.conns[key];
-                    if conn.phase == Phase::Sse {
-                        // The end of an event stream: what is queued, then EOF.
+                    if matches!(conn.phase, Phase::Sse | Phase::Stream) {
+                        // The end of a streamed response: what is queued, then EOF.
                         self.ctx.slot(key).set_state(slots::CLOSING);
                         conn.flush_and_shut(&mut self.ctx, key);
                     } else {

@@ -36,6 +36,8 @@ pub(crate) enum Phase {
     Closing,
     /// A `text/event-stream` response receiving publishes.
     Sse,
+    /// A streamed response body: bytes sent by id, as given, until closed.
+    Stream,
     /// Writing out the last bytes (a close frame or an HTTP response), then
     /// shutting down the write side and waiting for the peer's FIN.
     Flushing,
@@ -759,6 +761,7 @@ impl<D> Conn<D> {
             Phase::Fetching => Some(self.since + o.request_timeout),
             Phase::Closing | Phase::Flushing => self.aux,
             Phase::Done => None,
+            Phase::Stream => None,
             Phase::Sse => (!o.sse_keepalive.is_zero())
                 .then(|| self.aux.unwrap_or(self.since) + o.sse_keepalive),
             Phase::Open => {

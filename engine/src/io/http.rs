@@ -39,7 +39,7 @@ pub(super) fn feed<H: Handler>(
             }
             Phase::Deferred | Phase::Fetching => return pos,
             // Flushing, SSE, Done: the peer's bytes are read and dropped.
-            Phase::Sse | Phase::Flushing | Phase::Done => return input.len(),
+            Phase::Sse | Phase::Stream | Phase::Flushing | Phase::Done => return input.len(),
         };
         if n == 0 {
             break; // an incomplete head
@@ -480,33 +480,41 @@ pub(super) fn reply<D>(
     resp: &Response,
     framing: Option<Framing>,
 ) {
-    match &resp.event_stream {
-        Some(topics) => start_sse(conns, ctx, key, resp, topics),
-        None => respond(&mut conns[key], ctx, key, resp, framing),
+    if resp.is_streamed() {
+        start_stream(conns, ctx, key, resp);
+    } else {
+        respond(&mut conns[key], ctx, key, resp, framing);
     }
 }
 
-/// Answer with `text/event-stream` headers and subscribe the response to topics.
-fn start_sse<D>(
-    conns: &mut Conns<D>,
-    ctx: &mut Ctx,
-    key: usize,
-    resp: &Response,
-    topics: &[Vec<u8>],
-) {
+/// Answer with a head and no body yet: an event stream (`text/event-stream`
+/// headers, subscribed to its topics) or a streamed body. Sends by id then
+/// write to it until it is closed.
+fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Response) {
     let mut out = Vec::new();
-    handshake::write_stream_head(&mut out, resp.status, &resp.headers, "text/event-stream");
-    out.extend_from_slice(b": volley\n\n");
+    let topics = resp.event_stream.as_deref();
     let conn = &mut conns[key];
+    if topics.is_some() {
+        handshake::write_stream_head(&mut out, resp.status, &resp.headers, "text/event-stream");
+        out.extend_from_slice(b": volley\n\n");
+        conn.phase = Phase::Sse;
+    } else {
+        let kind = resp
+            .headers
+            .iter()
+            .find(|(n, v)| n.eq_ignore_ascii_case("content-type") && handshake::is_safe_header(v))
+            .map_or("application/octet-stream", |(_, v)| v.as_str());
+        handshake::write_stream_head(&mut out, resp.status, &resp.headers, kind);
+        conn.phase = Phase::Stream;
+    }
     conn.queue_bytes(ctx, key, &out);
     ctx.pool.put(conn.take_stash());
-    conn.phase = Phase::Sse;
     // Sends by id reach it from now on (the answering thread may have said so already).
     ctx.slot(key).set_state(slots::OPEN);
     conn.since = ctx.now;
     conn.timer_tick = 0;
     conn.arm(ctx, key);
-    for t in topics {
+    for t in topics.unwrap_or_default() {
         publish::subscribe(conns, ctx, key, t, None);
     }
 }

@@ -222,22 +222,81 @@ pub(crate) struct Link {
     pub slots: Slots,
 }
 
-/// Server stop requests.
+/// Server stop requests, in rising order (a request only ever raises it).
 pub(crate) const RUNNING: u8 = 0;
-pub(crate) const STOP_GRACEFUL: u8 = 1;
-pub(crate) const STOP_NOW: u8 = 2;
+/// Stop accepting; open connections carry on until they end.
+pub(crate) const STOP_LISTENING: u8 = 1;
+/// Stop accepting, 1001 to every WebSocket, up to `close_timeout`.
+pub(crate) const STOP_GRACEFUL: u8 = 2;
+/// Drop every connection now.
+pub(crate) const STOP_NOW: u8 = 3;
+
+/// A count other threads can wait to see reach zero.
+struct Count {
+    n: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Count {
+    fn new(n: usize) -> Self {
+        Count {
+            n: Mutex::new(n),
+            zero: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.n.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self) -> usize {
+        *self.lock()
+    }
+
+    fn add(&self) {
+        *self.lock() += 1;
+    }
+
+    /// Count one down; returns what is left (waiters wake at zero).
+    fn sub(&self) -> usize {
+        let mut n = self.lock();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.zero.notify_all();
+        }
+        *n
+    }
+
+    /// Wait until the count is zero, or at most `limit`.
+    fn wait_zero(&self, limit: Option<std::time::Duration>) {
+        let n = self.lock();
+        // The guard is released as the wait returns.
+        drop(match limit {
+            Some(l) => self
+                .zero
+                .wait_timeout_while(n, l, |n| *n > 0)
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g),
+            None => self
+                .zero
+                .wait_while(n, |n| *n > 0)
+                .unwrap_or_else(|e| e.into_inner()),
+        });
+    }
+}
 
 /// Shared by every worker and every handle.
 pub(crate) struct Hub {
     pub links: Box<[Link]>,
     pub registry: Registry,
     pub stats: Stats,
-    /// RUNNING, STOP_GRACEFUL or STOP_NOW.
+    /// RUNNING, STOP_LISTENING, STOP_GRACEFUL or STOP_NOW.
     pub stopping: AtomicU8,
     pub opts: Arc<Options>,
-    /// Workers still running, and a condition signalled as each exits.
-    running: Mutex<usize>,
-    exited: Condvar,
+    /// Workers still running.
+    running: Count,
+    /// Workers still holding their listener (a stop returns once nobody
+    /// accepts).
+    listening: Count,
     /// Workers whose threads started (set once each is up).
     pub started: AtomicUsize,
     /// The Redis bridge, when `Options::pubsub_bridge` is set.
@@ -298,8 +357,8 @@ impl Hub {
             stats: Stats::default(),
             stopping: AtomicU8::new(RUNNING),
             opts,
-            running: Mutex::new(n),
-            exited: Condvar::new(),
+            running: Count::new(n),
+            listening: Count::new(0),
             started: AtomicUsize::new(0),
             #[cfg(feature = "redis-bridge")]
             bridge: std::sync::OnceLock::new(),
@@ -370,26 +429,37 @@ impl Hub {
         CURRENT.with(Cell::get).1 != usize::MAX
     }
 
+    /// A worker registered its listener.
+    pub(crate) fn listener_opened(&self) {
+        self.listening.add();
+    }
+
+    /// A worker closed its listener (stopping, or the worker went away).
+    pub(crate) fn listener_closed(&self) {
+        self.listening.sub();
+    }
+
+    /// Wait until no worker accepts, up to `limit` (a worker stuck in a
+    /// handler must not hang the caller forever).
+    pub(crate) fn wait_unlistened(&self, limit: std::time::Duration) {
+        self.listening.wait_zero(Some(limit));
+    }
+
     /// A worker exited.
     pub(crate) fn worker_exited(&self, me: usize) {
         self.links[me].mailbox.close();
-        let mut n = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
+        let _left = self.running.sub();
         #[cfg(feature = "redis-bridge")]
-        if *n == 0 {
+        if _left == 0 {
             if let Some(b) = self.bridge.get() {
                 b.signal_stop();
             }
         }
-        self.exited.notify_all();
     }
 
     /// Block until every worker has exited.
     pub(crate) fn wait_exited(&self) {
-        let mut n = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        while *n > 0 {
-            n = self.exited.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
+        self.running.wait_zero(None);
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -397,7 +467,7 @@ impl Hub {
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) > 0
+        self.running.get() > 0
     }
 
     /// Ask every worker to stop.

@@ -1,6 +1,7 @@
-//! Stopping: the listener goes, open WebSockets get 1001 (or, stopping now,
-//! every connection is dropped), and the worker exits once its connections
-//! are gone or `close_timeout` has passed.
+//! Stopping: the listener goes; then, stopping gracefully, open WebSockets
+//! get 1001 (stopping now, every connection is dropped) and the worker exits
+//! once its connections are gone or `close_timeout` has passed; stopping
+//! the listener only, it exits when its last connection ends by itself.
 
 use super::conn::Phase;
 use super::hub;
@@ -10,13 +11,41 @@ use crate::proto::close;
 use std::sync::atomic::Ordering;
 
 impl<H: Handler> Worker<H> {
+    /// Has a stop request come that this worker has not acted on yet? (The
+    /// loop then does not sleep; once acted on, it sleeps as usual while
+    /// connections finish, until the last goes or the close deadline.)
+    pub(super) fn stop_pending(&self) -> bool {
+        match self.ctx.hub.stopping.load(Ordering::Acquire) {
+            hub::RUNNING => false,
+            hub::STOP_LISTENING => self.listener.is_some(),
+            hub::STOP_GRACEFUL => self.stop_deadline.is_none(),
+            _ => true,
+        }
+    }
+
     /// The server is stopping: true when the worker may exit.
     pub(super) fn stopping(&mut self) -> bool {
-        let now_please = self.ctx.hub.stopping.load(Ordering::Acquire) == hub::STOP_NOW;
-        if self.stop_deadline.is_none() {
-            if let Some(mut l) = self.listener.take() {
-                let _ = self.poll.registry().deregister(&mut l);
+        let level = self.ctx.hub.stopping.load(Ordering::Acquire);
+        let now_please = level == hub::STOP_NOW;
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+            drop(l);
+            self.ctx.hub.listener_closed();
+            // Idle HTTP connections (between keep-alive requests, or not
+            // started) would otherwise hold even a listen-only stop until
+            // their handshake timeout: they go now, as nginx and Bun do.
+            let idle: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.phase == Phase::Handshake && !c.read_pending && !c.has_stash())
+                .map(|(k, _)| k)
+                .collect();
+            for key in idle {
+                self.conns[key].finish(&mut self.ctx, key);
+                self.settle(key);
             }
+        }
+        if level >= hub::STOP_GRACEFUL && self.stop_deadline.is_none() {
             self.stop_deadline = Some(self.ctx.now + self.ctx.opts.close_timeout);
             let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
             for key in keys {
@@ -49,5 +78,13 @@ impl<H: Handler> Worker<H> {
             return true;
         }
         false
+    }
+}
+
+impl<H: Handler> Drop for Worker<H> {
+    fn drop(&mut self) {
+        if self.listener.take().is_some() {
+            self.ctx.hub.listener_closed();
+        }
     }
 }

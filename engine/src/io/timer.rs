@@ -32,6 +32,11 @@ impl Stamp {
     fn ms(self) -> u64 {
         self.0.get() - BASE_MS
     }
+
+    /// Time from `self` to `later` (zero once it has passed).
+    pub(crate) fn until(self, later: Stamp) -> Duration {
+        Duration::from_millis(later.ms().saturating_sub(self.ms()))
+    }
 }
 
 impl Add<Duration> for Stamp {

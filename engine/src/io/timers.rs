@@ -75,7 +75,7 @@ impl<H: Handler> Worker<H> {
                     conn.finish(&mut self.ctx, key);
                 }
             }
-            Phase::Done => {}
+            Phase::Done | Phase::Stream => {}
             Phase::Sse => {
                 let last = conn.aux.unwrap_or(conn.since);
                 if !opts.sse_keepalive.is_zero() && now >= last + opts.sse_keepalive {

@@ -72,6 +72,7 @@ impl<H: Handler> Worker<H> {
         } = p;
         if let Some(l) = listener.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
+            shared.hub.listener_opened();
         }
         let epoch = Instant::now();
         let now = Stamp::at(epoch, epoch);
@@ -140,9 +141,13 @@ impl<H: Handler> Worker<H> {
     /// timers, then write everything this turn queued. True when the worker
     /// has stopped.
     pub(crate) fn turn(&mut self, max_wait: Option<Duration>) -> bool {
-        let stopping = self.ctx.hub.stopping.load(Ordering::Acquire) != hub::RUNNING;
-        let mut timeout = self.ctx.wheel.timeout(self.clock());
-        if stopping
+        let now = self.clock();
+        let mut timeout = self.ctx.wheel.timeout(now);
+        if let Some(d) = self.stop_deadline {
+            let left = now.until(d);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        if self.stop_pending()
             || !self.ctx.again.is_empty()
             || !self.ctx.dirty.is_empty()
             || self.ctx.hub.links[self.ctx.me].mailbox.has_pending()
