@@ -89,7 +89,11 @@ export interface Server<T = undefined> {
   readonly url: URL;
   readonly development: boolean;
   requestIP(req: Request): { address: string; port: number; family: 'IPv4' | 'IPv6' } | null;
-  /** Close 1001 to every WebSocket and free the server; resolves when everything is gone. */
+  /**
+   * Refuse new connections now. With `closeActiveConnections`, close 1001 to every open
+   * WebSocket too; without, let open WebSockets and requests end by themselves (a later
+   * `stop(true)` closes them). Resolves when everything is gone and the server is freed.
+   */
   stop(closeActiveConnections?: boolean): Promise<void>;
   /** Volley: the engine's counters. */
   stats(): Record<string, number>;

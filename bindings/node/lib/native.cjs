@@ -88,6 +88,10 @@ const f = {
   stats: lib.func(`uint32_t volley_server_stats(${srv} s, uint8_t *out)`),
   send_text: lib.func(`int64_t volley_ws_send_parts(${srv} s, uint32_t key, uint64_t gen, const char *d, size_t l, uint32_t flags)`),
   send_bytes: lib.func(`int64_t volley_ws_send_parts(${srv} s, uint32_t key, uint64_t gen, ${u8p} d, size_t l, uint32_t flags)`),
+  // The same, with the bytes given by address (a buffer whose memory never
+  // moves): koffi then passes scalars only, which saves checking and
+  // unwrapping a Buffer on every send.
+  send_at: lib.func(`int64_t volley_ws_send_parts(${srv} s, uint32_t key, uint64_t gen, uintptr_t d, size_t l, uint32_t flags)`),
   ws_publish_text: lib.func(`int64_t volley_ws_publish_parts(${srv} s, uint32_t key, uint64_t gen, const char *t, size_t tl, const char *d, size_t l, uint32_t flags)`),
   ws_publish_bytes: lib.func(`int64_t volley_ws_publish_parts(${srv} s, uint32_t key, uint64_t gen, const char *t, size_t tl, ${u8p} d, size_t l, uint32_t flags)`),
   subscribe: lib.func(`uint32_t volley_ws_subscribe(${srv} s, volley_ws ws, const char *t, size_t tl)`),
@@ -103,6 +107,7 @@ const f = {
   accept: lib.func(`uint32_t volley_upgrade_accept(${srv} s, volley_ws ws, uint64_t user, const char *protocol, volley_header *h, size_t hl)`),
   reject: lib.func(`uint32_t volley_upgrade_reject(${srv} s, volley_ws ws, uint16_t status, volley_header *h, size_t hl, ${u8p} b, size_t bl)`),
   respond: lib.func(`uint32_t volley_respond(${srv} s, volley_ws ws, uint16_t status, volley_header *h, size_t hl, ${u8p} b, size_t bl)`),
+  respond_stream: lib.func(`uint32_t volley_respond_stream(${srv} s, volley_ws ws, uint16_t status, volley_header *h, size_t hl)`),
   respond_events: lib.func(`uint32_t volley_respond_events(${srv} s, volley_ws ws, uint16_t status, volley_header *h, size_t hl, volley_bytes *t, size_t tl)`),
   error_message: lib.func('const char *volley_error_message(uint32_t code)'),
   abi_version: lib.func('uint32_t volley_abi_version()'),

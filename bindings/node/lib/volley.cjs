@@ -7,7 +7,7 @@
 // batch. Sends answer like Bun at once (bytes, -1, 0).
 const net = require('node:net');
 const fs = require('node:fs');
-const { f, ABI_VERSION } = require('./native.cjs');
+const { f, koffi, ABI_VERSION } = require('./native.cjs');
 
 const K = { UPGRADE: 1, REQUEST: 2, OPEN: 3, MESSAGE: 4, CLOSE: 5, DRAIN: 6, PING: 7, PONG: 8, DROPPED: 9, TOPIC: 10 };
 const EV_BINARY = 1;
@@ -18,6 +18,7 @@ const SEND_COMPRESS = 2;
 const SEND_NO_COMPRESS = 4;
 const STOP_GRACEFUL = 0;
 const STOP_NO_WAIT = 2;
+const STOP_LISTEN_ONLY = 4;
 const RESULT_OK = 0;
 const RESULT_CLOSED = 200;
 const POLL_BYTES = 1 << 20;
@@ -26,9 +27,13 @@ const STREAM_SLACK = 64 * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const INLINE_MAX = 16 * 1024;
 const TOPICS = Symbol('volley.eventStream');
+const STILL_WRITING = Symbol('volley.stillWriting');
 /** Text is encoded here once (not measured, then converted again by the FFI). */
 const SCRATCH = Buffer.allocUnsafe(64 * 1024);
 const SCRATCH_CHARS = SCRATCH.length / 3;
+/** Its address: a Buffer this size has its own backing store, which V8
+ * never moves, and SCRATCH lives as long as the module. */
+const SCRATCH_AT = Number(koffi.address(SCRATCH));
 const utf8Slice = typeof Buffer.prototype.utf8Slice === 'function'
   ? (b, s, e) => b.utf8Slice(s, e)
   : (b, s, e) => b.toString('utf8', s, e);
@@ -47,6 +52,11 @@ function toBuffer(data) {
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return Buffer.from(data);
   throw new TypeError('volley: data must be a string, a Buffer, an ArrayBuffer or a typed array');
+}
+
+/** A body chunk (bytes, or a string some streams yield) as a Buffer. */
+function chunkBuffer(value) {
+  return typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 function bytes(s) {
@@ -188,7 +198,7 @@ class ServerWebSocket {
     let r;
     if (str.length <= SCRATCH_CHARS) {
       const n = SCRATCH.utf8Write(str, 0);
-      r = f.send_bytes(s._srv, this._key, this._gen, SCRATCH, n, compressFlags(compress));
+      r = f.send_at(s._srv, this._key, this._gen, SCRATCH_AT, n, compressFlags(compress));
     } else {
       r = f.send_text(s._srv, this._key, this._gen, str, Buffer.byteLength(str), compressFlags(compress));
     }
@@ -637,7 +647,15 @@ class Server {
       const list = (topics || []).map((t) => bytes(t));
       this._ensureCork();
       f.respond_events(this._srv, ws, res.status, h, hl, list, list.length);
-      if (live) this._pump(ws, res.body);
+      if (live) this._pump(ws, res.body.getReader());
+      return;
+    }
+    if (res.body !== null && !pending.upgrade) {
+      this._sendBody(ws, res, h, hl).catch((e) => {
+        // The body failed before anything was sent: a 500 instead.
+        this._report(e);
+        if (this._srv) f.respond(this._srv, ws, 500, [], 0, null, 0);
+      });
       return;
     }
     res.arrayBuffer().then(
@@ -656,17 +674,53 @@ class Server {
   }
 
   /**
-   * Write an event-stream body to its request as the chunks come (raw
-   * bytes by id), waiting while the client is behind; a client that left
-   * cancels the stream. The end of the stream ends the response.
+   * A body that is all there (a string, bytes, a stream already written)
+   * goes out whole, with its length; a stream its producer is still
+   * writing streams live, as on Bun: the head at once, then each chunk as
+   * it comes, the end of the stream ending the response. Which one is told
+   * by whether each read resolves before the next turn of the event loop.
    */
-  async _pump(ws, body) {
-    const reader = body.getReader();
+  async _sendBody(ws, res, h, hl) {
+    const reader = res.body.getReader();
+    const chunks = [];
+    for (;;) {
+      const next = reader.read();
+      const r = await Promise.race([next, new Promise((resolve) => setImmediate(resolve, STILL_WRITING))]);
+      if (!this._srv) {
+        await reader.cancel();
+        return;
+      }
+      if (r === STILL_WRITING) {
+        this._ensureCork();
+        f.respond_stream(this._srv, ws, res.status, h, hl);
+        for (const b of chunks) {
+          if (Number(f.send_bytes(this._srv, ws.key, ws.generation, b, b.length, SEND_BINARY)) === 0) {
+            await reader.cancel();
+            return;
+          }
+        }
+        return this._pump(ws, reader, next);
+      }
+      if (r.done) break;
+      chunks.push(chunkBuffer(r.value));
+    }
+    const b = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    this._ensureCork();
+    f.respond(this._srv, ws, res.status, h, hl, b, b.length);
+  }
+
+  /**
+   * Write a streamed body to its request as the chunks come (raw bytes by
+   * id), waiting while the client is behind; a client that left cancels
+   * the stream. The end of the stream ends the response. `first` is a
+   * read already under way.
+   */
+  async _pump(ws, reader, first) {
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
+      for (let next = first; ; next = undefined) {
+        const { value, done } = await (next ?? reader.read());
         if (done || !this._srv) break;
-        const b = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+        const b = chunkBuffer(value);
         if (b.length === 0) continue;
         this._ensureCork();
         const r = Number(f.send_bytes(this._srv, ws.key, ws.generation, b, b.length, SEND_BINARY));
@@ -740,18 +794,25 @@ class Server {
     return p ? splitAddress(p.address) : null;
   }
 
-  /** Stop: close 1001 to every WebSocket (they get `close_timeout` to
-   * finish), refuse new connections, deliver the last events, free. The
-   * promise resolves when everything is gone. Never blocks this thread. */
+  /** Bun's stop: refuse new connections at once; with
+   * `closeActiveConnections`, also close 1001 to every WebSocket (they get
+   * `close_timeout` to finish), else let open WebSockets and requests end by
+   * themselves (a later `stop(true)` closes them). The promise resolves when
+   * everything is gone and freed. Never blocks this thread. */
   stop(closeActiveConnections = false) {
+    if (this._srv && (closeActiveConnections || !this._stopping)) {
+      f.server_stop(this._srv, (closeActiveConnections ? STOP_GRACEFUL : STOP_LISTEN_ONLY) | STOP_NO_WAIT);
+    }
     if (this._stopping) return this._stopping;
-    void closeActiveConnections; // both close with 1001: see README
-    f.server_stop(this._srv, STOP_GRACEFUL | STOP_NO_WAIT);
     this._stopping = new Promise((resolve) => {
+      // Events keep coming through the descriptor; this only looks for the
+      // end, often at first, then less (open WebSockets may last hours).
+      let wait = 5;
       const tick = () => {
         this._drain();
         if (f.is_running(this._srv)) {
-          setTimeout(tick, 5);
+          setTimeout(tick, wait);
+          wait = Math.min(wait * 2, 200);
           return;
         }
         this._drain();

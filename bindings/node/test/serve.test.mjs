@@ -193,6 +193,68 @@ test('Server-Sent Events of topics, fed by server.publish', async (t) => {
   assert.equal(await got, 'fresh');
 });
 
+/** What is left of a response body, as text. */
+async function readRest(reader) {
+  let rest = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return rest;
+    rest += new TextDecoder().decode(value);
+  }
+}
+
+test('a ReadableStream body streams live as on Bun; bodies that are all there keep their length', async (t) => {
+  let release;
+  const later = new Promise((r) => (release = r));
+  const errors = [];
+  const server = start(t, {
+    error(e) {
+      errors.push(e.message);
+    },
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      if (path === '/text') return new Response('all here');
+      if (path === '/closed') {
+        // A stream written and closed before it is returned: sent whole.
+        return new Response(new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array([1, 2, 3])), c.close()) }));
+      }
+      if (path === '/broken') return new Response(new ReadableStream({ pull: (c) => c.error(new Error('no data')) }));
+      return new Response(
+        new ReadableStream({
+          async start(c) {
+            c.enqueue(new TextEncoder().encode('first,'));
+            await later;
+            c.enqueue('second');
+            c.close();
+          },
+        }),
+        { status: 201, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-kind': 'live' } },
+      );
+    },
+  });
+  const base = `http://127.0.0.1:${server.port}`;
+  let r = await fetch(`${base}/text`);
+  assert.equal(r.headers.get('content-length'), '8');
+  assert.equal(await r.text(), 'all here');
+  r = await fetch(`${base}/closed`);
+  assert.equal(r.headers.get('content-length'), '3');
+  assert.deepEqual([...new Uint8Array(await r.arrayBuffer())], [1, 2, 3]);
+  r = await fetch(`${base}/broken`);
+  assert.equal(r.status, 500);
+  assert.deepEqual(errors, ['no data']);
+  // The head and the first chunk arrive while the producer still waits.
+  r = await fetch(`${base}/live`);
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+  assert.equal(r.headers.get('x-kind'), 'live');
+  assert.equal(r.headers.get('content-length'), null);
+  const reader = r.body.getReader();
+  assert.equal(new TextDecoder().decode((await reader.read()).value), 'first,');
+  release();
+  const rest = await readRest(reader);
+  assert.equal(rest, 'second');
+});
+
 test('a text/event-stream ReadableStream body streams live, and ends with the stream', async (t) => {
   let cancelled;
   const gone = new Promise((r) => (cancelled = r));
@@ -228,12 +290,7 @@ test('a text/event-stream ReadableStream body streams live, and ends with the st
   const first = new TextDecoder().decode((await reader.read()).value);
   assert.match(first, /data: first\n\n$/);
   release();
-  let rest = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    rest += new TextDecoder().decode(value);
-  }
+  const rest = await readRest(reader);
   assert.equal(rest, 'event: note\ndata: second\n\n');
   // A client that leaves cancels its stream (seen at a following write).
   const es = new EventSource(`http://127.0.0.1:${server.port}/ticking`);
@@ -337,6 +394,41 @@ test('a throwing handler closes only its connection with 1011, and is reported',
   assert.equal(await canary.next(), 'still here');
   assert.deepEqual(errors.sort(), ['async bug', 'fetch bug', 'handler bug']);
   canary.close();
+});
+
+test('stop() without true refuses new connections, lets open ones finish, and resolves when they have', async (t) => {
+  const server = serve({ port: 0, hostname: '127.0.0.1', ...echo });
+  const a = await client(`ws://127.0.0.1:${server.port}/`);
+  const b = await client(`ws://127.0.0.1:${server.port}/`);
+  let resolved = false;
+  const stopped = server.stop().then(() => (resolved = true));
+  await assert.rejects(client(`ws://127.0.0.1:${server.port}/`));
+  a.send('still open');
+  assert.equal(await a.next(), 'still open');
+  b.send('me too');
+  assert.equal(await b.next(), 'me too');
+  a.close(1000, 'done');
+  assert.equal((await a.closed).code, 1000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(resolved, false, 'resolved while a WebSocket was open');
+  b.send('last one');
+  assert.equal(await b.next(), 'last one');
+  b.close(4000, 'bye');
+  assert.equal((await b.closed).code, 4000);
+  await stopped;
+  t.diagnostic('stopped after the last client left');
+});
+
+test('stop(true) after stop() closes what is left with 1001', async () => {
+  const server = serve({ port: 0, hostname: '127.0.0.1', ...echo });
+  const c = await client(`ws://127.0.0.1:${server.port}/`);
+  const first = server.stop();
+  c.send('open');
+  assert.equal(await c.next(), 'open');
+  const second = server.stop(true);
+  assert.equal(second, first, 'one promise for the stop');
+  assert.equal((await c.closed).code, 1001);
+  await second;
 });
 
 test('stop() with live connections closes them with 1001 and resolves', async (t) => {
