@@ -42,6 +42,13 @@ impl Handler for PubSub {
                 assert!(ws.subscribe(t));
             }
         }
+        if ws.data() == "/late" {
+            // A slow open: whatever it does must be in place before the
+            // client sees the 101.
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(ws.subscribe("late"));
+            ws.send_text("hello");
+        }
         let _ = self.handles.lock().unwrap().send(ws.handle());
     }
 
@@ -193,6 +200,20 @@ fn publish_reaches_other_subscribers_not_the_sender() {
     wait_until("subscriber count 0", || {
         rig.server.subscriber_count("room") == 0
     });
+}
+
+#[test]
+fn the_101_goes_out_after_open_so_its_subscriptions_are_in_place() {
+    let rig = start(Options {
+        workers: 2,
+        ..Options::default()
+    });
+    let mut c = Client::connect(rig.server.local_addr(), "/late");
+    // Published the moment the handshake is back: before the fix the 101 went
+    // out ahead of `open`, this found no subscriber, and the message was lost.
+    assert_eq!(rig.server.publish("late", "news"), 1, "handed to no worker");
+    assert_eq!(text(&mut c), "hello");
+    assert_eq!(text(&mut c), "news");
 }
 
 #[test]

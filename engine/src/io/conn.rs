@@ -389,21 +389,6 @@ impl<D> Conn<D> {
         self.mark_dirty(ctx, key);
     }
 
-    /// Write bytes now if nothing is queued (the 101 response), queueing only
-    /// what the socket does not take: a handshake then leaves no buffer behind.
-    pub(crate) fn write_now(&mut self, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
-        let n = if self.out.is_empty() && !self.tls {
-            // Errors surface on the next flush, which closes the connection.
-            self.sock.write(bytes).unwrap_or_default()
-        } else {
-            0
-        };
-        ctx.written += n as u64;
-        if n < bytes.len() {
-            self.queue_bytes(ctx, key, &bytes[n..]);
-        }
-    }
-
     /// Queue a shared, already encoded buffer (see [`OutQueue::push_published`]).
     pub(crate) fn queue_shared(&mut self, ctx: &mut Ctx, key: usize, bytes: &Arc<[u8]>) {
         self.queue_published(ctx, key, bytes, false);

@@ -417,7 +417,10 @@ pub(super) fn answered<H: Handler>(
     }
 }
 
-/// Write the 101, attach the data, and run the open handler.
+/// Queue the 101, attach the data, and run the open handler. The 101 goes out
+/// with whatever `open` sent, in one write at the end of the turn (as in
+/// uWebSockets, where the upgrade is corked): a client that has read the 101
+/// finds `open`'s subscriptions already in place.
 #[allow(clippy::too_many_arguments)]
 fn open<H: Handler>(
     shared: &Shared<H>,
@@ -453,7 +456,7 @@ fn open<H: Handler>(
         &headers,
     );
     conn.pmd = pmd.map(|n| n.agreed);
-    conn.write_now(ctx, key, &head);
+    conn.queue_bytes(ctx, key, &head);
     ctx.pool.put(head);
     conn.data = Some(a.data);
     conn.phase = Phase::Open;
