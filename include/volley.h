@@ -1027,6 +1027,13 @@ volley_result volley_server_fd(const struct volley_server *server, int32_t *out)
  * descriptor is readable again only when new events arrive). Events of one
  * connection come in order.
  *
+ * As Bun runs `open` before the client sees its upgrade, a WebSocket's 101
+ * waits for the host to handle its `OPEN` event: it goes out, after what
+ * the host sent or subscribed while handling it, at the next poll on this
+ * server or at the polling thread's outermost `volley_server_uncork`. End
+ * each batch with one of them (a host that corks around its handling, as
+ * `volley_server_cork` advises, does).
+ *
  * Ownership: `server` is borrowed; `events` (room for `max`) and `*count`
  * are the caller's, written during the call.
  * Threads: any one thread at a time (calls are serialised); usually the
@@ -1064,7 +1071,9 @@ volley_result volley_server_poll(const struct volley_server *server,
  * likewise; then the peer's address, a field that is "s" over TLS and
  * empty otherwise, and the body. Addresses stay valid until the next poll
  * on this server (copy them out with `volley_copy`). Inline payloads are a
- * second copy of small messages; large ones are not copied again.
+ * second copy of small messages; large ones are not copied again. The
+ * 101s of the `OPEN` events it hands out wait as `volley_server_poll`
+ * says.
  *
  * Ownership: `server` borrowed; `buf` (`cap` bytes) is the caller's,
  * written during the call.
@@ -1162,6 +1171,10 @@ volley_result volley_server_cork(const struct volley_server *server);
 
 /**
  * End a `volley_server_cork`: the outermost wakes every worker sent to.
+ * In event-queue mode, the outermost uncork on the polling thread also
+ * ends the batch: the 101s of the connections whose `OPEN` events were
+ * handed out go now, after what their open handling sent (see
+ * `volley_server_poll`).
  *
  * Ownership: `server` borrowed.
  * Threads: the thread that corked.

@@ -7,6 +7,14 @@
 //! answers through [`crate::ServerHandle`]: sends and publishes (batched
 //! per worker under [`crate::cork`]), upgrade and HTTP answers by id.
 //!
+//! `open` runs on the host's thread, and a WebSocket's 101 waits for it as
+//! it waits for Bun's `open`: the 101, and whatever the host sent in
+//! `open`, go out once the host has handled the `Open` event, so a client
+//! that sees its connection open finds `open`'s subscriptions in place.
+//! "Handled" is the host's next [`EventQueue::drain`] or
+//! [`EventQueue::wait`], or [`EventQueue::release_opened`] (hosts that
+//! hand events out themselves record them with [`EventQueue::opened`]).
+//!
 //! A host that falls behind does not grow the process: past
 //! `queue_limit` bytes of undrained events the workers stop reading from
 //! their sockets (TCP then pushes back on the clients) until the host has
@@ -39,7 +47,7 @@
 //! ```
 
 use crate::id::ConnId;
-use crate::io::hub::Hub;
+use crate::io::hub::{Command, Hub};
 use crate::{Fetch, Handler, Message, Request, Upgrade, WebSocket};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -630,6 +638,8 @@ pub struct EventQueue {
     shared: Arc<QueueShared>,
     /// Batches handed out by the last drain, recycled at the next.
     current: Vec<Batch>,
+    /// Connections whose `Open` event was handed out and whose 101 waits.
+    opened: Mutex<Vec<ConnId>>,
 }
 
 impl std::fmt::Debug for EventQueue {
@@ -645,6 +655,7 @@ impl EventQueue {
         EventQueue {
             shared,
             current: Vec::new(),
+            opened: Mutex::new(Vec::new()),
         }
     }
 
@@ -657,14 +668,56 @@ impl EventQueue {
 
     /// Give back the batches of the last drain and take every batch waiting
     /// now. Events borrow from the returned batches until the next call.
+    /// The 101s of the `Open` events handed out by the last drain go out
+    /// first (the host has handled them).
     pub fn drain_batches(&mut self) -> &[Batch] {
+        self.release_opened();
         for b in std::mem::take(&mut self.current) {
             self.recycle(b);
         }
         let mut got = Vec::new();
         self.take(&mut got);
+        {
+            let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+            for b in &got {
+                opened.extend(
+                    b.raws
+                        .iter()
+                        .filter(|r| r.kind == Kind::Open)
+                        .filter_map(|r| ConnId::from_raw(r.key, r.generation)),
+                );
+            }
+        }
         self.current = got;
         &self.current
+    }
+
+    /// Record that the `Open` event of `id` was handed to the host (for
+    /// hosts that take batches with [`EventQueue::take`] and hand events
+    /// out themselves): its 101 goes out at the next
+    /// [`EventQueue::release_opened`].
+    pub fn opened(&self, id: ConnId) {
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
+    }
+
+    /// The host has handled the `Open` events handed out so far (its
+    /// `open` handlers ran, their sends and subscriptions are queued): let
+    /// those connections' 101s go out, after what `open` queued. Under
+    /// [`crate::cork`] the workers are woken at the uncork.
+    pub fn release_opened(&self) {
+        let ids = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|e| e.into_inner()));
+        if ids.is_empty() {
+            return;
+        }
+        let hub = self.hub();
+        let Some(hub) = hub else { return };
+        for id in ids {
+            // Fails only when the worker has exited.
+            let _ = hub.command_unbounded(id.worker(), Command::Opened { id });
+        }
     }
 
     /// Move every batch waiting now into `into` (for hosts that keep
@@ -703,7 +756,9 @@ impl EventQueue {
 
     /// Block until events wait (or `timeout` passes); for hosts without
     /// their own loop. True if events wait.
+    /// The `Open` events handed out so far count as handled.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        self.release_opened();
         let mut p = libc::pollfd {
             fd: self.fd(),
             events: libc::POLLIN,
@@ -717,12 +772,7 @@ impl EventQueue {
 
     /// Have all workers exited and every event been drained?
     pub fn is_finished(&self) -> bool {
-        let hub = self
-            .shared
-            .hub
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .upgrade();
+        let hub = self.hub();
         let running = hub.is_some_and(|h| h.is_running());
         !running
             && self
@@ -733,13 +783,17 @@ impl EventQueue {
                 .is_empty()
     }
 
-    fn wake_throttled(&self) {
-        let hub = self
-            .shared
+    /// The server's hub, while it exists.
+    fn hub(&self) -> Option<Arc<Hub>> {
+        self.shared
             .hub
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .upgrade();
+            .upgrade()
+    }
+
+    fn wake_throttled(&self) {
+        let hub = self.hub();
         let Some(hub) = hub else { return };
         for (w, t) in self.shared.throttled.iter().enumerate() {
             if t.swap(false, Ordering::SeqCst) {

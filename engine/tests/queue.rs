@@ -10,8 +10,9 @@ use volley::proto::frame::OpCode;
 use volley::queue::{Event, EventQueue};
 use volley::{Accept, Message, Options, Response, Server, ServerHandle};
 
-/// A host loop: accept upgrades on `/ws` (user value 7), reject others with
-/// 403, echo messages, answer requests with their body; counts drains.
+/// A host loop: accept upgrades on `/ws` (user value 7) and `/late` (8: a
+/// slow `open` that subscribes to `late` and says hello), reject others
+/// with 403, echo messages, answer requests with their body; counts drains.
 fn host(server: ServerHandle, mut q: EventQueue, stop: Arc<AtomicBool>, slow: Duration) -> usize {
     let mut events = 0;
     while !stop.load(Ordering::Relaxed) || !q.is_finished() {
@@ -31,6 +32,8 @@ fn host(server: ServerHandle, mut q: EventQueue, stop: Arc<AtomicBool>, slow: Du
                         assert!(
                             server.accept_upgrade(id, Accept::new(7u64).header("X-Host", "queue"))
                         );
+                    } else if request.path() == "/late" {
+                        assert!(server.accept_upgrade(id, Accept::new(8u64)));
                     } else {
                         server.reject_upgrade(id, Response::new(403, "no\n"));
                     }
@@ -52,6 +55,12 @@ fn host(server: ServerHandle, mut q: EventQueue, stop: Arc<AtomicBool>, slow: Du
                     } else {
                         ws.send(Message::Text(std::str::from_utf8(data).unwrap()));
                     }
+                }
+                Event::Open { id, user: 8 } => {
+                    std::thread::sleep(Duration::from_millis(150));
+                    let ws = server.ws(id);
+                    assert!(ws.subscribe("late"));
+                    ws.send(Message::Text("hello"));
                 }
                 _ => {}
             }
@@ -134,5 +143,26 @@ fn a_slow_host_throttles_reading_and_loses_nothing() {
     stop.store(true, Ordering::Relaxed);
     drop(c);
     s.stop();
+    t.join().unwrap();
+}
+
+#[test]
+fn the_101_waits_for_the_hosts_open_so_its_subscriptions_are_in_place() {
+    let (s, stop, t) = start(
+        Options {
+            workers: 2,
+            ..Options::default()
+        },
+        Duration::ZERO,
+    );
+    let mut c = Client::connect(s.local_addr(), "/late");
+    // Published the moment the handshake is back: with the 101 written at
+    // the accept, the host was still in its slow `open`, this found no
+    // subscriber, and the message was lost.
+    assert_eq!(s.publish("late", "news"), 1, "handed to no worker");
+    assert_eq!(c.read_frame().expect("hello").payload, b"hello");
+    assert_eq!(c.read_frame().expect("news").payload, b"news");
+    stop.store(true, Ordering::Relaxed);
+    s.stop_now();
     t.join().unwrap();
 }

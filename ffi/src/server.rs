@@ -37,10 +37,21 @@ struct HostQueue {
     batches: Vec<Batch>,
     batch: usize,
     event: usize,
+    /// The thread that polls (see [`this_thread`]): its outermost uncork
+    /// ends a batch.
+    poller: usize,
     /// Boxed: events point at the requests, which must not move when the
     /// vector grows.
     #[allow(clippy::vec_box)]
     requests: Vec<Box<RequestScratch>>,
+}
+
+/// This thread, as a number no other live thread has: the address of a
+/// thread-local (`std::thread::current()` would allocate a handle that the
+/// main thread never frees, which valgrind reports).
+fn this_thread() -> usize {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(|m| m as *const u8 as usize)
 }
 
 /// A server from a pointer.
@@ -97,6 +108,7 @@ pub extern "C" fn volley_server_new(
                         batches: Vec::new(),
                         batch: 0,
                         event: 0,
+                        poller: 0,
                         requests: Vec::new(),
                     })),
                     polls: AtomicU64::new(0),
@@ -388,6 +400,13 @@ pub extern "C" fn volley_server_fd(server: *const volley_server, out: *mut i32) 
 /// descriptor is readable again only when new events arrive). Events of one
 /// connection come in order.
 ///
+/// As Bun runs `open` before the client sees its upgrade, a WebSocket's 101
+/// waits for the host to handle its `OPEN` event: it goes out, after what
+/// the host sent or subscribed while handling it, at the next poll on this
+/// server or at the polling thread's outermost `volley_server_uncork`. End
+/// each batch with one of them (a host that corks around its handling, as
+/// `volley_server_cork` advises, does).
+///
 /// Ownership: `server` is borrowed; `events` (room for `max`) and `*count`
 /// are the caller's, written during the call.
 /// Threads: any one thread at a time (calls are serialised); usually the
@@ -429,8 +448,11 @@ pub extern "C" fn volley_server_poll(
 }
 
 impl HostQueue {
-    /// Forget what the last poll handed out, which is no longer borrowed.
+    /// Forget what the last poll handed out, which is no longer borrowed;
+    /// the host has handled it (the 101s of its opens may go).
     fn release(&mut self) {
+        self.queue.release_opened();
+        self.poller = this_thread();
         for b in self.batches.drain(..self.batch) {
             self.queue.recycle(b);
         }
@@ -456,12 +478,21 @@ impl HostQueue {
         }
     }
 
+    /// An `Open` handed out: its 101 goes when the host has handled it.
+    fn note_open(&self, ev: &Event<'_>) {
+        if let Event::Open { id, .. } = ev {
+            self.queue.opened(*id);
+        }
+    }
+
     fn poll(&mut self, out: &mut [volley_event]) -> usize {
         self.release();
         let mut n = 0;
         while n < out.len() {
             let Some((b, e)) = self.next() else { break };
-            out[n] = convert(self.batches[b].event(e), &mut self.requests);
+            let ev = self.batches[b].event(e);
+            self.note_open(&ev);
+            out[n] = convert(ev, &mut self.requests);
             self.event += 1;
             n += 1;
         }
@@ -472,9 +503,11 @@ impl HostQueue {
         self.release();
         let (mut used, mut n) = (0, 0);
         while let Some((b, e)) = self.next() {
-            let Some(len) = pack(self.batches[b].event(e), &mut out[used..]) else {
+            let ev = self.batches[b].event(e);
+            let Some(len) = pack(ev, &mut out[used..]) else {
                 break;
             };
+            self.note_open(&ev);
             used += len;
             self.event += 1;
             n += 1;
@@ -559,7 +592,9 @@ fn pack(ev: Event<'_>, out: &mut [u8]) -> Option<usize> {
 /// likewise; then the peer's address, a field that is "s" over TLS and
 /// empty otherwise, and the body. Addresses stay valid until the next poll
 /// on this server (copy them out with `volley_copy`). Inline payloads are a
-/// second copy of small messages; large ones are not copied again.
+/// second copy of small messages; large ones are not copied again. The
+/// 101s of the `OPEN` events it hands out wait as `volley_server_poll`
+/// says.
 ///
 /// Ownership: `server` borrowed; `buf` (`cap` bytes) is the caller's,
 /// written during the call.
@@ -911,6 +946,10 @@ pub extern "C" fn volley_server_cork(server: *const volley_server) -> volley_res
 }
 
 /// End a `volley_server_cork`: the outermost wakes every worker sent to.
+/// In event-queue mode, the outermost uncork on the polling thread also
+/// ends the batch: the 101s of the connections whose `OPEN` events were
+/// handed out go now, after what their open handling sent (see
+/// `volley_server_poll`).
 ///
 /// Ownership: `server` borrowed.
 /// Threads: the thread that corked.
@@ -920,7 +959,15 @@ pub extern "C" fn volley_server_uncork(server: *const volley_server) -> volley_r
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
-            unsafe { self::server(server) }?;
+            let s = unsafe { self::server(server) }?;
+            if let Some(q) = &s.queue {
+                if engine::cork_depth() == 1 {
+                    let q = q.lock().unwrap_or_else(|e| e.into_inner());
+                    if q.poller == this_thread() {
+                        q.queue.release_opened();
+                    }
+                }
+            }
             engine::uncork();
             Ok(())
         })())

@@ -141,6 +141,14 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
+            Command::Opened { id } => {
+                if let Some(key) = self.target(id) {
+                    let conn = &mut self.conns[key];
+                    if std::mem::take(&mut conn.held) {
+                        conn.mark_dirty(&mut self.ctx, key);
+                    }
+                }
+            }
             Command::Terminate { id } => {
                 if let Some(key) = self.target(id) {
                     self.conns[key].finish(&mut self.ctx, key);

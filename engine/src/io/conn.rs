@@ -268,6 +268,9 @@ pub(crate) struct Conn<D> {
     pub ctrl_unsent: u32,
     /// The close handler ran (or the connection never opened).
     pub reported: bool,
+    /// Event-queue mode: the 101 and what follows it wait, while the
+    /// connection is open, until the host has run `open` (Command::Opened).
+    pub held: bool,
 }
 
 impl<D> Conn<D> {
@@ -295,6 +298,7 @@ impl<D> Conn<D> {
             tls: false,
             ctrl_unsent: 0,
             reported: true,
+            held: false,
         }
     }
 

@@ -458,6 +458,9 @@ fn open<H: Handler>(
     conn.pmd = pmd.map(|n| n.agreed);
     conn.queue_bytes(ctx, key, &head);
     ctx.pool.put(head);
+    // In event-queue mode `open` runs later on the host's thread: the 101
+    // waits for it there too (released when the host has handled the event).
+    conn.held = shared.queue.is_some();
     conn.data = Some(a.data);
     conn.phase = Phase::Open;
     conn.reported = false;

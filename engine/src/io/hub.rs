@@ -85,6 +85,12 @@ pub(crate) enum Command {
     Terminate {
         id: ConnId,
     },
+    /// Event-queue mode: the host has run `open` for this connection, so
+    /// its 101 (held since the upgrade, with whatever the host sent in
+    /// `open`) may go out.
+    Opened {
+        id: ConnId,
+    },
     /// A send from another thread was refused past the limit: fire
     /// `drain` when the queue has emptied (Bun's `0` is followed by a drain).
     WantDrain {
@@ -174,6 +180,16 @@ impl Mailbox {
         weight: usize,
         make: impl FnOnce(usize) -> Command,
     ) -> Result<bool, Full> {
+        self.push_limited(payload, weight, true, make)
+    }
+
+    fn push_limited(
+        &self,
+        payload: &[u8],
+        weight: usize,
+        limited: bool,
+        make: impl FnOnce(usize) -> Command,
+    ) -> Result<bool, Full> {
         if self.gone.load(Ordering::Acquire) {
             return Err(Full::Gone);
         }
@@ -181,7 +197,7 @@ impl Mailbox {
         {
             let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
             // One command always fits an empty inbox, however large.
-            if inbox.bytes > 0 && inbox.bytes + cost > self.limit {
+            if limited && inbox.bytes > 0 && inbox.bytes + cost > self.limit {
                 return Err(Full::Full);
             }
             let at = inbox.data.len();
@@ -322,6 +338,11 @@ struct Owed {
 /// each worker they go to is woken once, at the end. Nests.
 pub fn cork() {
     OWED.with(|o| o.borrow_mut().depth += 1);
+}
+
+/// How many [`cork`]s this thread is inside (0: not corked).
+pub fn cork_depth() -> u32 {
+    OWED.with(|o| o.borrow().depth)
 }
 
 /// End a [`cork`]; the outermost one wakes the workers sent to.
@@ -508,9 +529,18 @@ impl Hub {
                 return Err(e);
             }
         };
+        self.owe_wake(w, first);
+        Ok(())
+    }
+
+    /// Wake worker `w` for a command just queued (`first`: its mailbox had
+    /// no news before): at once, or once per worker at the end of this
+    /// thread's cork or worker turn.
+    fn owe_wake(self: &Arc<Self>, w: usize, first: bool) {
         if self.current_worker() == Some(w) {
-            return Ok(()); // the worker looks at its mailbox before it sleeps
+            return; // the worker looks at its mailbox before it sleeps
         }
+        let link = &self.links[w];
         let deferred = OWED.with(|o| {
             let mut o = o.borrow_mut();
             if o.depth == 0 && !Self::on_a_worker() {
@@ -524,12 +554,21 @@ impl Hub {
         if !deferred && first {
             link.mailbox.wake();
         }
-        Ok(())
     }
 
     /// Queue a command without payload.
     pub(crate) fn command(self: &Arc<Self>, w: usize, c: Command) -> Result<(), Full> {
         self.push(w, &[], |_| c)
+    }
+
+    /// Queue a command that must not be refused for a full mailbox (one per
+    /// connection at most, so bounded by the connections): woken as
+    /// [`Hub::command`] is, corked or not.
+    pub(crate) fn command_unbounded(self: &Arc<Self>, w: usize, c: Command) -> Result<(), Full> {
+        let link = self.links.get(w).ok_or(Full::Gone)?;
+        let first = link.mailbox.push_limited(&[], 0, false, |_| c)?;
+        self.owe_wake(w, first);
+        Ok(())
     }
 
     /// Queue a command and wake the worker now, corked or not (someone is

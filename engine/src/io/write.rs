@@ -13,6 +13,9 @@ use std::net::Shutdown;
 impl<H: Handler> Worker<H> {
     pub(super) fn flush(&mut self, key: usize) {
         let conn = &mut self.conns[key];
+        if conn.held && conn.phase == Phase::Open {
+            return; // the host has not run `open` yet
+        }
         let before = conn.out.len();
         let res = if conn.tls {
             flush_tls(conn, &mut self.ctx.pool)
