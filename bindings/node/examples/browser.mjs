@@ -26,7 +26,16 @@ export async function pageResult(url, { timeout = 15000 } = {}) {
     page.setDefaultTimeout(timeout);
     await page.goto(url);
     await page.waitForFunction(() => 'result' in window);
-    return await page.evaluate(() => /** @type {any} */ (window).result);
+    // `window.result` may be a promise, and evaluate waits for it without a
+    // timeout of its own: a page that never settles fails here instead.
+    return await page.evaluate(
+      (ms) =>
+        Promise.race([
+          /** @type {any} */ (window).result,
+          new Promise((_, fail) => setTimeout(() => fail(new Error(`window.result still pending after ${ms} ms`)), ms)),
+        ]),
+      timeout,
+    );
   } finally {
     await browser.close();
   }

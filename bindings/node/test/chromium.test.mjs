@@ -67,7 +67,10 @@ test('Chromium loads a page from fetch and negotiates deflate on the WebSocket',
   t.after(() => browser.close());
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${server.port}/`);
-  const result = await page.evaluate(() => window.result);
+  // evaluate waits for the page's promise with no timeout of its own.
+  const result = await page.evaluate(() =>
+    Promise.race([window.result, new Promise((_, fail) => setTimeout(() => fail(new Error('window.result still pending after 15 s')), 15000))]),
+  );
   assert.match(result.extensions, /permessage-deflate/);
   assert.deepEqual(result.ok, [true, true, true, true, true]);
   assert.equal(result.published, 'from the server');
