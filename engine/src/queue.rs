@@ -639,7 +639,7 @@ pub struct EventQueue {
     /// Batches handed out by the last drain, recycled at the next.
     current: Vec<Batch>,
     /// Connections whose `Open` event was handed out and whose 101 waits.
-    opened: Mutex<Vec<ConnId>>,
+    opened: Vec<ConnId>,
 }
 
 impl std::fmt::Debug for EventQueue {
@@ -655,7 +655,7 @@ impl EventQueue {
         EventQueue {
             shared,
             current: Vec::new(),
-            opened: Mutex::new(Vec::new()),
+            opened: Vec::new(),
         }
     }
 
@@ -677,16 +677,13 @@ impl EventQueue {
         }
         let mut got = Vec::new();
         self.take(&mut got);
-        {
-            let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
-            for b in &got {
-                opened.extend(
-                    b.raws
-                        .iter()
-                        .filter(|r| r.kind == Kind::Open)
-                        .filter_map(|r| ConnId::from_raw(r.key, r.generation)),
-                );
-            }
+        for b in &got {
+            self.opened.extend(
+                b.raws
+                    .iter()
+                    .filter(|r| r.kind == Kind::Open)
+                    .filter_map(|r| ConnId::from_raw(r.key, r.generation)),
+            );
         }
         self.current = got;
         &self.current
@@ -696,25 +693,21 @@ impl EventQueue {
     /// hosts that take batches with [`EventQueue::take`] and hand events
     /// out themselves): its 101 goes out at the next
     /// [`EventQueue::release_opened`].
-    pub fn opened(&self, id: ConnId) {
-        self.opened
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(id);
+    pub fn opened(&mut self, id: ConnId) {
+        self.opened.push(id);
     }
 
     /// The host has handled the `Open` events handed out so far (its
     /// `open` handlers ran, their sends and subscriptions are queued): let
     /// those connections' 101s go out, after what `open` queued. Under
     /// [`crate::cork`] the workers are woken at the uncork.
-    pub fn release_opened(&self) {
-        let ids = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|e| e.into_inner()));
-        if ids.is_empty() {
+    pub fn release_opened(&mut self) {
+        if self.opened.is_empty() {
             return;
         }
         let hub = self.hub();
         let Some(hub) = hub else { return };
-        for id in ids {
+        for id in self.opened.drain(..) {
             // Fails only when the worker has exited.
             let _ = hub.command_unbounded(id.worker(), Command::Opened { id });
         }
@@ -757,7 +750,7 @@ impl EventQueue {
     /// Block until events wait (or `timeout` passes); for hosts without
     /// their own loop. True if events wait.
     /// The `Open` events handed out so far count as handled.
-    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+    pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
         self.release_opened();
         let mut p = libc::pollfd {
             fd: self.fd(),

@@ -447,6 +447,13 @@ pub extern "C" fn volley_server_poll(
     })
 }
 
+/// An `Open` handed out: its 101 goes when the host has handled it.
+fn note_open(queue: &mut EventQueue, ev: &Event<'_>) {
+    if let Event::Open { id, .. } = ev {
+        queue.opened(*id);
+    }
+}
+
 impl HostQueue {
     /// Forget what the last poll handed out, which is no longer borrowed;
     /// the host has handled it (the 101s of its opens may go).
@@ -478,20 +485,13 @@ impl HostQueue {
         }
     }
 
-    /// An `Open` handed out: its 101 goes when the host has handled it.
-    fn note_open(&self, ev: &Event<'_>) {
-        if let Event::Open { id, .. } = ev {
-            self.queue.opened(*id);
-        }
-    }
-
     fn poll(&mut self, out: &mut [volley_event]) -> usize {
         self.release();
         let mut n = 0;
         while n < out.len() {
             let Some((b, e)) = self.next() else { break };
             let ev = self.batches[b].event(e);
-            self.note_open(&ev);
+            note_open(&mut self.queue, &ev);
             out[n] = convert(ev, &mut self.requests);
             self.event += 1;
             n += 1;
@@ -507,7 +507,7 @@ impl HostQueue {
             let Some(len) = pack(ev, &mut out[used..]) else {
                 break;
             };
-            self.note_open(&ev);
+            note_open(&mut self.queue, &ev);
             used += len;
             self.event += 1;
             n += 1;
@@ -962,7 +962,7 @@ pub extern "C" fn volley_server_uncork(server: *const volley_server) -> volley_r
             let s = unsafe { self::server(server) }?;
             if let Some(q) = &s.queue {
                 if engine::cork_depth() == 1 {
-                    let q = q.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
                     if q.poller == this_thread() {
                         q.queue.release_opened();
                     }
