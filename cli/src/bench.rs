@@ -50,6 +50,8 @@ OPTIONS
   --duration 5     measured seconds          --warmup 1   seconds before measuring
   --threads 1      generator threads         --pid PID[,PID]  server pids: CPU (summed), RSS
   --json           print one JSON object     --quiet      no progress line
+  (echo and fanout also report longest_stall_ms: the longest time, sampled
+  every 100 ms, in which no message arrived)
 ";
 
 #[derive(Debug, Clone)]
@@ -602,8 +604,16 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
     let start = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
     let mut last = (start, r0);
+    // The longest stretch with no message received (sampled every 100 ms):
+    // a server that stops serving shows here even when msg/s looks fine.
+    let (mut progress, mut seen, mut stall) = (start, r0, Duration::ZERO);
     while start.elapsed().as_secs_f64() < cfg.duration {
         std::thread::sleep(Duration::from_millis(100).min(Duration::from_secs_f64(cfg.duration)));
+        let r = shared.received.load(Ordering::Relaxed);
+        if r != seen {
+            (progress, seen) = (Instant::now(), r);
+        }
+        stall = stall.max(progress.elapsed());
         if !cfg.quiet && last.0.elapsed() >= Duration::from_secs(1) {
             let r = shared.received.load(Ordering::Relaxed);
             eprint!(
@@ -649,6 +659,7 @@ fn run_traffic(cfg: &Cfg, fanout: bool) -> Result<Report, String> {
     rep.num("p50_us", hist.pct(0.50));
     rep.num("p99_us", hist.pct(0.99));
     rep.num("p999_us", hist.pct(0.999));
+    rep.num("longest_stall_ms", stall.as_secs_f64() * 1e3);
     rep.num("errors", shared.errors.load(Ordering::Relaxed) as f64);
     Ok(rep)
 }

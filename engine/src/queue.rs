@@ -596,7 +596,8 @@ impl QueueShared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(b);
-        if !self.signaled.swap(true, Ordering::AcqRel) {
+        // W2/W3 of the hand-over protocol (see `EventQueue::take`).
+        if !self.signaled.swap(true, Ordering::SeqCst) {
             self.signal.raise();
         }
     }
@@ -716,8 +717,27 @@ impl EventQueue {
     /// Move every batch waiting now into `into` (for hosts that keep
     /// batches across drains; give each back with [`EventQueue::recycle`]).
     pub fn take(&self, into: &mut Vec<Batch>) {
-        self.shared.signaled.store(false, Ordering::Release);
+        // The hand-over protocol, and why no interleaving loses a wake-up.
+        // A worker (`end_turn`) does W1: push its batch (under `ready`'s
+        // lock), W2: `signaled.swap(true)`, and W3: writes a byte only if
+        // W2 saw false. The host does H1: empty the pipe, H2: store false,
+        // H3: take `ready` (under its lock). Invariant: while `signaled` is
+        // true, a byte is in the pipe or the host is between H1 and H3.
+        // - A byte written after H1 is never eaten: only H1 reads the pipe.
+        // - A worker whose W2 comes before H2 saw true and wrote nothing,
+        //   but its W1 came before W2, so before H3: the host takes it.
+        // - A worker whose W2 comes after H2 either saw false and wrote a
+        //   byte that H1 has already passed, or saw true set by another
+        //   worker after H2, whose byte is likewise still in the pipe.
+        // H2 before H3 is ordered by `ready`'s mutex (H3 and W1 take it in
+        // one total order), so W1-after-H3 implies W2-after-H2.
+        // The reverse order (flag first, then pipe) let a worker's byte
+        // written between the two be eaten while the flag stayed true: no
+        // worker wrote again and the fd never became readable.
         self.shared.signal.clear();
+        #[cfg(test)]
+        tests::take_hook(&self.shared);
+        self.shared.signaled.store(false, Ordering::SeqCst);
         let start = into.len();
         {
             let mut ready = self.shared.ready.lock().unwrap_or_else(|e| e.into_inner());
@@ -899,5 +919,68 @@ impl Handler for QueueHandler {
     fn topic(&self, topic: &[u8], active: bool) {
         self.shared
             .with_batch(|b| b.push(Kind::Topic, None, 0, topic).flag = active);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Hook = Box<dyn FnOnce(&QueueShared)>;
+
+    thread_local! {
+        /// Runs inside `EventQueue::take` between its pipe and flag steps.
+        static TAKE_HOOK: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    pub(super) fn take_hook(shared: &QueueShared) {
+        if let Some(f) = TAKE_HOOK.with(|h| h.borrow_mut().take()) {
+            f(shared);
+        }
+    }
+
+    /// What a worker does at the end of a turn with one event to hand over.
+    fn hand_over(shared: &QueueShared) {
+        shared.with_batch(|b| {
+            b.push(Kind::Topic, None, 0, b"t");
+        });
+        shared.end_turn();
+    }
+
+    fn readable(q: &EventQueue) -> bool {
+        let mut p = libc::pollfd {
+            fd: q.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1, no wait.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
+    /// The losing interleaving of the old protocol, forced: a worker hands
+    /// over a batch while the host is inside `take`, between emptying the
+    /// pipe and clearing the flag. The next hand-over must still make the
+    /// fd readable (with the steps the other way round it never did again).
+    #[test]
+    fn a_hand_over_inside_take_never_loses_the_next_wake_up() {
+        let shared = QueueShared::new(1, 1 << 20).unwrap();
+        let q = EventQueue::new(shared.clone());
+        hand_over(&shared);
+        assert!(readable(&q));
+        TAKE_HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hand_over)));
+        let mut got = Vec::new();
+        q.take(&mut got);
+        let events: usize = got.iter().map(|b| b.raws.len()).sum();
+        assert_eq!(events, 2, "the batch handed over inside take is taken");
+        assert!(!readable(&q), "nothing waits after the take");
+        hand_over(&shared);
+        assert!(
+            readable(&q),
+            "a batch waits but the fd is not readable: the wake-up was lost"
+        );
+        got.clear();
+        q.take(&mut got);
+        assert_eq!(got.len(), 1);
+        assert!(!readable(&q), "nothing waits after the take");
     }
 }

@@ -166,3 +166,80 @@ fn the_101_waits_for_the_hosts_open_so_its_subscriptions_are_in_place() {
     s.stop_now();
     t.join().unwrap();
 }
+
+/// Seconds of a stress run: `VOLLEY_STRESS_SECS` (the long run), else 5.
+fn stress_secs() -> u64 {
+    std::env::var("VOLLEY_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+}
+
+/// A host that blocks on the queue's fd keeps being woken while 8 clients
+/// send small messages as fast as they can to 2 workers: no gap of a
+/// second without events. (A lost wake-up used to stall such a host for
+/// good within seconds; `queue.rs`' unit test forces that interleaving.)
+#[test]
+fn a_host_blocked_on_the_fd_never_misses_a_wake_up_under_load() {
+    let (s, mut q) = Server::builder()
+        .options(Options {
+            workers: 2,
+            ..Options::default()
+        })
+        .serve_queue()
+        .unwrap();
+    let h = s.handle();
+    let addr = s.local_addr();
+    let sending = Arc::new(AtomicBool::new(true));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let sending = sending.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr, "/ws");
+                let mut sent = 0u64;
+                while sending.load(Ordering::Relaxed) {
+                    c.text("x");
+                    sent += 1;
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                sent
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(stress_secs());
+    let mut last = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut messages = 0u64;
+    while Instant::now() < deadline {
+        // A long timeout: a lost wake-up shows as a gap, not as a pause.
+        q.wait(Some(Duration::from_secs(3)));
+        let mut n = 0;
+        volley::cork();
+        for ev in q.drain() {
+            n += 1;
+            match ev {
+                Event::Upgrade { id, .. } => {
+                    assert!(h.accept_upgrade(id, Accept::new(1u64)));
+                }
+                Event::Message { .. } => messages += 1,
+                _ => {}
+            }
+        }
+        volley::uncork();
+        let now = Instant::now();
+        if n > 0 {
+            worst = worst.max(now - last);
+            last = now;
+        } else {
+            worst = worst.max(now - last);
+        }
+    }
+    sending.store(false, Ordering::Relaxed);
+    let sent: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(
+        worst < Duration::from_secs(1),
+        "the host went {worst:?} without events ({messages} of {sent} messages seen)"
+    );
+    assert!(messages > 1000, "only {messages} messages in the run");
+    s.stop_now();
+}

@@ -42,7 +42,10 @@ int main(int argc, char **argv) {
   volley_event events[256];
   pollfd pfd{s.fd(), POLLIN, 0};
   while (!stop_signal) {
-    if (::poll(&pfd, 1, 100) <= 0) continue;
+    // Blocks on the descriptor alone (a lost wake-up would show as a stall
+    // of the whole timeout); the timeout only bounds how late a signal that
+    // lands just before poll is seen.
+    if (::poll(&pfd, 1, 5000) <= 0) continue;
     size_t n;
     do {
       n = s.poll(events, 256);

@@ -195,3 +195,26 @@ def test_the_chat_example(chat):
                 pass
         assert e.value.response.status_code == 404
     run(go())
+
+
+def test_a_busy_queue_host_is_never_left_without_a_wake_up(server):
+    """The C++ server blocks in poll() on the queue's descriptor: with 2
+    workers and 8 connections of `volley bench echo` going as fast as they
+    can, it never goes a second without serving (a lost wake-up stalled it
+    for good). VOLLEY_STRESS_SECS sets the length (5 s here, 20+ for the long run)."""
+    if server.name != "cpp":
+        pytest.skip("the C++ server is the event-queue host")
+    if WRAP:
+        pytest.skip("timing under valgrind says nothing about wake-ups")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    bench = os.environ.get("VOLLEY_BIN", os.path.join(root, "target", "release", "volley"))
+    secs = os.environ.get("VOLLEY_STRESS_SECS", "5")
+    out = subprocess.run(
+        [bench, "bench", "echo", "--url", f"{server.url}/echo", "--conns", "8", "--inflight", "64", "--size", "16",
+         "--warmup", "0.5", "--duration", secs, "--json", "--quiet"],
+        capture_output=True, text=True, timeout=60 + int(secs), check=True).stdout
+    import json
+    r = json.loads(out)
+    assert r["errors"] == 0, r
+    assert r["longest_stall_ms"] < 1000, r
+    assert r["msgs_per_sec"] > 1000, r

@@ -473,3 +473,22 @@ test('no event is lost when thousands arrive in one batch', async (t) => {
   assert.ok(st.polledEvents / st.polls > 1, 'events were batched');
   clients.forEach((c) => c.close());
 });
+
+test('a busy server is never left without a wake-up (2 workers, 8 busy clients)', async (t) => {
+  // `volley bench echo` in another process, as fast as it goes; the host
+  // is woken only through the queue's fd. A lost wake-up stalled it for good.
+  const { execFile } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const bin = process.env.VOLLEY_BIN ?? fileURLToPath(new URL('../../../target/release/volley', import.meta.url));
+  const secs = process.env.VOLLEY_STRESS_SECS ?? '5';
+  const server = start(t, { ...echo, workers: 2 });
+  const out = await new Promise((resolve, reject) => {
+    execFile(bin, ['bench', 'echo', '--url', `ws://127.0.0.1:${server.port}/`, '--conns', '8', '--inflight', '64',
+      '--size', '16', '--warmup', '0.5', '--duration', secs, '--json', '--quiet'],
+    (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  const r = JSON.parse(out);
+  assert.equal(r.errors, 0, out);
+  assert.ok(r.longest_stall_ms < 1000, out);
+  assert.ok(r.msgs_per_sec > 1000, out);
+});

@@ -489,3 +489,30 @@ def test_pubsub_bridge_carries_topics_between_python_and_volley_serve(tmp_path):
             redis.wait(10)
 
     run(go())
+
+
+# ---- no lost wake-up: a busy host keeps being woken -------------------------
+
+STRESS_SECS = os.environ.get("VOLLEY_STRESS_SECS", "5")
+
+
+def test_a_busy_server_is_never_left_without_a_wake_up(layer):
+    """2 workers, 8 connections of `volley bench echo` as fast as they go:
+    the host's loop (woken through the queue's fd by `add_reader`) never
+    goes a second without serving. A lost wake-up stalled it for good."""
+    volley_bin = os.environ.get("VOLLEY_BIN", str(ROOT / "target" / "release" / "volley"))
+
+    async def go():
+        async with layer(workers=2) as srv:
+            proc = await asyncio.create_subprocess_exec(
+                volley_bin, "bench", "echo", "--url", f"ws://127.0.0.1:{srv.port}/echo", "--conns", "8",
+                "--inflight", "64", "--size", "16", "--warmup", "0.5", "--duration", STRESS_SECS, "--json", "--quiet",
+                stdout=subprocess.PIPE)
+            out, _ = await proc.communicate()
+            assert proc.returncode == 0, out
+            r = json.loads(out)
+            assert r["errors"] == 0, r
+            assert r["longest_stall_ms"] < 1000, r
+            assert r["msgs_per_sec"] > 1000, r
+
+    asyncio.run(asyncio.wait_for(go(), 60 + int(STRESS_SECS)))
