@@ -55,7 +55,7 @@ fn answer(s: &volley_server, ws: volley_ws, a: Answered) -> Res {
         }
     }
     let mut a = Some(a);
-    match current::answer_here(id, || a.take().expect("answered once")) {
+    match current::answer_here(s, id, || a.take().expect("answered once")) {
         Some(true) => return Ok(()),
         Some(false) => return Err(volley_result::NotPending),
         None => {}

@@ -1,7 +1,13 @@
 //! What the thread is doing inside a callback: the connection whose event
 //! it handles (so calls on that id go straight to the connection, with no
 //! cross-thread hop), and the upgrade or request it may answer in the call.
+//!
+//! Ids repeat across servers (the first connection of worker 0 has the
+//! same id on every server), so the current connection is matched by the
+//! server it belongs to *and* its id: a call on another server's
+//! connection from inside a callback goes through that server.
 
+use crate::server::volley_server;
 use engine::{ConnId, Response, WebSocket};
 use std::cell::Cell;
 
@@ -18,6 +24,8 @@ pub(crate) enum Answered {
 
 #[derive(Clone, Copy)]
 struct Current {
+    /// The server whose callback runs (compared by address, never read).
+    server: *const volley_server,
     id: Option<ConnId>,
     /// The text message the callback received (already checked as UTF-8):
     /// sending it back needs no second check.
@@ -29,6 +37,7 @@ struct Current {
 }
 
 const NONE: Current = Current {
+    server: std::ptr::null(),
     id: None,
     text: (std::ptr::null(), 0),
     ws: std::ptr::null_mut(),
@@ -39,9 +48,10 @@ thread_local! {
     static CURRENT: Cell<Current> = const { Cell::new(NONE) };
 }
 
-/// Run `f` (the C callback) with `ws` (whose id is `id`) as the current
-/// connection; `text`: the text message it receives, if any.
+/// Run `f` (the C callback of `server`) with `ws` (whose id is `id`) as
+/// the current connection; `text`: the text message it receives, if any.
 pub(crate) fn with_ws<R>(
+    server: *const volley_server,
     ws: &mut WebSocket<'_, u64>,
     id: ConnId,
     text: Option<&[u8]>,
@@ -52,6 +62,7 @@ pub(crate) fn with_ws<R>(
     let p = (ws as *mut WebSocket<'_, u64>).cast::<WebSocket<'static, u64>>();
     let prev = CURRENT.with(|c| {
         c.replace(Current {
+            server,
             id: Some(id),
             text: text.map_or((std::ptr::null(), 0), |t| (t.as_ptr(), t.len())),
             ws: p,
@@ -63,10 +74,17 @@ pub(crate) fn with_ws<R>(
     r
 }
 
-/// Run `f` (the C callback) with a slot for the answer to request `id`.
-pub(crate) fn with_answer<R>(id: ConnId, slot: &mut Option<Answered>, f: impl FnOnce() -> R) -> R {
+/// Run `f` (the C callback of `server`) with a slot for the answer to
+/// request `id`.
+pub(crate) fn with_answer<R>(
+    server: *const volley_server,
+    id: ConnId,
+    slot: &mut Option<Answered>,
+    f: impl FnOnce() -> R,
+) -> R {
     let prev = CURRENT.with(|c| {
         c.replace(Current {
+            server,
             id: Some(id),
             text: (std::ptr::null(), 0),
             ws: std::ptr::null_mut(),
@@ -78,10 +96,15 @@ pub(crate) fn with_answer<R>(id: ConnId, slot: &mut Option<Answered>, f: impl Fn
     r
 }
 
-/// If this thread is inside the callback of connection `id`, run `f` on it.
-pub(crate) fn on_ws<R>(id: ConnId, f: impl FnOnce(&mut WebSocket<'_, u64>) -> R) -> Option<R> {
+/// If this thread is inside the callback of connection `id` of `server`,
+/// run `f` on it.
+pub(crate) fn on_ws<R>(
+    server: &volley_server,
+    id: ConnId,
+    f: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
+) -> Option<R> {
     let c = CURRENT.with(Cell::get);
-    if c.id != Some(id) || c.ws.is_null() {
+    if c.id != Some(id) || c.ws.is_null() || !std::ptr::eq(c.server, server) {
         return None;
     }
     // SAFETY: `with_ws` set this pointer from a live `&mut WebSocket` whose
@@ -99,23 +122,30 @@ pub(crate) fn is_current_text(b: &[u8]) -> bool {
     !b.is_empty() && c.text == (b.as_ptr(), b.len())
 }
 
-/// If this thread is inside any event callback, run `f` on that
-/// connection's view of its worker (for server-wide publishes).
-pub(crate) fn on_any_ws<R>(f: impl FnOnce(&mut WebSocket<'_, u64>) -> R) -> Option<R> {
+/// If this thread is inside any event callback of `server`, run `f` on
+/// that connection's view of its worker (for server-wide publishes).
+pub(crate) fn on_any_ws<R>(
+    server: &volley_server,
+    f: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
+) -> Option<R> {
     let c = CURRENT.with(Cell::get);
-    if c.ws.is_null() {
+    if c.ws.is_null() || !std::ptr::eq(c.server, server) {
         return None;
     }
     // SAFETY: as in `on_ws`.
     Some(f(unsafe { &mut *c.ws }))
 }
 
-/// If this thread is inside the upgrade or request callback of `id`, give
-/// the answer there. False otherwise (answer through the server), and when
-/// one was given already.
-pub(crate) fn answer_here(id: ConnId, a: impl FnOnce() -> Answered) -> Option<bool> {
+/// If this thread is inside the upgrade or request callback of `id` of
+/// `server`, give the answer there (Some(false) when one was given
+/// already); None otherwise (answer through the server).
+pub(crate) fn answer_here(
+    server: &volley_server,
+    id: ConnId,
+    a: impl FnOnce() -> Answered,
+) -> Option<bool> {
     let c = CURRENT.with(Cell::get);
-    if c.id != Some(id) || c.answer.is_null() {
+    if c.id != Some(id) || c.answer.is_null() || !std::ptr::eq(c.server, server) {
         return None;
     }
     // SAFETY: `with_answer` points this at a local that outlives the

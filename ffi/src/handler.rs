@@ -100,7 +100,7 @@ impl Callbacks {
         ev.ws = volley_ws::from_id(id);
         ev.user = *ws.data();
         fill(&mut ev);
-        current::with_ws(ws, id, text, || self.call(cb, &ev));
+        current::with_ws(self.ptrs.server, ws, id, text, || self.call(cb, &ev));
     }
 
     /// An upgrade or request event; what the C callback answered, if it did.
@@ -115,7 +115,9 @@ impl Callbacks {
         ev.ws = volley_ws::from_id(req.id());
         ev.request = &scratch.req;
         let mut answer = None;
-        current::with_answer(req.id(), &mut answer, || self.call(cb, &ev));
+        current::with_answer(self.ptrs.server, req.id(), &mut answer, || {
+            self.call(cb, &ev)
+        });
         answer
     }
 }

@@ -788,16 +788,17 @@ pub extern "C" fn volley_server_publish(
             // SAFETY: documented contract.
             let m = unsafe { message(data, len, flags) }?;
             let compress = compress_flag(flags);
-            let r = current::on_any_ws(|ws| ws.publish_all(t, m, compress)).unwrap_or_else(|| {
-                let forwarded = match compress {
-                    Some(c) => s.handle.publish_compressed(t, m, c),
-                    None => s.handle.publish(t, m),
-                };
-                PublishResult {
-                    forwarded,
-                    ..PublishResult::default()
-                }
-            });
+            let r =
+                current::on_any_ws(s, |ws| ws.publish_all(t, m, compress)).unwrap_or_else(|| {
+                    let forwarded = match compress {
+                        Some(c) => s.handle.publish_compressed(t, m, c),
+                        None => s.handle.publish(t, m),
+                    };
+                    PublishResult {
+                        forwarded,
+                        ..PublishResult::default()
+                    }
+                });
             // SAFETY: the caller's struct, or NULL.
             if let Some(out) = unsafe { result.as_mut() } {
                 *out = publish_result(r);

@@ -7,7 +7,7 @@ use crate::current;
 use crate::error::{Res, boundary, bytes, code, volley_result};
 use crate::server::{compress_flag, message, server, volley_server};
 use crate::types::{volley_publish_result, volley_ws};
-use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, ServerHandle, WebSocket};
+use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, WebSocket};
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -26,14 +26,15 @@ unsafe fn target<'a>(srv: *const volley_server, ws: volley_ws) -> Res<(&'a volle
 /// worker and wait for the answer (never from a worker thread: two workers
 /// waiting for each other would deadlock).
 fn query<R: Send + 'static>(
-    h: &ServerHandle,
+    s: &volley_server,
     id: ConnId,
     direct: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
     remote: impl FnOnce(&mut dyn Inspect) -> R + Send + 'static,
 ) -> Res<R> {
-    if let Some(r) = current::on_ws(id, direct) {
+    if let Some(r) = current::on_ws(s, id, direct) {
         return Ok(r);
     }
+    let h = &s.handle;
     if h.on_worker_thread() {
         return Err(volley_result::WrongThread);
     }
@@ -114,7 +115,7 @@ pub extern "C" fn volley_ws_send(
             let m = unsafe { message(data, len, flags) }?;
             let Some(id) = ws.id() else { return Ok(0) };
             let c = compress_flag(flags);
-            let direct = current::on_ws(id, |w| match c {
+            let direct = current::on_ws(s, id, |w| match c {
                 Some(c) => w.send_compressed(m, c),
                 None => w.send(m),
             });
@@ -253,7 +254,7 @@ pub extern "C" fn volley_ws_publish(
             // SAFETY: documented contract.
             let m = unsafe { message(data, len, flags) }?;
             let c = compress_flag(flags);
-            let r = current::on_ws(id, |w| match c {
+            let r = current::on_ws(s, id, |w| match c {
                 Some(c) => w.publish_compressed(t, m, c),
                 None => w.publish(t, m),
             })
@@ -321,7 +322,7 @@ fn subscription(
             let (s, id) = unsafe { target(server, ws) }?;
             // SAFETY: documented contract.
             let t = unsafe { bytes(topic, topic_len) }?;
-            let direct = current::on_ws(id, |w| {
+            let direct = current::on_ws(s, id, |w| {
                 if w.ready_state() != ReadyState::Open {
                     return false;
                 }
@@ -379,7 +380,7 @@ pub extern "C" fn volley_ws_is_subscribed(
             }
             let owned = t.to_vec();
             let r = query(
-                &s.handle,
+                s,
                 id,
                 |w| w.is_subscribed(t),
                 move |v| v.is_subscribed(&owned),
@@ -414,7 +415,7 @@ pub extern "C" fn volley_ws_subscriptions(
             let (s, id) = unsafe { target(server, ws) }?;
             let each = each.ok_or(volley_result::NullParameter)?;
             let topics = query(
-                &s.handle,
+                s,
                 id,
                 |w| w.subscriptions().map(<[u8]>::to_vec).collect::<Vec<_>>(),
                 |v| v.subscriptions(),
@@ -498,7 +499,7 @@ pub extern "C" fn volley_ws_close(
             if !engine::close::is_sendable(code) || r.len() > 123 {
                 return Err(volley_result::InvalidArgument);
             }
-            let ok = current::on_ws(id, |w| {
+            let ok = current::on_ws(s, id, |w| {
                 let open = w.ready_state() == ReadyState::Open;
                 w.close(code, r);
                 open
@@ -523,7 +524,7 @@ pub extern "C" fn volley_ws_terminate(
         code((|| {
             // SAFETY: documented contract.
             let (s, id) = unsafe { target(server, ws) }?;
-            let ok = current::on_ws(id, |w| {
+            let ok = current::on_ws(s, id, |w| {
                 w.terminate();
                 true
             })
@@ -576,7 +577,7 @@ fn control(
             let (s, id) = unsafe { target(server, ws) }?;
             // SAFETY: documented contract.
             let d = unsafe { bytes(data, len) }?;
-            let ok = current::on_ws(id, |w| {
+            let ok = current::on_ws(s, id, |w| {
                 let st = if ping { w.ping(d) } else { w.pong(d) };
                 st != SendStatus::Dropped
             })
@@ -618,7 +619,7 @@ fn reading(server: *const volley_server, ws: volley_ws, on: bool) -> volley_resu
             if s.handle.ws(id).ready_state() == ReadyState::Closed {
                 return Err(volley_result::Closed);
             }
-            let ok = current::on_ws(id, |w| {
+            let ok = current::on_ws(s, id, |w| {
                 if on {
                     w.resume_reading()
                 } else {
@@ -655,7 +656,7 @@ pub extern "C" fn volley_ws_set_user(
         code((|| {
             // SAFETY: documented contract.
             let (s, id) = unsafe { target(server, ws) }?;
-            let ok = current::on_ws(id, |w| {
+            let ok = current::on_ws(s, id, |w| {
                 *w.data_mut() = user;
                 true
             })
@@ -684,7 +685,7 @@ pub extern "C" fn volley_ws_user(
                 return Err(volley_result::NullParameter);
             }
             let u = query(
-                &s.handle,
+                s,
                 id,
                 |w| *w.data(),
                 |v| {
@@ -713,7 +714,7 @@ pub extern "C" fn volley_ws_ready_state(server: *const volley_server, ws: volley
         let Ok((s, id)) = (unsafe { target(server, ws) }) else {
             return 3;
         };
-        current::on_ws(id, |w| w.ready_state()).unwrap_or_else(|| s.handle.ws(id).ready_state())
+        current::on_ws(s, id, |w| w.ready_state()).unwrap_or_else(|| s.handle.ws(id).ready_state())
             as u32
     })
 }
@@ -731,7 +732,7 @@ pub extern "C" fn volley_ws_buffered_amount(server: *const volley_server, ws: vo
         let Ok((s, id)) = (unsafe { target(server, ws) }) else {
             return 0;
         };
-        current::on_ws(id, |w| w.buffered_amount())
+        current::on_ws(s, id, |w| w.buffered_amount())
             .unwrap_or_else(|| s.handle.ws(id).buffered_amount())
     })
 }
@@ -760,7 +761,7 @@ pub extern "C" fn volley_ws_remote_address(
                 return Err(volley_result::NullParameter);
             }
             let a = query(
-                &s.handle,
+                s,
                 id,
                 |w| w.remote_address().map(|a| a.to_string()),
                 |v| v.remote_address().map(|a| a.to_string()),
