@@ -105,6 +105,17 @@
 #define VOLLEY_ABI_VERSION 1
 
 /**
+ * The most worker threads a server can have (`volley_options.workers`).
+ */
+#define VOLLEY_MAX_WORKERS 256
+
+/**
+ * The size of `volley_options` in ABI version 1: what the unsized
+ * `volley_options_init` writes, whatever later headers add.
+ */
+#define VOLLEY_OPTIONS_V1_SIZE 208
+
+/**
  * What a call did. Numbers are grouped by hundreds and never reused; a
  * retired one stays here as a comment. Functions that take a result back
  * from C take a `uint32_t`.
@@ -178,68 +189,6 @@ typedef uint32_t volley_result;
 #endif // __cplusplus
 
 /**
- * What a slow subscriber gets (see `volley_server_set_topic_policy`).
- */
-enum volley_slow_consumer
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Skip the new message for it (Bun's behaviour).
-   */
-  VOLLEY_SLOW_CONSUMER_DROP_NEWEST = 0,
-  /**
-   * Evict its oldest queued published messages.
-   */
-  VOLLEY_SLOW_CONSUMER_DROP_OLDEST = 1,
-  /**
-   * Close it (with the policy's close code).
-   */
-  VOLLEY_SLOW_CONSUMER_CLOSE = 2,
-  /**
-   * Keep only the latest message per topic until it drains.
-   */
-  VOLLEY_SLOW_CONSUMER_CONFLATE = 3,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum volley_slow_consumer volley_slow_consumer;
-#else
-typedef uint32_t volley_slow_consumer;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
- * permessage-deflate modes.
- */
-enum volley_deflate_mode
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Never (in this direction).
-   */
-  VOLLEY_DEFLATE_MODE_OFF = 0,
-  /**
-   * No context takeover: one compressor per worker, messages shared.
-   */
-  VOLLEY_DEFLATE_MODE_SHARED = 1,
-  /**
-   * Context takeover: each connection keeps its own context.
-   */
-  VOLLEY_DEFLATE_MODE_DEDICATED = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum volley_deflate_mode volley_deflate_mode;
-#else
-typedef uint32_t volley_deflate_mode;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * What an event is.
  */
 enum volley_event_kind
@@ -299,6 +248,68 @@ enum volley_event_kind
 typedef enum volley_event_kind volley_event_kind;
 #else
 typedef uint32_t volley_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * permessage-deflate modes.
+ */
+enum volley_deflate_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Never (in this direction).
+   */
+  VOLLEY_DEFLATE_MODE_OFF = 0,
+  /**
+   * No context takeover: one compressor per worker, messages shared.
+   */
+  VOLLEY_DEFLATE_MODE_SHARED = 1,
+  /**
+   * Context takeover: each connection keeps its own context.
+   */
+  VOLLEY_DEFLATE_MODE_DEDICATED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum volley_deflate_mode volley_deflate_mode;
+#else
+typedef uint32_t volley_deflate_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a slow subscriber gets (see `volley_server_set_topic_policy`).
+ */
+enum volley_slow_consumer
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Skip the new message for it (Bun's behaviour).
+   */
+  VOLLEY_SLOW_CONSUMER_DROP_NEWEST = 0,
+  /**
+   * Evict its oldest queued published messages.
+   */
+  VOLLEY_SLOW_CONSUMER_DROP_OLDEST = 1,
+  /**
+   * Close it (with the policy's close code).
+   */
+  VOLLEY_SLOW_CONSUMER_CLOSE = 2,
+  /**
+   * Keep only the latest message per topic until it drains.
+   */
+  VOLLEY_SLOW_CONSUMER_CONFLATE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum volley_slow_consumer volley_slow_consumer;
+#else
+typedef uint32_t volley_slow_consumer;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -387,7 +398,7 @@ typedef struct volley_options {
    */
   size_t routes_len;
   /**
-   * Worker threads (0: one per core).
+   * Worker threads (0: one per core), at most `VOLLEY_MAX_WORKERS`.
    */
   uint32_t workers;
   /**
@@ -403,17 +414,18 @@ typedef struct volley_options {
    */
   uint64_t backpressure_limit;
   /**
-   * Close (1008) instead of dropping past the limit. Default false.
+   * Close (1008) instead of dropping past the limit: 0 or 1 (any other
+   * value is refused). Default 0.
    */
-  bool close_on_backpressure_limit;
+  uint8_t close_on_backpressure_limit;
   /**
-   * Ping silent peers instead of closing them. Default true.
+   * Ping silent peers instead of closing them: 0 or 1. Default 1.
    */
-  bool send_pings;
+  uint8_t send_pings;
   /**
-   * Deliver a connection's publishes to itself too. Default false.
+   * Deliver a connection's publishes to itself too: 0 or 1. Default 0.
    */
-  bool publish_to_self;
+  uint8_t publish_to_self;
   /**
    * Ping every this many ms of silence (0: at the idle timeout).
    */
@@ -456,21 +468,24 @@ typedef struct volley_options {
    */
   uint32_t max_connections;
   /**
-   * The default slow-consumer policy.
+   * The default slow-consumer policy: a `volley_slow_consumer` value
+   * (others are refused).
    */
-  volley_slow_consumer slow_consumer;
+  uint32_t slow_consumer;
   /**
    * The close code of `VOLLEY_SLOW_CONSUMER_CLOSE`. Default 1013.
    */
   uint16_t slow_consumer_close_code;
   /**
-   * permessage-deflate for what the server sends. Default off.
+   * permessage-deflate for what the server sends: a
+   * `volley_deflate_mode` value (others are refused). Default off.
    */
-  volley_deflate_mode deflate_compress;
+  uint32_t deflate_compress;
   /**
-   * permessage-deflate for what clients send. Default off.
+   * permessage-deflate for what clients send: a `volley_deflate_mode`
+   * value. Default off.
    */
-  volley_deflate_mode deflate_decompress;
+  uint32_t deflate_decompress;
   /**
    * zlib level 1..9. Default 1.
    */
@@ -913,15 +928,46 @@ volley_result volley_respond_events(const struct volley_server *server,
 const char *volley_error_message(uint32_t code);
 
 /**
- * Fill `options` with Bun's defaults (and `struct_size` with this
- * library's size of the struct; keep yours if the header is older: set
- * `struct_size = sizeof(volley_options)` after the call).
+ * The detail of the last call on this thread that was refused with one
+ * (e.g. "volley_options.slow_consumer: 4 is not a volley_slow_consumer"),
+ * or "" when none was. Like `errno`, successful calls leave it as it is;
+ * not every refusal sets it (the result code always says what failed).
  *
- * Ownership: `options` is the caller's, written during the call only.
+ * Ownership: the string belongs to this thread; it stays valid until this
+ * thread's next call into the library. Never free it.
+ * Threads: any thread; each thread has its own.
+ * Returns: a NUL-terminated string, never NULL.
+ */
+const char *volley_last_error(void);
+
+/**
+ * Fill `options` with Bun's defaults: ABI version 1's form, frozen. It
+ * writes `VOLLEY_OPTIONS_V1_SIZE` bytes whatever the header says, so a
+ * struct from a later header is only partly filled: prefer
+ * `VOLLEY_OPTIONS_INIT(&o)`, which passes the caller's size.
+ *
+ * Ownership: `options` is the caller's (at least
+ * `VOLLEY_OPTIONS_V1_SIZE` bytes), written during the call only.
  * Threads: any thread.
  * Returns: nothing (a NULL `options` is ignored).
  */
 void volley_options_init(struct volley_options *options);
+
+/**
+ * Fill the caller's `options` of `size` bytes (`sizeof *options`) with
+ * Bun's defaults, and `struct_size` with `size`: exactly
+ * `min(size, this library's size)` bytes are written, whole fields only
+ * (a field cut by `size` is left as it is), and bytes past this library's
+ * struct (a newer header) are zeroed, which `volley_server_new` reads as
+ * "not set". Use `VOLLEY_OPTIONS_INIT(&o)`.
+ *
+ * Ownership: `options` is the caller's, `size` bytes written during the
+ * call only.
+ * Threads: any thread.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; ABI_MISMATCH (`size` too
+ * small to hold the fields every version has).
+ */
+volley_result volley_options_init_sized(struct volley_options *options, size_t size);
 
 /**
  * Create a server, bind it and start its workers.
@@ -974,7 +1020,7 @@ void volley_server_free(struct volley_server *server);
  *
  * Ownership: `server` is borrowed for the call.
  * Threads: any thread (see above for callbacks).
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown flag bits).
  */
 volley_result volley_server_stop(struct volley_server *server, uint32_t flags);
 
@@ -1109,7 +1155,8 @@ volley_result volley_copy(uint8_t *dst, uint64_t address, size_t len);
  * (copied); `*result` (may be NULL) written.
  * Threads: any thread.
  * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (text that
- * is not UTF-8).
+ * is not UTF-8, or flags as for `volley_ws_send`); STOPPED (the server
+ * has stopped).
  */
 volley_result volley_server_publish(const struct volley_server *server,
                                     const uint8_t *topic,
@@ -1218,7 +1265,8 @@ const char *volley_version(void);
  * connection is closed or closing, the id is stale, or the queue is past
  * `backpressure_limit`). An error gives `-(int64_t)result` (≤ -100):
  * -VOLLEY_RESULT_NULL_PARAMETER, -VOLLEY_RESULT_INVALID_ARGUMENT (text
- * not UTF-8), -VOLLEY_RESULT_PANIC.
+ * not UTF-8, unknown flag bits, or both compression flags),
+ * -VOLLEY_RESULT_PANIC.
  */
 int64_t volley_ws_send(const struct volley_server *server,
                        struct volley_ws ws,
@@ -1297,7 +1345,8 @@ int64_t volley_ws_send_binary(const struct volley_server *server,
  * `*result` (may be NULL) written.
  * Threads: any thread.
  * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (text not
- * UTF-8); CLOSED (stale id).
+ * UTF-8, or flags as for `volley_ws_send`); CLOSED (stale id, or the
+ * connection is closing); STOPPED (the server has stopped).
  */
 volley_result volley_ws_publish(const struct volley_server *server,
                                 struct volley_ws ws,
@@ -1400,7 +1449,8 @@ volley_result volley_ws_close(const struct volley_server *server,
  *
  * Ownership: `server` borrowed.
  * Threads: any thread.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+ * BUSY (mailbox full: retry); STOPPED.
  */
 volley_result volley_ws_terminate(const struct volley_server *server, struct volley_ws ws);
 
@@ -1409,7 +1459,8 @@ volley_result volley_ws_terminate(const struct volley_server *server, struct vol
  *
  * Ownership: `server`, `data` borrowed for the call.
  * Threads: any thread.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+ * BUSY (mailbox full: retry); STOPPED.
  */
 volley_result volley_ws_ping(const struct volley_server *server,
                              struct volley_ws ws,
@@ -1421,7 +1472,8 @@ volley_result volley_ws_ping(const struct volley_server *server,
  *
  * Ownership: `server`, `data` borrowed for the call.
  * Threads: any thread.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+ * BUSY (mailbox full: retry); STOPPED.
  */
 volley_result volley_ws_pong(const struct volley_server *server,
                              struct volley_ws ws,
@@ -1434,7 +1486,8 @@ volley_result volley_ws_pong(const struct volley_server *server,
  *
  * Ownership: `server` borrowed.
  * Threads: any thread.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+ * BUSY (mailbox full: retry); STOPPED.
  */
 volley_result volley_ws_pause(const struct volley_server *server, struct volley_ws ws);
 
@@ -1443,7 +1496,8 @@ volley_result volley_ws_pause(const struct volley_server *server, struct volley_
  *
  * Ownership: `server` borrowed.
  * Threads: any thread.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+ * BUSY (mailbox full: retry); STOPPED.
  */
 volley_result volley_ws_resume(const struct volley_server *server, struct volley_ws ws);
 
@@ -1453,7 +1507,8 @@ volley_result volley_ws_resume(const struct volley_server *server, struct volley
  * Ownership: `server` borrowed.
  * Threads: any thread (from elsewhere it takes effect on the worker, in
  * order with other calls from the same thread).
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+ * BUSY (mailbox full: retry); STOPPED.
  */
 volley_result volley_ws_set_user(const struct volley_server *server,
                                  struct volley_ws ws,
@@ -1512,4 +1567,8 @@ volley_result volley_ws_remote_address(const struct volley_server *server,
 
 #endif  /* VOLLEY_H */
 
-
+/**
+ * Fill `*(o)` with Bun's defaults for the size of the struct this program
+ * was compiled with (see `volley_options_init_sized`).
+ */
+#define VOLLEY_OPTIONS_INIT(o) volley_options_init_sized((o), sizeof *(o))

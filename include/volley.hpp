@@ -38,7 +38,7 @@ inline bool operator==(volley_ws a, volley_ws b) { return a.generation == b.gene
 
 /// Options with Bun's defaults.
 struct Options : volley_options {
-  Options() { volley_options_init(this); }
+  Options() { volley_options_init_sized(this, sizeof(volley_options)); }
 };
 
 /// A server; freed (stopping at once) when it goes out of scope.

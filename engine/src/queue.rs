@@ -57,6 +57,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+/// The largest `max_payload_length` of a queue-mode server: a batch
+/// addresses its payloads with 32-bit offsets, and holds under
+/// `BATCH_BYTES` before its last event.
+pub const MAX_PAYLOAD: usize = 1 << 31;
+
 /// A batch is handed over early once its payloads pass this size.
 const BATCH_BYTES: usize = 1 << 20;
 

@@ -101,6 +101,12 @@ impl ServerBuilder {
     /// the host answers upgrades and requests by id. A connection's data is
     /// the host's `u64` user value (0 until its upgrade is accepted).
     pub fn serve_queue(self) -> io::Result<(Server, EventQueue)> {
+        if self.opts.max_payload_length > crate::queue::MAX_PAYLOAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_payload_length over 2 GiB in event-queue mode",
+            ));
+        }
         let shared = QueueShared::new(
             self.opts.workers.clamp(1, MAX_WORKERS),
             self.opts.queue_bytes,
@@ -494,6 +500,11 @@ impl ServerHandle {
         if let Some(s) = self.hub.slot(id) {
             s.open_stream(id);
         }
+    }
+
+    /// Have all of the server's workers exited (after a stop)?
+    pub fn is_stopped(&self) -> bool {
+        !self.hub.is_running()
     }
 
     /// Is this thread one of this server's workers (inside a handler)?

@@ -372,8 +372,10 @@ impl std::fmt::Debug for WsHandle {
 }
 
 impl WsHandle {
+    /// Queue a command for the connection's worker: false for a stale id
+    /// (the slot says the connection is gone) or a full mailbox.
     fn cmd(&self, c: Command) -> bool {
-        self.hub.command(self.id.worker(), c).is_ok()
+        self.ready_state() != ReadyState::Closed && self.hub.command(self.id.worker(), c).is_ok()
     }
 
     /// The connection's id.

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
   volley_server *s;
   volley_event events[256];
   struct pollfd pfd = {-1, POLLIN, 0};
-  volley_options_init(&options);
+  VOLLEY_OPTIONS_INIT(&options);
   options.port = (uint16_t)(argc > 1 ? atoi(argv[1]) : 9001);
   options.routes = routes;
   options.routes_len = 1;

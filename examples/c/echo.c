@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
   volley_options options;
   volley_handlers handlers = {0};
   volley_server *server;
-  volley_options_init(&options); /* Bun's defaults */
+  VOLLEY_OPTIONS_INIT(&options); /* Bun's defaults, for this header's struct size */
   options.port = (uint16_t)(argc > 1 ? atoi(argv[1]) : 9001);
   options.workers = (uint32_t)(argc > 2 ? atoi(argv[2]) : 0); /* 0: one per core */
   handlers.struct_size = sizeof handlers;

@@ -95,6 +95,41 @@ pub extern "C" fn volley_error_message(code: u32) -> *const c_char {
         .cast()
 }
 
+thread_local! {
+    /// The detail of the last refusal on this thread (`volley_last_error`).
+    static LAST_ERROR: std::cell::RefCell<std::ffi::CString> =
+        std::cell::RefCell::new(std::ffi::CString::default());
+}
+
+/// Refuse an argument, saying which and why (read back with
+/// `volley_last_error`).
+pub(crate) fn invalid(what: impl Into<String>) -> volley_result {
+    set_last_error(what);
+    volley_result::InvalidArgument
+}
+
+/// Record the detail of a refusal for `volley_last_error`.
+pub(crate) fn set_last_error(what: impl Into<String>) {
+    let mut m = what.into();
+    m.retain(|c| c != '\0');
+    let c = std::ffi::CString::new(m).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = c);
+}
+
+/// The detail of the last call on this thread that was refused with one
+/// (e.g. "volley_options.slow_consumer: 4 is not a volley_slow_consumer"),
+/// or "" when none was. Like `errno`, successful calls leave it as it is;
+/// not every refusal sets it (the result code always says what failed).
+///
+/// Ownership: the string belongs to this thread; it stays valid until this
+/// thread's next call into the library. Never free it.
+/// Threads: any thread; each thread has its own.
+/// Returns: a NUL-terminated string, never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_last_error() -> *const c_char {
+    boundary(c"".as_ptr(), || LAST_ERROR.with(|l| l.borrow().as_ptr()))
+}
+
 /// Run an entry point's body; a panic becomes `on_panic`.
 pub(crate) fn boundary<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
     match panic::catch_unwind(AssertUnwindSafe(f)) {

@@ -2,7 +2,7 @@
 //! queue's file descriptor and poll, publishing, counters.
 
 use crate::current;
-use crate::error::{Res, arg, boundary, bytes, code, volley_result};
+use crate::error::{Res, arg, boundary, bytes, code, invalid, volley_result};
 use crate::handler::{CHandler, Callbacks};
 use crate::options;
 use crate::request::RequestScratch;
@@ -199,6 +199,18 @@ unsafe fn handler_table(h: *const volley_handlers) -> Res<volley_handlers> {
 /// # Safety
 /// `data` points to `len` readable bytes (or is NULL with `len` 0).
 pub(crate) unsafe fn message<'a>(data: *const u8, len: usize, flags: u32) -> Res<Message<'a>> {
+    const KNOWN: u32 = VOLLEY_SEND_BINARY | VOLLEY_SEND_COMPRESS | VOLLEY_SEND_NO_COMPRESS;
+    if flags & !KNOWN != 0 {
+        return Err(invalid(format!(
+            "send flags: unknown bits {:#x}",
+            flags & !KNOWN
+        )));
+    }
+    if flags & VOLLEY_SEND_COMPRESS != 0 && flags & VOLLEY_SEND_NO_COMPRESS != 0 {
+        return Err(invalid(
+            "send flags: VOLLEY_SEND_COMPRESS and VOLLEY_SEND_NO_COMPRESS together",
+        ));
+    }
     // SAFETY: forwarded contract.
     let b = unsafe { bytes(data, len) }?;
     if flags & VOLLEY_SEND_BINARY != 0 {
@@ -285,13 +297,20 @@ impl Drop for volley_server {
 ///
 /// Ownership: `server` is borrowed for the call.
 /// Threads: any thread (see above for callbacks).
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown flag bits).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_stop(server: *mut volley_server, flags: u32) -> volley_result {
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
             let s = unsafe { self::server(server) }?;
+            const KNOWN: u32 = VOLLEY_STOP_NOW | VOLLEY_STOP_NO_WAIT | VOLLEY_STOP_LISTEN_ONLY;
+            if flags & !KNOWN != 0 {
+                return Err(invalid(format!(
+                    "volley_server_stop: unknown flag bits {:#x}",
+                    flags & !KNOWN
+                )));
+            }
             if flags & VOLLEY_STOP_NOW != 0 {
                 s.handle.stop_now();
             } else if flags & VOLLEY_STOP_LISTEN_ONLY != 0 {
@@ -768,7 +787,8 @@ fn publish_result(r: PublishResult) -> volley_publish_result {
 /// (copied); `*result` (may be NULL) written.
 /// Threads: any thread.
 /// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (text that
-/// is not UTF-8).
+/// is not UTF-8, or flags as for `volley_ws_send`); STOPPED (the server
+/// has stopped).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_publish(
     server: *const volley_server,
@@ -788,6 +808,9 @@ pub extern "C" fn volley_server_publish(
             // SAFETY: documented contract.
             let m = unsafe { message(data, len, flags) }?;
             let compress = compress_flag(flags);
+            if s.handle.is_stopped() {
+                return Err(volley_result::Stopped);
+            }
             let r =
                 current::on_any_ws(s, |ws| ws.publish_all(t, m, compress)).unwrap_or_else(|| {
                     let forwarded = match compress {

@@ -272,7 +272,7 @@ pub struct volley_options {
     pub routes: *const *const c_char,
     /// How many routes.
     pub routes_len: usize,
-    /// Worker threads (0: one per core).
+    /// Worker threads (0: one per core), at most `VOLLEY_MAX_WORKERS`.
     pub workers: u32,
     /// Largest message, all fragments and inflated (1009 past it). Default 16 MiB.
     pub max_payload_length: u64,
@@ -280,12 +280,13 @@ pub struct volley_options {
     pub idle_timeout_ms: u32,
     /// Queued bytes per connection past which sends are dropped. Default 16 MiB.
     pub backpressure_limit: u64,
-    /// Close (1008) instead of dropping past the limit. Default false.
-    pub close_on_backpressure_limit: bool,
-    /// Ping silent peers instead of closing them. Default true.
-    pub send_pings: bool,
-    /// Deliver a connection's publishes to itself too. Default false.
-    pub publish_to_self: bool,
+    /// Close (1008) instead of dropping past the limit: 0 or 1 (any other
+    /// value is refused). Default 0.
+    pub close_on_backpressure_limit: u8,
+    /// Ping silent peers instead of closing them: 0 or 1. Default 1.
+    pub send_pings: u8,
+    /// Deliver a connection's publishes to itself too: 0 or 1. Default 0.
+    pub publish_to_self: u8,
     /// Ping every this many ms of silence (0: at the idle timeout).
     pub ping_interval_ms: u32,
     /// Time for a pinged peer to answer, ms. Default 30,000.
@@ -307,14 +308,17 @@ pub struct volley_options {
     pub max_body_bytes: u64,
     /// Most connections at once (503 past it); 0 for no limit.
     pub max_connections: u32,
-    /// The default slow-consumer policy.
-    pub slow_consumer: volley_slow_consumer,
+    /// The default slow-consumer policy: a `volley_slow_consumer` value
+    /// (others are refused).
+    pub slow_consumer: u32,
     /// The close code of `VOLLEY_SLOW_CONSUMER_CLOSE`. Default 1013.
     pub slow_consumer_close_code: u16,
-    /// permessage-deflate for what the server sends. Default off.
-    pub deflate_compress: volley_deflate_mode,
-    /// permessage-deflate for what clients send. Default off.
-    pub deflate_decompress: volley_deflate_mode,
+    /// permessage-deflate for what the server sends: a
+    /// `volley_deflate_mode` value (others are refused). Default off.
+    pub deflate_compress: u32,
+    /// permessage-deflate for what clients send: a `volley_deflate_mode`
+    /// value. Default off.
+    pub deflate_decompress: u32,
     /// zlib level 1..9. Default 1.
     pub deflate_level: u32,
     /// Messages shorter than this are not compressed. Default 1024.
@@ -434,3 +438,10 @@ pub const VOLLEY_STOP_LISTEN_ONLY: u32 = 4;
 /// at run time. It changes only when a change breaks programs built against
 /// an earlier header.
 pub const VOLLEY_ABI_VERSION: u32 = 1;
+
+/// The most worker threads a server can have (`volley_options.workers`).
+pub const VOLLEY_MAX_WORKERS: u32 = 256;
+
+/// The size of `volley_options` in ABI version 1: what the unsized
+/// `volley_options_init` writes, whatever later headers add.
+pub const VOLLEY_OPTIONS_V1_SIZE: u32 = 208;

@@ -98,7 +98,8 @@ fn bun(s: SendStatus) -> i64 {
 /// connection is closed or closing, the id is stale, or the queue is past
 /// `backpressure_limit`). An error gives `-(int64_t)result` (≤ -100):
 /// -VOLLEY_RESULT_NULL_PARAMETER, -VOLLEY_RESULT_INVALID_ARGUMENT (text
-/// not UTF-8), -VOLLEY_RESULT_PANIC.
+/// not UTF-8, unknown flag bits, or both compression flags),
+/// -VOLLEY_RESULT_PANIC.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_send(
     server: *const volley_server,
@@ -233,7 +234,8 @@ pub extern "C" fn volley_ws_send_binary(
 /// `*result` (may be NULL) written.
 /// Threads: any thread.
 /// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (text not
-/// UTF-8); CLOSED (stale id).
+/// UTF-8, or flags as for `volley_ws_send`); CLOSED (stale id, or the
+/// connection is closing); STOPPED (the server has stopped).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_publish(
     server: *const volley_server,
@@ -254,14 +256,24 @@ pub extern "C" fn volley_ws_publish(
             // SAFETY: documented contract.
             let m = unsafe { message(data, len, flags) }?;
             let c = compress_flag(flags);
-            let r = current::on_ws(s, id, |w| match c {
+            if s.handle.is_stopped() {
+                return Err(volley_result::Stopped);
+            }
+            let r = match current::on_ws(s, id, |w| match c {
                 Some(c) => w.publish_compressed(t, m, c),
                 None => w.publish(t, m),
-            })
-            .unwrap_or_else(|| PublishResult {
-                forwarded: s.handle.publish_from(id, t, m, c),
-                ..PublishResult::default()
-            });
+            }) {
+                Some(r) => r,
+                // A publish "as" a connection that is gone (or closing) is
+                // refused, not sent on its behalf.
+                None if s.handle.ws(id).ready_state() != ReadyState::Open => {
+                    return Err(volley_result::Closed);
+                }
+                None => PublishResult {
+                    forwarded: s.handle.publish_from(id, t, m, c),
+                    ..PublishResult::default()
+                },
+            };
             // SAFETY: the caller's struct, or NULL.
             if let Some(out) = unsafe { result.as_mut() } {
                 *out = volley_publish_result {
@@ -342,12 +354,18 @@ fn subscription(
     })
 }
 
-/// CLOSED when a call was refused because the connection is gone, BUSY
-/// when its mailbox was full.
+/// Why a call was refused: STOPPED when the server has stopped, CLOSED
+/// when the connection is gone or closing (retrying never helps), BUSY
+/// when its worker's mailbox was full (retrying may).
 fn live(s: &volley_server, id: ConnId, ok: bool) -> Res {
     if ok {
         Ok(())
-    } else if s.handle.ws(id).ready_state() == ReadyState::Closed {
+    } else if s.handle.is_stopped() {
+        Err(volley_result::Stopped)
+    } else if matches!(
+        s.handle.ws(id).ready_state(),
+        ReadyState::Closing | ReadyState::Closed
+    ) {
         Err(volley_result::Closed)
     } else {
         Err(volley_result::Busy)
@@ -514,7 +532,8 @@ pub extern "C" fn volley_ws_close(
 ///
 /// Ownership: `server` borrowed.
 /// Threads: any thread.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+/// BUSY (mailbox full: retry); STOPPED.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_terminate(
     server: *const volley_server,
@@ -538,7 +557,8 @@ pub extern "C" fn volley_ws_terminate(
 ///
 /// Ownership: `server`, `data` borrowed for the call.
 /// Threads: any thread.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+/// BUSY (mailbox full: retry); STOPPED.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_ping(
     server: *const volley_server,
@@ -553,7 +573,8 @@ pub extern "C" fn volley_ws_ping(
 ///
 /// Ownership: `server`, `data` borrowed for the call.
 /// Threads: any thread.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+/// BUSY (mailbox full: retry); STOPPED.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_pong(
     server: *const volley_server,
@@ -595,7 +616,8 @@ fn control(
 ///
 /// Ownership: `server` borrowed.
 /// Threads: any thread.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+/// BUSY (mailbox full: retry); STOPPED.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_pause(server: *const volley_server, ws: volley_ws) -> volley_result {
     reading(server, ws, false)
@@ -605,7 +627,8 @@ pub extern "C" fn volley_ws_pause(server: *const volley_server, ws: volley_ws) -
 ///
 /// Ownership: `server` borrowed.
 /// Threads: any thread.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+/// BUSY (mailbox full: retry); STOPPED.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_resume(server: *const volley_server, ws: volley_ws) -> volley_result {
     reading(server, ws, true)
@@ -645,7 +668,8 @@ fn reading(server: *const volley_server, ws: volley_ws, on: bool) -> volley_resu
 /// Ownership: `server` borrowed.
 /// Threads: any thread (from elsewhere it takes effect on the worker, in
 /// order with other calls from the same thread).
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED; BUSY.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; CLOSED (stale id, or closing);
+/// BUSY (mailbox full: retry); STOPPED.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_ws_set_user(
     server: *const volley_server,

@@ -4,8 +4,10 @@
 //! across servers: the first connection of each worker 0 is key 0,
 //! generation 1 on every server).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use common::{connect, read_text, server};
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 use volley::*;
@@ -56,48 +58,6 @@ unsafe extern "C" fn a_message(
     assert_eq!(r, volley_result::Ok);
     // The caller's own connection, through its own server: still direct.
     assert!(volley_ws_send(a, my, b"to a".as_ptr(), 4, VOLLEY_SEND_TEXT) > 0);
-}
-
-fn server(h: &volley_handlers) -> *mut volley_server {
-    let mut o = std::mem::MaybeUninit::<volley_options>::uninit();
-    volley_options_init(o.as_mut_ptr());
-    // SAFETY: initialised by volley_options_init.
-    let mut o = unsafe { o.assume_init() };
-    o.workers = 1;
-    let mut s = std::ptr::null_mut();
-    assert_eq!(
-        volley_server_new(&o, h, std::ptr::null_mut(), &mut s),
-        volley_result::Ok
-    );
-    s
-}
-
-fn connect(port: u16) -> TcpStream {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(
-        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        c.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    c
-}
-
-/// The next text frame's payload (server frames are unmasked, short here).
-fn read_text(c: &mut TcpStream) -> Option<String> {
-    let mut h = [0u8; 2];
-    c.read_exact(&mut h).ok()?;
-    assert_eq!(h[0], 0x81);
-    let mut p = vec![0u8; (h[1] & 0x7f) as usize];
-    c.read_exact(&mut p).unwrap();
-    Some(String::from_utf8(p).unwrap())
 }
 
 #[test]

@@ -3,10 +3,14 @@
  * older callers honoured. Exit status 0 when every check holds. */
 #include "volley.h"
 
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int failures;
+/* Does the detail of the last refusal name `what`? */
+#define NAMES(what) (strstr(volley_last_error(), (what)) != NULL)
 #define CHECK(cond)                                              \
   do {                                                           \
     if (!(cond)) {                                               \
@@ -14,6 +18,18 @@ static int failures;
       failures++;                                                \
     }                                                            \
   } while (0)
+
+/* volley_options as a shorter, older header would have it. */
+struct old_options {
+  uint32_t struct_size;
+  uint16_t port;
+  const char *host;
+  const char *const *routes;
+  size_t routes_len;
+  uint32_t workers;
+  uint64_t max_payload_length;
+  uint32_t idle_timeout_ms;
+};
 
 int main(void) {
   volley_options o;
@@ -50,6 +66,69 @@ int main(void) {
   o.host = "256.0.0.1";
   CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_IO);
 
+  /* Every field from C is a plain integer, validated, and a refusal names
+   * the field (these values crashed or were accepted before). */
+  CHECK(VOLLEY_OPTIONS_INIT(&o) == VOLLEY_RESULT_OK && o.struct_size == sizeof o);
+  o.slow_consumer = 4;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("slow_consumer"));
+  VOLLEY_OPTIONS_INIT(&o);
+  o.deflate_decompress = 3;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("deflate_decompress"));
+  VOLLEY_OPTIONS_INIT(&o);
+  o.send_pings = 2;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("send_pings"));
+  VOLLEY_OPTIONS_INIT(&o);
+  o.publish_to_self = 0xff;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("publish_to_self"));
+  VOLLEY_OPTIONS_INIT(&o);
+  o.workers = 100000;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("workers"));
+  VOLLEY_OPTIONS_INIT(&o);
+  o.max_payload_length = 4ull << 30;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("max_payload_length"));
+  CHECK(volley_options_init_sized(&o, 3) == VOLLEY_RESULT_ABI_MISMATCH);
+  CHECK(volley_options_init_sized(NULL, sizeof o) == VOLLEY_RESULT_NULL_PARAMETER);
+  {
+    /* A caller built against an older, truncated header (struct
+     * old_options, below; heap-allocated at its exact size, so valgrind
+     * sees any byte read or written past it): init writes only that much,
+     * new reads only that much. */
+    struct old_options *p = malloc(sizeof *p);
+    unsigned char *raw;
+    size_t cut;
+    uint32_t workers;
+    CHECK(offsetof(struct old_options, idle_timeout_ms) == offsetof(volley_options, idle_timeout_ms));
+    CHECK(p != NULL && volley_options_init_sized((volley_options *)p, sizeof *p) == VOLLEY_RESULT_OK);
+    CHECK(p->struct_size == sizeof *p && p->max_payload_length == 16u << 20 && p->idle_timeout_ms == 120000);
+    p->workers = 1;
+    CHECK(volley_server_new((const volley_options *)p, NULL, NULL, &s) == VOLLEY_RESULT_OK);
+    volley_server_free(s);
+    s = NULL;
+    free(p);
+    /* A size that ends inside a field: that field is left alone. */
+    cut = offsetof(volley_options, max_payload_length) + 4;
+    raw = malloc(cut);
+    CHECK(raw != NULL);
+    memset(raw, 0xee, cut);
+    CHECK(volley_options_init_sized((volley_options *)raw, cut) == VOLLEY_RESULT_OK);
+    memcpy(&workers, raw + offsetof(volley_options, workers), sizeof workers);
+    CHECK(workers == 0 && raw[cut - 1] == 0xee);
+    free(raw);
+    /* A caller built against a newer header: bytes past the library's
+     * struct are accepted only when zero (a field it would ignore). */
+    unsigned char *big = calloc(1, sizeof o + 16);
+    CHECK(big != NULL && volley_options_init_sized((volley_options *)big, sizeof o + 16) == VOLLEY_RESULT_OK);
+    CHECK(((volley_options *)big)->struct_size == sizeof o + 16);
+    CHECK(volley_server_new((volley_options *)big, NULL, NULL, &s) == VOLLEY_RESULT_OK);
+    volley_server_free(s);
+    s = NULL;
+    big[sizeof o + 3] = 1;
+    CHECK(volley_server_new((volley_options *)big, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT &&
+          NAMES("newer header"));
+    free(big);
+  }
+  CHECK(strlen(volley_last_error()) > 0);
+
   /* An older caller's handler table: only the fields it knew. */
   volley_options_init(&o);
   memset(&h, 0, sizeof h);
@@ -71,6 +150,12 @@ int main(void) {
   CHECK(volley_ws_send(s, stale, (const uint8_t *)"\xff", 1, VOLLEY_SEND_TEXT) == -VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_ws_send(s, stale, NULL, 3, 0) == -VOLLEY_RESULT_NULL_PARAMETER);
   CHECK(volley_ws_send(NULL, stale, (const uint8_t *)"x", 1, 0) == -VOLLEY_RESULT_NULL_PARAMETER);
+  CHECK(volley_ws_send(s, stale, (const uint8_t *)"x", 1, 0xff00) == -VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_ws_send(s, stale, (const uint8_t *)"x", 1, VOLLEY_SEND_COMPRESS | VOLLEY_SEND_NO_COMPRESS) ==
+        -VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_server_publish(s, (const uint8_t *)"t", 1, (const uint8_t *)"x", 1, 0x100, NULL) ==
+        VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_server_stop(s, 0x100) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("flag"));
   CHECK(volley_ws_close(s, stale, 1000, NULL, 0) == VOLLEY_RESULT_CLOSED);
   CHECK(volley_ws_close(s, stale, 1005, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_ws_subscribe(s, stale, (const uint8_t *)"t", 1) == VOLLEY_RESULT_CLOSED);

@@ -38,6 +38,11 @@ done
   -lc -lunwind -O ReleaseSafe -femit-bin="$bin/server_zig" --cache-dir "$work/zig-cache" --global-cache-dir "$work/zig-global"
 echo "c: built C, C++ and Zig programs on the static library"
 "$bin/abi" && echo "c: abi.c: every check holds"
+# The same checks with AddressSanitizer and UBSan on the C side (heap
+# overruns of a caller's short struct, use after free of its buffers).
+gcc -std=c99 "${warn[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+  tests/c/abi.c -o "$bin/abi_asan" $(static)
+ASAN_OPTIONS=detect_leaks=1 "$bin/abi_asan" && echo "c: abi.c clean under ASan and UBSan"
 
 export VOLLEY_TEST_SERVERS="c=$bin/server_c,cpp=$bin/server_cpp,zig=$bin/server_zig"
 export VOLLEY_CHAT_BIN="$bin/chat"

@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
   sigset_t set;
   int sig = 0;
   if (volley_abi_version() != VOLLEY_ABI_VERSION) return 2;
-  volley_options_init(&o);
+  VOLLEY_OPTIONS_INIT(&o);
   o.port = (uint16_t)(argc > 1 ? atoi(argv[1]) : 0);
   o.routes = routes;
   o.routes_len = 4;

@@ -112,7 +112,7 @@ pub fn main() !void {
     const port: u16 = if (args.next()) |a| try std.fmt.parseInt(u16, a, 10) else 0;
     var routes = [_][*c]const u8{ "/echo", "/room/:name", "/reject", "/health" };
     var o: c.volley_options = undefined;
-    c.volley_options_init(&o);
+    _ = c.volley_options_init_sized(&o, @sizeOf(c.volley_options));
     o.port = port;
     o.routes = &routes;
     o.routes_len = routes.len;
