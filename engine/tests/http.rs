@@ -323,3 +323,352 @@ fn a_late_answer_never_lands_on_the_next_request() {
     let r = c.read_http_response();
     assert!(r.ends_with("\r\n\r\nfresh"), "{r}");
 }
+
+/// The framing table (RFC 9112 §6.1, §6.3, §7.1, and the well-known request
+/// smuggling variants): each request goes to a fresh keep-alive connection
+/// with a second request right behind it in the same write. An accepted
+/// body is echoed exactly and the next request is answered on its own (the
+/// body ended where the server said); a refused one gets its status and the
+/// connection closes, so nothing behind it is ever read as a request.
+pub const FRAMING_CASES: &[(&str, &[u8], u16, &str)] = &[
+    // Accepted.
+    (
+        "Content-Length",
+        b"Content-Length: 5\r\n\r\nhello",
+        200,
+        "hello",
+    ),
+    (
+        "Content-Length twice, same value",
+        b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        200,
+        "hello",
+    ),
+    (
+        "Content-Length with OWS",
+        b"Content-Length:  5 \r\n\r\nhello",
+        200,
+        "hello",
+    ),
+    (
+        "chunked",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        200,
+        "hello",
+    ),
+    (
+        "chunked, any case",
+        b"Transfer-Encoding: ChUnKeD\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        200,
+        "hello",
+    ),
+    (
+        "chunked after an empty list element",
+        b"Transfer-Encoding: , chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        200,
+        "hello",
+    ),
+    (
+        "chunk extensions, token and quoted",
+        b"Transfer-Encoding: chunked\r\n\r\n5 ; a=b ;c=\"x;\\\"y\"\r\nhello\r\n0;z\r\n\r\n",
+        200,
+        "hello",
+    ),
+    (
+        "upper-case hex size",
+        b"Transfer-Encoding: chunked\r\n\r\nA\r\nhelloworld\r\n0\r\n\r\n",
+        200,
+        "helloworld",
+    ),
+    (
+        "a trailer",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Empty:\r\n\r\n",
+        200,
+        "hello",
+    ),
+    // CL.TE / TE.CL: both framings at once.
+    (
+        "Content-Length and chunked (CL.TE)",
+        b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX",
+        400,
+        "",
+    ),
+    (
+        "chunked and Content-Length (TE.CL)",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    // TE.TE: obfuscated Transfer-Encoding values.
+    (
+        "Transfer-Encoding not UTF-8, with Content-Length",
+        b"Transfer-Encoding: \xffchunked\r\nContent-Length: 3\r\n\r\nabc",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding not a token",
+        b"Transfer-Encoding: \xffchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding empty",
+        b"Transfer-Encoding: \r\nContent-Length: 0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding empty, alone",
+        b"Transfer-Encoding: \r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding only commas",
+        b"Transfer-Encoding: , ,\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding xchunked",
+        b"Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding chunked;param",
+        b"Transfer-Encoding: chunked;q=1\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunked not last",
+        b"Transfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunked twice",
+        b"Transfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunked then a second header",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunked with a vertical tab",
+        b"Transfer-Encoding: chunked\x0b\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "a coding before chunked",
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        501,
+        "",
+    ),
+    // Content-Length variants.
+    (
+        "Content-Length with a plus",
+        b"Content-Length: +5\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "Content-Length negative",
+        b"Content-Length: -5\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "Content-Length with leading zeros",
+        b"Content-Length: 005\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "Content-Length as a list",
+        b"Content-Length: 5, 5\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "Content-Length hex",
+        b"Content-Length: 0x5\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "Content-Length with inner space",
+        b"Content-Length: 5 5\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "two different Content-Lengths",
+        b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        400,
+        "",
+    ),
+    (
+        "Content-Length past 64 bits",
+        b"Content-Length: 99999999999999999999999\r\n\r\n",
+        400,
+        "",
+    ),
+    // Chunked body grammar.
+    (
+        "chunk size line ends at a bare LF",
+        b"Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk size CR then junk",
+        b"Transfer-Encoding: chunked\r\n\r\n5\rX\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk size with inner space",
+        b"Transfer-Encoding: chunked\r\n\r\n1 2\r\nx\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk size 0x prefix",
+        b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk size empty",
+        b"Transfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk extension without a name",
+        b"Transfer-Encoding: chunked\r\n\r\n5;\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk extension name with a space",
+        b"Transfer-Encoding: chunked\r\n\r\n5;a b\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk extension unterminated quote",
+        b"Transfer-Encoding: chunked\r\n\r\n5;a=\"x\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk data longer than its size",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "chunk data ends at a bare LF",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "trailer folded (obs-fold)",
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-A: a\r\n b\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "trailer without a colon",
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\nXYZ\r\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "trailer line ends at a bare LF",
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-A: a\n\r\n",
+        400,
+        "",
+    ),
+    (
+        "body ends at a bare LF",
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\n",
+        400,
+        "",
+    ),
+];
+
+#[test]
+fn the_framing_table() {
+    let s = start(Options::default());
+    let next = b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut wrong = Vec::new();
+    let mut check = |name: &str, req: Vec<u8>, status: u16, body: &str| {
+        let mut c = Client::raw(s.local_addr());
+        c.write(&[&req[..], next].concat());
+        let r = c.read_http_response();
+        let got: u16 = r.get(9..12).and_then(|x| x.parse().ok()).unwrap_or(0);
+        if got != status {
+            wrong.push(format!("{name}: status {got}, want {status}: {r:?}"));
+            return;
+        }
+        if status == 200 {
+            if !r.ends_with(&format!("\r\n\r\nPOST {body}")) {
+                wrong.push(format!("{name}: body {r:?}, want {body:?}"));
+            }
+            let after = c.read_http_response();
+            if !after.ends_with("\r\n\r\nGET ") {
+                wrong.push(format!("{name}: the next request was misread: {after:?}"));
+            }
+        } else {
+            // Refused: the connection closes; what followed is never a request.
+            let after = c.read_http_response();
+            if !after.is_empty() {
+                wrong.push(format!("{name}: answered after the refusal: {after:?}"));
+            }
+        }
+    };
+    for &(name, rest, status, body) in FRAMING_CASES {
+        check(
+            name,
+            [&b"POST /echo HTTP/1.1\r\nHost: x\r\n"[..], rest].concat(),
+            status,
+            body,
+        );
+    }
+    // HTTP/1.0 has no chunked (RFC 9112 §6.1).
+    check(
+        "chunked in HTTP/1.0",
+        b"POST /echo HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec(),
+        400,
+        "",
+    );
+    // An upgrade request has no body: one that declares one is refused
+    // rather than having its "body" read as WebSocket frames.
+    check(
+        "an upgrade with a body",
+        format!(
+            "{}hello",
+            common::upgrade_request("/ws", "Content-Length: 5\r\n")
+        )
+        .into_bytes(),
+        400,
+        "",
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of the framing cases went wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}

@@ -76,6 +76,20 @@ fn head_input<H: Handler>(
     };
     let head_len = head.head_len;
     if head.wants_websocket() {
+        // No body: bytes after the head are frames. One that declares a
+        // body is refused, never read as frames.
+        if h1::framing(&head, usize::MAX) != Ok(h1::Framing::None) {
+            refuse(
+                conn,
+                ctx,
+                key,
+                Refusal {
+                    status: 400,
+                    reason: "an upgrade request with a body",
+                },
+            );
+            return input.len();
+        }
         return upgrade(shared, conns, ctx, key, &head, input.len());
     }
     let framing = match h1::framing(&head, ctx.opts.max_body_bytes) {

@@ -8,6 +8,8 @@ pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod http;
+#[cfg(any(test, feature = "testing"))]
+pub mod http_model;
 pub mod mask;
 pub mod utf8;
 
