@@ -314,6 +314,13 @@ impl<D> Conn<D> {
         }
     }
 
+    /// A keep-alive HTTP connection whose queued answers passed the
+    /// limit: it reads (and answers) no more requests until they drain, as
+    /// a paused WebSocket does, so pipelining cannot buy unbounded memory.
+    pub(crate) fn http_backlogged(&self, o: &Options) -> bool {
+        self.phase == Phase::Handshake && self.out.len() > o.backpressure_limit
+    }
+
     pub(crate) fn has_stash(&self) -> bool {
         self.cold.as_ref().is_some_and(|c| !c.stash.is_empty())
     }

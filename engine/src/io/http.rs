@@ -32,6 +32,11 @@ pub(super) fn feed<H: Handler>(
             return input.len();
         };
         let n = match conn.phase {
+            Phase::Handshake if conn.http_backlogged(&ctx.opts) => {
+                // Resumed by the flush that drains the answers (write.rs).
+                conns[key].read_pending = true;
+                return pos;
+            }
             Phase::Handshake => head_input(shared, conns, ctx, key, &mut input[pos..]),
             Phase::Body => body_input(shared, conns, ctx, key, &input[pos..]),
             Phase::Open | Phase::Closing => {

@@ -22,7 +22,7 @@ impl<H: Handler> Worker<H> {
         };
         conn.hup |= closed;
         let closed = conn.hup;
-        if conn.paused || conn.phase.awaits_answer() {
+        if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
             conn.read_pending = true;
             return;
         }
@@ -63,7 +63,7 @@ impl<H: Handler> Worker<H> {
             if conn.phase == Phase::Done {
                 return;
             }
-            if conn.paused || conn.phase.awaits_answer() {
+            if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
                 conn.read_pending = true;
                 return;
             }
@@ -193,7 +193,7 @@ impl<H: Handler> Worker<H> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if conn.paused || conn.phase.awaits_answer() {
+            if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
                 continue;
             }
             conn.read_pending = false;

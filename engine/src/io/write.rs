@@ -46,6 +46,10 @@ impl<H: Handler> Worker<H> {
                 if conn.phase == Phase::Flushing && !conn.shut && conn.out.is_empty() {
                     shut(conn);
                 }
+                if conn.phase == Phase::Handshake && conn.read_pending {
+                    // Answers to pipelined requests drained: read on.
+                    self.ctx.again.push(key);
+                }
             }
             Ok(false) => {
                 conn.backlogged = true;
