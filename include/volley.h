@@ -406,7 +406,8 @@ typedef struct volley_options {
    */
   uint64_t max_payload_length;
   /**
-   * Inbound silence before a ping (or a close), ms; 0 disables. Default 120,000.
+   * Inbound silence that closes a connection (1001), ms; 0 disables. With
+   * `send_pings`, a ping goes out at half of it (Bun's). Default 120,000.
    */
   uint32_t idle_timeout_ms;
   /**
@@ -427,11 +428,12 @@ typedef struct volley_options {
    */
   uint8_t publish_to_self;
   /**
-   * Ping every this many ms of silence (0: at the idle timeout).
+   * Ping every this many ms of silence (0: at half the idle timeout).
    */
   uint32_t ping_interval_ms;
   /**
-   * Time for a pinged peer to answer, ms. Default 30,000.
+   * With `ping_interval_ms` set: time for a pinged peer to answer, ms.
+   * Default 30,000.
    */
   uint32_t pong_timeout_ms;
   /**
@@ -539,6 +541,13 @@ typedef struct volley_options {
    * unreachable is no error: the bridge keeps retrying.
    */
   const char *pubsub_bridge;
+  /**
+   * (Past ABI v1's 208 bytes: set by `VOLLEY_OPTIONS_INIT`.) A connection
+   * whose queued bytes have not moved for this long is dropped, in every
+   * phase (WebSocket close event 1006 "send timeout"), ms; 0 disables.
+   * Default 60,000.
+   */
+  uint32_t send_timeout_ms;
 } volley_options;
 
 /**

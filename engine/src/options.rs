@@ -9,9 +9,13 @@ pub struct Options {
     /// Largest message accepted, summed over its fragments; larger closes with 1009
     /// before it is buffered. Default 16 MiB.
     pub max_payload_length: usize,
-    /// Inbound silence after which a connection is pinged (with `send_pings`)
-    /// or closed. Outbound traffic does not reset it. `Duration::ZERO` disables.
-    /// Default 120 s.
+    /// Inbound silence after which a connection is closed (1001). With
+    /// `send_pings` (and no `ping_interval`) a ping goes out after half of
+    /// it, as Bun does, so a live peer answers long before the limit.
+    /// Outbound traffic does not reset it. `Duration::ZERO` disables.
+    /// Default 120 s. Behind a proxy that cuts idle connections (nginx and
+    /// most cloud load balancers: 60 s by default), keep `idle_timeout / 2`
+    /// (or `ping_interval`) under the proxy's timeout.
     pub idle_timeout: Duration,
     /// Bytes queued for one connection past which sends are dropped. Default 16 MiB.
     pub backpressure_limit: usize,
@@ -21,12 +25,21 @@ pub struct Options {
     /// Ping silent peers instead of closing them at once. Default true.
     pub send_pings: bool,
     /// Ping after this much inbound silence (and again each interval); `None`
-    /// pings at `idle_timeout`. A peer that answers is then never idle-closed
-    /// unless `idle_timeout` passes without any inbound frame. Default `None`.
+    /// pings at half the `idle_timeout`. A peer that answers is then never
+    /// idle-closed unless `idle_timeout` passes without any inbound frame.
+    /// Default `None`.
     pub ping_interval: Option<Duration>,
-    /// How long a pinged peer has to send anything before it is closed.
-    /// Default 30 s.
+    /// With an explicit `ping_interval`: how long a pinged peer has to send
+    /// anything before it is closed. (The default pings at half the idle
+    /// timeout and closes at the idle timeout.) Default 30 s.
     pub pong_timeout: Duration,
+    /// A connection whose queued bytes have not moved for this long is
+    /// taken for dead and dropped (a WebSocket's close handler sees 1006
+    /// "send timeout"), in every phase: WebSocket, HTTP answers, streamed
+    /// bodies, Server-Sent Events. Finds half-open peers that a silent
+    /// stream or a keep-alive comment alone would hold for minutes (TCP
+    /// retransmits first). `Duration::ZERO` disables. Default 60 s.
+    pub send_timeout: Duration,
     /// Close (1001) every connection this long after it opened. Default `None`.
     pub max_lifetime: Option<Duration>,
     /// Time for a client to send its whole request (head and body), for a
@@ -104,6 +117,7 @@ impl Default for Options {
             send_pings: true,
             ping_interval: None,
             pong_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
             max_lifetime: None,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),

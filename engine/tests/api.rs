@@ -637,3 +637,78 @@ fn a_panicking_handler_closes_only_its_connection_with_1011() {
     canary.text("still fine");
     assert_eq!(canary.read_frame().unwrap().payload, b"still fine");
 }
+
+#[test]
+fn the_default_pings_at_half_the_idle_timeout_and_closes_at_it() {
+    // Bun's keep-alive: idle 600 ms, a ping after ~300 ms of silence; a
+    // peer that answers stays; one that stays silent is closed at ~600 ms
+    // of silence (not at idle + pong timeout).
+    let opts = Options {
+        idle_timeout: Duration::from_millis(600),
+        ..Options::default()
+    };
+    let (s, rx) = start(opts);
+    let mut c = Client::connect(s.local_addr(), "/echo");
+    next(&rx);
+    let t = Instant::now();
+    let f = c.read_frame().unwrap();
+    assert_eq!(f.opcode, OpCode::Ping);
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(250) && e < Duration::from_millis(500),
+        "first ping after {e:?}"
+    );
+    c.frame(true, OpCode::Pong, &f.payload);
+    // Answered: the next ping comes, and no close.
+    let f = c.read_frame().unwrap();
+    assert_eq!(f.opcode, OpCode::Ping);
+    // Silent from here: closed at the idle timeout after the last read.
+    let t = Instant::now();
+    c.expect_close(1001);
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(200) && e < Duration::from_millis(600),
+        "closed {e:?} after the unanswered ping"
+    );
+    wait_for(&rx, "close 1006 idle timeout");
+}
+
+#[test]
+fn a_peer_that_never_reads_is_dropped_after_send_timeout() {
+    // An echo to a client that sends and never reads: the server's queue
+    // stops moving once the socket buffers are full, and after
+    // `send_timeout` without progress the connection is dropped (a
+    // half-open peer looks the same). Before, it was held for ever.
+    let s = Server::builder()
+        .options(Options {
+            send_timeout: Duration::from_millis(500),
+            backpressure_limit: 64 << 20,
+            ..Options::default()
+        })
+        .serve(common::Echo)
+        .unwrap();
+    let c = Client::connect(s.local_addr(), "/");
+    let mut w = c.sock.try_clone().unwrap();
+    let t0 = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let frame = Client::raw_frames(&[&"x".repeat(60_000)]);
+        while t0.elapsed() < Duration::from_secs(20) {
+            if std::io::Write::write_all(&mut w, &frame).is_err() {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    });
+    let dropped = writer.join().unwrap();
+    assert!(
+        dropped.is_some(),
+        "the server kept a peer that never reads for 20 s"
+    );
+    let t = Instant::now();
+    while s.connections() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "still counted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(c);
+}

@@ -53,6 +53,7 @@ fn defaults() -> volley_options {
         queue_bytes: o.queue_bytes as u64,
         sse_keepalive_ms: ms(o.sse_keepalive),
         pubsub_bridge: std::ptr::null(),
+        send_timeout_ms: ms(o.send_timeout),
     }
 }
 
@@ -165,6 +166,7 @@ fn whole_fields(size: usize) -> usize {
         queue_bytes,
         sse_keepalive_ms,
         pubsub_bridge,
+        send_timeout_ms,
     );
     if size >= size_of::<volley_options>() {
         return size_of::<volley_options>();
@@ -298,6 +300,7 @@ fn from(v: &volley_options) -> Res<Config> {
         mailbox_bytes: size("mailbox_bytes", v.mailbox_bytes)?,
         queue_bytes: size("queue_bytes", v.queue_bytes)?,
         sse_keepalive: ms(v.sse_keepalive_ms),
+        send_timeout: ms(v.send_timeout_ms),
         slow_consumer: slow_consumer(v.slow_consumer, v.slow_consumer_close_code).map_err(|_| {
             invalid(format!(
                 "volley_options.slow_consumer: {} (close code {}) is not a volley_slow_consumer \

@@ -276,7 +276,8 @@ pub struct volley_options {
     pub workers: u32,
     /// Largest message, all fragments and inflated (1009 past it). Default 16 MiB.
     pub max_payload_length: u64,
-    /// Inbound silence before a ping (or a close), ms; 0 disables. Default 120,000.
+    /// Inbound silence that closes a connection (1001), ms; 0 disables. With
+    /// `send_pings`, a ping goes out at half of it (Bun's). Default 120,000.
     pub idle_timeout_ms: u32,
     /// Queued bytes per connection past which sends are dropped. Default 16 MiB.
     pub backpressure_limit: u64,
@@ -287,9 +288,10 @@ pub struct volley_options {
     pub send_pings: u8,
     /// Deliver a connection's publishes to itself too: 0 or 1. Default 0.
     pub publish_to_self: u8,
-    /// Ping every this many ms of silence (0: at the idle timeout).
+    /// Ping every this many ms of silence (0: at half the idle timeout).
     pub ping_interval_ms: u32,
-    /// Time for a pinged peer to answer, ms. Default 30,000.
+    /// With `ping_interval_ms` set: time for a pinged peer to answer, ms.
+    /// Default 30,000.
     pub pong_timeout_ms: u32,
     /// Close every connection this long after it opened, ms (0: never).
     pub max_lifetime_ms: u32,
@@ -350,6 +352,11 @@ pub struct volley_options {
     /// a malformed URL gives VOLLEY_RESULT_INVALID_ARGUMENT. Redis being
     /// unreachable is no error: the bridge keeps retrying.
     pub pubsub_bridge: *const c_char,
+    /// (Past ABI v1's 208 bytes: set by `VOLLEY_OPTIONS_INIT`.) A connection
+    /// whose queued bytes have not moved for this long is dropped, in every
+    /// phase (WebSocket close event 1006 "send timeout"), ms; 0 disables.
+    /// Default 60,000.
+    pub send_timeout_ms: u32,
 }
 
 /// Counters (`volley_server_stats`).

@@ -215,6 +215,10 @@ pub(crate) struct Cold {
     pub tls: Option<Box<rustls::ServerConnection>>,
     /// Our `close_notify` is queued in the session.
     pub tls_notified: bool,
+    /// Since when queued bytes have not moved (set by a flush the socket
+    /// pushed back on, moved on by one that wrote, cleared when the queue
+    /// empties): past `send_timeout` the peer is taken for dead.
+    pub stalled_since: Option<Stamp>,
 }
 
 impl Cold {
@@ -227,6 +231,7 @@ impl Cold {
             && self.deflater.is_none()
             && self.inflater.is_none()
             && self.tls.is_none()
+            && self.stalled_since.is_none()
     }
 }
 
@@ -750,6 +755,37 @@ impl<D> Conn<D> {
 
     /// The earliest moment this connection needs attention.
     pub(crate) fn deadline(&self, o: &Options) -> Option<Stamp> {
+        let phase = self.phase_deadline(o);
+        match self.send_deadline(o) {
+            Some(s) if self.phase != Phase::Done => Some(phase.map_or(s, |p| p.min(s))),
+            _ => phase,
+        }
+    }
+
+    /// When queued bytes that have not moved make the peer count as gone
+    /// (`send_timeout`), in any phase.
+    pub(crate) fn send_deadline(&self, o: &Options) -> Option<Stamp> {
+        if o.send_timeout.is_zero() {
+            return None;
+        }
+        Some(self.cold.as_ref()?.stalled_since? + o.send_timeout)
+    }
+
+    /// A flush moved `written` bytes and put everything on the wire
+    /// (`all_out`) or not: keep the stall clock.
+    pub(crate) fn note_flush(&mut self, ctx: &mut Ctx, key: usize, written: usize, all_out: bool) {
+        if all_out {
+            if let Some(c) = self.cold.as_mut() {
+                c.stalled_since = None;
+            }
+            self.trim_cold();
+        } else if written > 0 || self.cold.as_ref().is_none_or(|c| c.stalled_since.is_none()) {
+            self.cold().stalled_since = Some(ctx.now);
+            self.arm(ctx, key);
+        }
+    }
+
+    fn phase_deadline(&self, o: &Options) -> Option<Stamp> {
         match self.phase {
             Phase::Handshake | Phase::Deferred | Phase::Body => {
                 Some(self.since + o.handshake_timeout)
@@ -764,7 +800,11 @@ impl<D> Conn<D> {
                 let mut d = o.max_lifetime.map(|l| self.since + l);
                 let mut take = |t: Stamp| d = Some(d.map_or(t, |x| x.min(t)));
                 match self.awaiting_pong() {
-                    Some(p) => take(p + o.pong_timeout),
+                    Some(p) => {
+                        if let Some(w) = pong_wait(o) {
+                            take(p + w);
+                        }
+                    }
                     None => {
                         if let Some(i) = ping_interval(o) {
                             take(self.last_read + i);
@@ -811,24 +851,29 @@ impl<D> Conn<D> {
     }
 }
 
-/// Interval of keep-alive pings, if any.
+/// Interval of keep-alive pings, if any: `ping_interval`, else half the
+/// idle timeout (Bun's: a live peer's pong comes back long before
+/// `idle_timeout` of silence closes it, and a proxy in between sees
+/// traffic twice per idle timeout).
 pub(crate) fn ping_interval(o: &Options) -> Option<Duration> {
     if !o.send_pings {
         return None;
     }
     o.ping_interval
-        .or((!o.idle_timeout.is_zero()).then_some(o.idle_timeout))
+        .or((!o.idle_timeout.is_zero()).then(|| o.idle_timeout / 2))
         .filter(|d| !d.is_zero())
 }
 
-/// Inbound silence that closes without a ping first: `idle_timeout` when pings
-/// are off or run on their own interval.
+/// How long a pinged peer has to answer before it is closed: only with an
+/// explicit `ping_interval` (`pong_timeout`); the default pings at half
+/// the idle timeout, and the idle timeout itself closes a silent peer.
+pub(crate) fn pong_wait(o: &Options) -> Option<Duration> {
+    o.ping_interval.map(|_| o.pong_timeout)
+}
+
+/// Inbound silence that closes the connection: `idle_timeout` (zero: never).
 pub(crate) fn hard_idle(o: &Options) -> Option<Duration> {
-    if o.idle_timeout.is_zero() || (o.send_pings && o.ping_interval.is_none()) {
-        None
-    } else {
-        Some(o.idle_timeout)
-    }
+    (!o.idle_timeout.is_zero()).then_some(o.idle_timeout)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! idle connections and their pings, lifetimes, closing handshakes,
 //! Server-Sent Events keep-alives.
 
-use super::conn::{Phase, hard_idle, ping_interval};
+use super::conn::{Phase, hard_idle, ping_interval, pong_wait};
 use super::http::respond;
 use super::worker::Worker;
 use crate::Handler;
@@ -35,6 +35,15 @@ impl<H: Handler> Worker<H> {
         let now = self.ctx.now;
         let opts = self.ctx.opts.clone();
         let conn = &mut self.conns[key];
+        if conn.send_deadline(&opts).is_some_and(|d| now >= d) && conn.phase != Phase::Done {
+            // Nothing queued has moved for send_timeout: the peer is gone
+            // (or never reads). No close frame: it could not be written.
+            if matches!(conn.phase, Phase::Open | Phase::Closing) {
+                self.report_close(key, close::ABNORMAL, "send timeout");
+            }
+            self.conns[key].finish(&mut self.ctx, key);
+            return;
+        }
         match conn.phase {
             Phase::Handshake => {
                 if now >= conn.since + opts.handshake_timeout {
@@ -90,7 +99,8 @@ impl<H: Handler> Worker<H> {
                 }
                 let pong_late = conn
                     .awaiting_pong()
-                    .is_some_and(|p| now >= p + opts.pong_timeout);
+                    .zip(pong_wait(&opts))
+                    .is_some_and(|(p, w)| now >= p + w);
                 let idle = hard_idle(&opts).is_some_and(|i| now >= conn.last_read + i);
                 if pong_late || idle {
                     // The peer is silent: say why, but do not wait for an answer.

@@ -23,6 +23,9 @@ impl<H: Handler> Worker<H> {
             conn.out.flush(&mut conn.sock, &mut self.ctx.pool)
         };
         let written = before - conn.out.len();
+        if let Ok(all_out) = res {
+            conn.note_flush(&mut self.ctx, key, written, all_out);
+        }
         self.ctx.written += written as u64;
         self.ctx.queued_delta -= written as i64;
         self.ctx.slot(key).set_queued(conn.out.len());
