@@ -10,6 +10,10 @@ use mio::{Interest, Token};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 
+/// How long `accept` waits before trying again after running out of
+/// descriptors (or table room).
+const RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The answer to a connection past `max_connections`.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\nRetry-After: 1\r\n\r\ntoo many connections, retry\n";
 
@@ -38,19 +42,28 @@ impl<H: Handler> Worker<H> {
                     if let Err(e) = self.adopt(sock) {
                         log::warn!("volley: new connection: {e}");
                         if e.kind() == io::ErrorKind::OutOfMemory {
-                            return; // the table is full: the rest wait in the backlog
+                            // The table is full: the rest wait in the backlog.
+                            return self.retry_accept();
                         }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog for now.
-                    log::warn!("volley: accept failed: {e}");
-                    return;
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the clients stay in the
+                    // backlog; try again shortly (the listener is edge
+                    // triggered: no new edge comes for them).
+                    if self.accept_retry.is_none() {
+                        log::warn!("volley: accept failed: {e} (retrying every {RETRY:?})");
+                    }
+                    return self.retry_accept();
                 }
             }
         }
+    }
+
+    fn retry_accept(&mut self) {
+        self.accept_retry = Some(self.ctx.now + RETRY);
     }
 
     /// Take a new connection (from the listener, or accepted elsewhere: the

@@ -61,6 +61,10 @@ pub(crate) struct Worker<H: Handler> {
     pub(super) queued_total: i64,
     /// Connections not read because the event-queue host fell behind.
     pub(super) throttled: Vec<usize>,
+    /// `accept` gave up (out of descriptors, or the table is full) with
+    /// clients still waiting: when to try again. The listener is edge
+    /// triggered, so without this they would wait for the next arrival.
+    pub(super) accept_retry: Option<Stamp>,
 }
 
 impl<H: Handler> Worker<H> {
@@ -117,6 +121,7 @@ impl<H: Handler> Worker<H> {
             stop_deadline: None,
             queued_total: 0,
             throttled: Vec::new(),
+            accept_retry: None,
         })
     }
 
@@ -143,7 +148,10 @@ impl<H: Handler> Worker<H> {
     pub(crate) fn turn(&mut self, max_wait: Option<Duration>) -> bool {
         let now = self.clock();
         let mut timeout = self.ctx.wheel.timeout(now);
-        if let Some(d) = self.stop_deadline {
+        for d in [self.stop_deadline, self.accept_retry]
+            .into_iter()
+            .flatten()
+        {
             let left = now.until(d);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
@@ -186,6 +194,10 @@ impl<H: Handler> Worker<H> {
             }
         }
         self.events = Some(events);
+        if self.accept_retry.is_some_and(|t| self.ctx.now >= t) {
+            self.accept_retry = None;
+            self.accept();
+        }
         self.commands();
         self.unthrottle();
         self.read_again();
