@@ -548,6 +548,13 @@ typedef struct volley_options {
    * Default 60,000.
    */
   uint32_t send_timeout_ms;
+  /**
+   * Share the port with other processes that ask for the same
+   * (`SO_REUSEPORT`, Bun's `reusePort`): 0 or 1. Default 0: the port is
+   * this server's alone, and `volley_server_new` fails with IO ("address
+   * in use") when it is taken.
+   */
+  uint8_t reuse_port;
 } volley_options;
 
 /**

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use volley::proto::frame::{self, OpCode};
 use volley::proto::mask::apply_mask;
 
-const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 volley bench MODE --url ws://HOST:PORT/PATH [options]
 
 MODES

@@ -6,23 +6,26 @@ mod tcp;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-volley — a WebSocket server engine
-
-USAGE:
-    volley serve [--host 127.0.0.1] [--port 9001] [--workers N] [--deflate[=shared|dedicated]]
-                 [--tls-cert cert.pem --tls-key key.pem]
+const SERVE_USAGE: &str = "\
+    volley serve [--host 127.0.0.1] [--port 9001] [--workers N] [--reuse-port]
+                 [--deflate[=shared|dedicated]] [--tls-cert cert.pem --tls-key key.pem]
                  [--pubsub-bridge redis://[:password@]HOST:PORT[/prefix]]
         Demo server: / (a page that talks to /echo), /echo (echoes every message
         with its opcode), /sub and /pub (topic t), /chat/:room, /events (SSE),
-        /health, /stats (counters as JSON).
+        /health, /stats (counters as JSON). The port is the server's alone
+        (\"address in use\" if taken); --reuse-port shares it with other
+        processes that ask for the same (SO_REUSEPORT).
+";
 
-    volley bench echo|fanout|connect --url ws://HOST:PORT/PATH [options]
-        Load generator for any WebSocket server (volley bench --help).
-
+const TCP_USAGE: &str = "\
     volley tcp-echo [--port 9001]
         Plain TCP echo: the baseline `volley bench tcp` measures against.
 ";
+
+/// Does a subcommand's argument list ask for its usage?
+pub(crate) fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--help" || a == "-h")
+}
 
 /// The engine's log lines on stderr: warnings and errors, or the level
 /// `VOLLEY_LOG` names (error, warn, info, debug, trace).
@@ -51,19 +54,30 @@ fn main() -> ExitCode {
         log::set_max_level(level);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = format!(
+        "volley — a WebSocket server engine\n\nUSAGE:\n{SERVE_USAGE}\n    \
+         volley bench echo|fanout|connect --url ws://HOST:PORT/PATH [options]\n        \
+         Load generator for any WebSocket server (volley bench --help).\n\n{TCP_USAGE}"
+    );
+    let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
-        Some("serve") => serve::main(&args[1..]),
-        Some("bench") => bench::main(&args[1..]),
-        Some("tcp-echo") => tcp::serve(&args[1..]),
-        Some("-h" | "--help" | "help") | None => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
+        Some("serve") if wants_help(rest) => help(&format!("USAGE:\n{SERVE_USAGE}")),
+        Some("bench") if wants_help(rest) => help(&format!("USAGE:\n{}", bench::USAGE)),
+        Some("tcp-echo") if wants_help(rest) => help(&format!("USAGE:\n{TCP_USAGE}")),
+        Some("serve") => serve::main(rest),
+        Some("bench") => bench::main(rest),
+        Some("tcp-echo") => tcp::serve(rest),
+        Some("-h" | "--help" | "help") | None => help(&usage),
         Some(other) => {
-            eprintln!("volley: unknown command {other:?}\n\n{USAGE}");
+            eprintln!("volley: unknown command {other:?}\n\n{usage}");
             ExitCode::from(2)
         }
     }
+}
+
+fn help(text: &str) -> ExitCode {
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 /// Parse `--name value` / `--name=value` flags.

@@ -122,7 +122,7 @@ fn stats_json(s: &Stats) -> String {
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let flags = match crate::flags_with_switches(args, &["deflate"]) {
+    let flags = match crate::flags_with_switches(args, &["deflate", "reuse-port"]) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("volley serve: {e}");
@@ -144,6 +144,7 @@ pub fn main(args: &[String]) -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "reuse-port" => opts.reuse_port = true,
             "tls-cert" => cert = Some(v),
             "pubsub-bridge" => opts.pubsub_bridge = Some(v),
             "tls-key" => key = Some(v),

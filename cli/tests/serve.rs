@@ -88,3 +88,75 @@ fn echo_loses_nothing_to_a_client_that_reads_late() {
     }
     writer.join().unwrap();
 }
+
+/// `volley serve` alone, to completion: its exit status and stderr.
+fn run_serve(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_volley"))
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+#[test]
+fn a_second_serve_on_a_taken_port_fails_unless_both_share_it() {
+    let a = serve(&["--workers", "2"]);
+    let port = a.1.to_string();
+    let (code, err) = run_serve(&["--port", &port]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("in use"), "{err}");
+    let (code, err) = run_serve(&["--port", &port, "--reuse-port"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "a reuse-port server joined an exclusive one: {err}"
+    );
+    drop(a);
+    let b = serve(&["--workers", "2", "--reuse-port"]);
+    let port = b.1.to_string();
+    // Sharing: a second --reuse-port server starts (and is still running
+    // when the wait gives up: killed, no exit code).
+    let (code, err) = run_serve(&["--port", &port, "--reuse-port"]);
+    assert_eq!(code, None, "{err}");
+    let (code, err) = run_serve(&["--port", &port]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
+fn every_subcommand_answers_help() {
+    for cmd in ["serve", "bench", "tcp-echo"] {
+        for flag in ["--help", "-h"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_volley"))
+                .args([cmd, flag])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{cmd} {flag}: {:?}", out.status);
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.starts_with("USAGE:") && text.contains(&format!("volley {cmd}")),
+                "{text}"
+            );
+        }
+    }
+}

@@ -80,9 +80,16 @@ pub struct Options {
     /// of what the server writes (1008 past it: a ping flood). Pongs
     /// otherwise pass the backpressure limit. Default 64 KiB.
     pub max_control_backlog: usize,
-    /// Worker threads, each with its own event loop and listener (at most
-    /// 256). Default: one per core.
+    /// Worker threads, each with its own event loop (at most 256). Default:
+    /// one per core.
     pub workers: usize,
+    /// Share the port (Bun's `reusePort`, websockets' `reuse_port`): each
+    /// worker binds its own `SO_REUSEPORT` listener, and other processes
+    /// of the same user may bind the port too and take part of its
+    /// connections. Default false: the port is this server's alone (a
+    /// second bind fails with "address in use"); the workers share one
+    /// listening socket, each woken alone (`EPOLLEXCLUSIVE`).
+    pub reuse_port: bool,
     /// Deliver a connection's publishes to itself too. Default false.
     pub publish_to_self: bool,
     /// What a slow subscriber gets by default (per topic:
@@ -117,6 +124,7 @@ impl Default for Options {
             send_pings: true,
             ping_interval: None,
             pong_timeout: Duration::from_secs(30),
+            reuse_port: false,
             send_timeout: Duration::from_secs(60),
             max_lifetime: None,
             handshake_timeout: Duration::from_secs(10),

@@ -173,13 +173,26 @@ impl ServerBuilder {
         let mut local = addr;
         let mut parts = Vec::new();
         let mut links = Vec::new();
+        // Exclusive (the default): one listening socket, bound without
+        // SO_REUSEPORT so that no other socket can join the port, shared by
+        // the workers. reuse_port: one SO_REUSEPORT listener per worker
+        // (the kernel spreads connections; others may join the group).
+        let shared_listener = match listen_too && !self.opts.reuse_port {
+            true => Some(listen(addr, false)?),
+            false => None,
+        };
+        if let Some(l) = &shared_listener {
+            local = l.local_addr()?;
+        }
         for me in 0..n {
-            let listener = if listen_too {
-                let l = listen(local, n > 1)?;
-                local = l.local_addr()?;
-                Some(l)
-            } else {
-                None
+            let listener = match &shared_listener {
+                _ if !listen_too => None,
+                Some(l) => Some(TcpListener::from_std(l.try_clone()?)),
+                None => {
+                    let l = listen(local, true)?;
+                    local = l.local_addr()?;
+                    Some(TcpListener::from_std(l))
+                }
             };
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), worker::WAKER)?;
@@ -187,7 +200,12 @@ impl ServerBuilder {
                 mailbox: Mailbox::new(waker, self.opts.mailbox_bytes.max(1 << 16)),
                 slots: Default::default(),
             });
-            parts.push(worker::Parts { poll, listener, me });
+            parts.push(worker::Parts {
+                poll,
+                listener,
+                shared_listener: shared_listener.is_some(),
+                me,
+            });
         }
         let opts = Arc::new(self.opts);
         let hub = Arc::new(Hub::new(
@@ -225,9 +243,10 @@ fn start_bridge(_: &Arc<Hub>, _: &str) -> io::Result<()> {
     ))
 }
 
-/// A listener with `SO_REUSEADDR` (and `SO_REUSEPORT` when several workers
-/// share the port), non-blocking, with a deep backlog.
-fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+/// A listener with `SO_REUSEADDR` (a restart binds over TIME_WAIT; on
+/// Linux it never lets two listeners share a port) and, with
+/// `reuse_port`, `SO_REUSEPORT`; non-blocking, with a deep backlog.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     #[cfg(unix)]
@@ -240,7 +259,7 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
-    Ok(TcpListener::from_std(s.into()))
+    Ok(s.into())
 }
 
 /// A running server. Every method takes `&self`: one thread may

@@ -712,3 +712,46 @@ fn a_peer_that_never_reads_is_dropped_after_send_timeout() {
     }
     drop(c);
 }
+
+#[test]
+fn the_port_is_exclusive_unless_reuse_port_is_asked_for() {
+    let opts = |reuse_port| Options {
+        workers: 2,
+        reuse_port,
+        ..Options::default()
+    };
+    let serve = |addr: String, reuse_port| {
+        Server::builder()
+            .bind(addr)
+            .options(opts(reuse_port))
+            .serve(common::Echo)
+    };
+    // Default: a second server on the port fails, with or without reuse_port.
+    let a = serve("127.0.0.1:0".into(), false).unwrap();
+    let port = a.local_addr().port();
+    for reuse in [false, true] {
+        let e = serve(format!("127.0.0.1:{port}"), reuse).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::AddrInUse,
+            "reuse_port {reuse}: {e}"
+        );
+    }
+    // Both workers of the one server serve (the shared listener wakes each).
+    let mut clients: Vec<Client> = (0..8)
+        .map(|_| Client::connect(a.local_addr(), "/"))
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.text(&format!("m{i}"));
+        assert_eq!(c.read_frame().unwrap().payload, format!("m{i}").as_bytes());
+    }
+    drop(clients);
+    drop(a);
+    // reuse_port on both: they share the port; an exclusive one cannot join.
+    let b = serve("127.0.0.1:0".into(), true).unwrap();
+    let port = b.local_addr().port();
+    let c = serve(format!("127.0.0.1:{port}"), true).unwrap();
+    let e = serve(format!("127.0.0.1:{port}"), false).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    drop((b, c));
+}

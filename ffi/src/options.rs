@@ -54,6 +54,7 @@ fn defaults() -> volley_options {
         sse_keepalive_ms: ms(o.sse_keepalive),
         pubsub_bridge: std::ptr::null(),
         send_timeout_ms: ms(o.send_timeout),
+        reuse_port: o.reuse_port.into(),
     }
 }
 
@@ -167,6 +168,7 @@ fn whole_fields(size: usize) -> usize {
         sse_keepalive_ms,
         pubsub_bridge,
         send_timeout_ms,
+        reuse_port,
     );
     if size >= size_of::<volley_options>() {
         return size_of::<volley_options>();
@@ -301,6 +303,7 @@ fn from(v: &volley_options) -> Res<Config> {
         queue_bytes: size("queue_bytes", v.queue_bytes)?,
         sse_keepalive: ms(v.sse_keepalive_ms),
         send_timeout: ms(v.send_timeout_ms),
+        reuse_port: flag("reuse_port", v.reuse_port)?,
         slow_consumer: slow_consumer(v.slow_consumer, v.slow_consumer_close_code).map_err(|_| {
             invalid(format!(
                 "volley_options.slow_consumer: {} (close code {}) is not a volley_slow_consumer \

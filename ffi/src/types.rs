@@ -357,6 +357,11 @@ pub struct volley_options {
     /// phase (WebSocket close event 1006 "send timeout"), ms; 0 disables.
     /// Default 60,000.
     pub send_timeout_ms: u32,
+    /// Share the port with other processes that ask for the same
+    /// (`SO_REUSEPORT`, Bun's `reusePort`): 0 or 1. Default 0: the port is
+    /// this server's alone, and `volley_server_new` fails with IO ("address
+    /// in use") when it is taken.
+    pub reuse_port: u8,
 }
 
 /// Counters (`volley_server_stats`).

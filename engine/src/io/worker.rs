@@ -37,6 +37,10 @@ pub(crate) struct Shared<H> {
 pub(crate) struct Parts {
     pub poll: Poll,
     pub listener: Option<TcpListener>,
+    /// The listener is one socket shared by every worker (a duplicate
+    /// descriptor each): registered with `EPOLLEXCLUSIVE`, so that a new
+    /// connection wakes one worker rather than all of them.
+    pub shared_listener: bool,
     pub me: usize,
 }
 
@@ -72,10 +76,15 @@ impl<H: Handler> Worker<H> {
         let Parts {
             poll,
             mut listener,
+            shared_listener,
             me,
         } = p;
         if let Some(l) = listener.as_mut() {
-            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+            if shared_listener {
+                register_exclusive(&poll, l)?;
+            } else {
+                poll.registry().register(l, LISTENER, Interest::READABLE)?;
+            }
             shared.hub.listener_opened();
         }
         let epoch = Instant::now();
@@ -264,4 +273,30 @@ impl<H: Handler> Worker<H> {
             }
         }
     }
+}
+
+/// Register a listener shared with the other workers for edge-triggered
+/// readability with `EPOLLEXCLUSIVE` (which mio does not offer): each new
+/// connection wakes one waiting worker, not every one. The event carries
+/// the `LISTENER` token as mio's own registrations do; mio's `deregister`
+/// (an `EPOLL_CTL_DEL` by descriptor) removes it.
+fn register_exclusive(poll: &Poll, l: &TcpListener) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        u64: LISTENER.0 as u64,
+    };
+    // SAFETY: a live epoll descriptor, a live socket, a valid event.
+    let rc = unsafe {
+        libc::epoll_ctl(
+            poll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            l.as_raw_fd(),
+            &mut ev,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
