@@ -2,7 +2,10 @@
 # Install the C ABI the C way: header, static and shared library, pkg-config.
 #   scripts/install.sh --prefix DIR
 # Then: cc prog.c $(pkg-config --cflags --libs --static volley)   (static)
-#       cc prog.c $(pkg-config --cflags --libs volley-shared)      (shared)
+#       cc prog.c $(pkg-config --cflags --libs volley-shared)      (shared:
+#         libvolley.so.0, its SONAME, with an rpath to DIR/lib)
+# A Zig build of the static library also needs -lunwind (Rust's unwinder):
+#       zig build-exe main.zig DIR/lib/libvolley.a -lc -lunwind
 # with PKG_CONFIG_PATH=DIR/lib/pkgconfig.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +28,10 @@ libs=$(cargo rustc --release -q -p volley-ffi --crate-type staticlib -- --print 
 mkdir -p "$prefix/include" "$prefix/lib/pkgconfig"
 install -m 0644 include/volley.h include/volley.hpp "$prefix/include/"
 install -m 0644 target/release/libvolley.a "$prefix/lib/"
-install -m 0755 target/release/libvolley.so "$prefix/lib/"
+# The shared library under its SONAME (libvolley.so.0: ABI major 0 of the
+# file name, see ffi/build.rs) with the unversioned name for -lvolley.
+install -m 0755 target/release/libvolley.so "$prefix/lib/libvolley.so.0"
+ln -sf libvolley.so.0 "$prefix/lib/libvolley.so"
 # volley.pc links the static library (what `pkg-config --static` users
 # want, and plain `--libs` gets the same); volley-shared.pc the shared one.
 cat > "$prefix/lib/pkgconfig/volley.pc" <<PC

@@ -2,7 +2,7 @@
 //! from any thread (queue mode always answers later).
 
 use crate::current::{self, Answered};
-use crate::error::{Res, boundary, bytes, code, cstr, volley_result};
+use crate::error::{Res, boundary, bytes, code, cstr, invalid, volley_result};
 use crate::server::{server, volley_server};
 use crate::types::{volley_bytes, volley_header, volley_ws};
 use engine::{Accept, Response};
@@ -28,8 +28,10 @@ unsafe fn headers(h: *const volley_header, n: usize) -> Res<Vec<(String, String)
             // SAFETY: as above.
             let v = unsafe { crate::error::text(h.value.data, h.value.len) }?;
             let bad = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
-            if k.is_empty() || bad(k) || bad(v) {
-                return Err(volley_result::InvalidArgument);
+            if k.is_empty() || !k.bytes().all(engine::proto::http::is_tchar) || bad(v) {
+                return Err(invalid(format!(
+                    "header {k:?}: the name must be a token, the value free of CR, LF and NUL"
+                )));
             }
             Ok((k.to_string(), v.to_string()))
         })
@@ -94,8 +96,9 @@ fn answer(s: &volley_server, ws: volley_ws, a: Answered) -> Res {
 /// Ownership: `server` borrowed; `protocol`, `headers` borrowed for the
 /// call (copied).
 /// Threads: any thread.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (a header or
-/// protocol that is not UTF-8 or holds CR/LF); NOT_PENDING (answered
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (a header
+/// name or a protocol that is not a token, a header value with CR, LF or
+/// NUL, text that is not UTF-8; `volley_last_error` says which); NOT_PENDING (answered
 /// already in this callback, or a zero id); BUSY (mailbox full).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_upgrade_accept(
@@ -112,6 +115,14 @@ pub extern "C" fn volley_upgrade_accept(
             let s = unsafe { self::server(server) }?;
             // SAFETY: documented contract.
             let p = unsafe { cstr(protocol) }?.map(str::to_string);
+            if let Some(p) = &p {
+                // RFC 6455 §4.1: a subprotocol is a token. (That the client
+                // offered it is checked where the offer is known: a choice
+                // it did not offer answers 500.)
+                if p.is_empty() || !p.bytes().all(engine::proto::http::is_tchar) {
+                    return Err(invalid(format!("subprotocol {p:?} is not a token")));
+                }
+            }
             // SAFETY: documented contract.
             let h = unsafe { self::headers(headers, headers_len) }?;
             answer(

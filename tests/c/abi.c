@@ -167,6 +167,19 @@ int main(void) {
   CHECK(volley_ws_is_subscribed(s, stale, (const uint8_t *)"t", 1, &yes) == VOLLEY_RESULT_CLOSED);
   CHECK(volley_ws_remote_address(s, stale, (uint8_t *)addr, sizeof addr, &n) == VOLLEY_RESULT_CLOSED);
   CHECK(volley_upgrade_accept(s, zero, 0, NULL, NULL, 0) == VOLLEY_RESULT_NOT_PENDING);
+  {
+    /* Header and subprotocol text that would split the response: refused
+     * before anything is sent (the client got a 500 and the host no
+     * terminal event). */
+    volley_header bad_name = {{(const uint8_t *)"X Y", 3}, {(const uint8_t *)"v", 1}};
+    volley_header bad_value = {{(const uint8_t *)"X-Y", 3}, {(const uint8_t *)"a\r\nSet-Cookie: x", 17}};
+    CHECK(volley_upgrade_accept(s, stale, 0, "chat\r\nX-Evil: 1", NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT &&
+          NAMES("subprotocol"));
+    CHECK(volley_upgrade_accept(s, stale, 0, "", NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+    CHECK(volley_upgrade_accept(s, stale, 0, NULL, &bad_name, 1) == VOLLEY_RESULT_INVALID_ARGUMENT);
+    CHECK(volley_upgrade_accept(s, stale, 0, NULL, &bad_value, 1) == VOLLEY_RESULT_INVALID_ARGUMENT);
+    CHECK(volley_upgrade_accept(s, stale, 0, "chat.v2", NULL, 0) != VOLLEY_RESULT_INVALID_ARGUMENT);
+  }
   CHECK(volley_respond(s, stale, 99, NULL, 0, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_respond_stream(s, stale, 204, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_respond_stream(NULL, stale, 200, NULL, 0) == VOLLEY_RESULT_NULL_PARAMETER);

@@ -31,6 +31,14 @@ g++ -std=c++17 "${warn[@]}" tests/c/server.cpp -o "$bin/server_cpp" $(static)
 gcc -std=c99 "${warn[@]}" tests/c/abi.c -o "$bin/abi" $(static)
 gcc -std=c99 "${warn[@]}" examples/c/echo.c -o "$bin/echo" $(static)
 gcc -std=c99 "${warn[@]}" -D_POSIX_C_SOURCE=200809L examples/c/chat.c -o "$bin/chat" $(static)
+# The shared library: its SONAME, and a program linked through
+# volley-shared.pc that loads it by that name.
+readelf -d "$prefix/lib/libvolley.so.0" | grep -q 'SONAME.*\[libvolley\.so\.0\]' ||
+  { echo "c: libvolley.so has no SONAME libvolley.so.0" >&2; exit 1; }
+gcc -std=c99 "${warn[@]}" tests/c/abi.c -o "$bin/abi_shared" $(pkg-config --cflags --libs volley-shared)
+ldd "$bin/abi_shared" | grep -q "libvolley.so.0 => $prefix/lib/libvolley.so.0" ||
+  { echo "c: abi_shared does not load libvolley.so.0 from the prefix" >&2; ldd "$bin/abi_shared"; exit 1; }
+"$bin/abi_shared" && echo "c: abi.c on the shared library (SONAME libvolley.so.0)"
 for b in server_c server_cpp echo; do
   if ldd "$bin/$b" | grep -q libvolley; then echo "c: $b is linked with the shared library" >&2; exit 1; fi
 done

@@ -193,6 +193,7 @@ class ServerWebSocket {
 
   sendText(text, compress) {
     const s = this._server;
+    if (s._srv === null) return 0; // stopped: dropped, as on Bun
     if (!s._draining) s._ensureCork();
     const str = typeof text === 'string' ? text : String(text);
     let r;
@@ -208,6 +209,7 @@ class ServerWebSocket {
 
   sendBinary(data, compress) {
     const s = this._server;
+    if (s._srv === null) return 0;
     if (!s._draining) s._ensureCork();
     const b = toBuffer(data);
     const r = f.send_bytes(s._srv, this._key, this._gen, b, b.length, SEND_BINARY | compressFlags(compress));
@@ -221,6 +223,7 @@ class ServerWebSocket {
   }
 
   publishText(topic, text, compress) {
+    if (this._server._srv === null) return 0;
     this._server._ensureCork();
     const t = String(topic);
     const str = String(text);
@@ -230,6 +233,7 @@ class ServerWebSocket {
   }
 
   publishBinary(topic, data, compress) {
+    if (this._server._srv === null) return 0;
     this._server._ensureCork();
     const t = String(topic);
     const b = toBuffer(data);
@@ -240,14 +244,14 @@ class ServerWebSocket {
 
   subscribe(topic) {
     const t = String(topic);
-    if (this._state !== 1 || this._topics.has(t)) return;
+    if (this._state !== 1 || this._topics.has(t) || this._server._srv === null) return;
     this._server._ensureCork();
     if (check(f.subscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'subscribe')) this._topics.add(t);
   }
 
   unsubscribe(topic) {
     const t = String(topic);
-    if (!this._topics.delete(t) || this._state === 3) return;
+    if (!this._topics.delete(t) || this._state === 3 || this._server._srv === null) return;
     this._server._ensureCork();
     check(f.unsubscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'unsubscribe');
   }
@@ -271,7 +275,7 @@ class ServerWebSocket {
   }
 
   close(code, reason) {
-    if (this._state !== 1) return;
+    if (this._state !== 1 || this._server._srv === null) return;
     const c = code === undefined ? 1000 : code;
     const r = reason === undefined ? '' : String(reason);
     this._server._ensureCork();
@@ -281,7 +285,7 @@ class ServerWebSocket {
   }
 
   terminate() {
-    if (this._state === 3) return;
+    if (this._state === 3 || this._server._srv === null) return;
     this._server._ensureCork();
     f.terminate(this._server._srv, this._ws());
     this._state = 2;
@@ -289,26 +293,31 @@ class ServerWebSocket {
 
   ping(data) {
     const b = data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
+    if (this._server._srv === null) return 0;
     this._server._ensureCork();
     return f.ping(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length + 2 : 0;
   }
 
   pong(data) {
     const b = data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
+    if (this._server._srv === null) return 0;
     this._server._ensureCork();
     return f.pong(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length + 2 : 0;
   }
 
   getBufferedAmount() {
+    if (this._server._srv === null) return 0;
     return Number(f.buffered(this._server._srv, this._ws()));
   }
 
   /** Stop reading from this client until resumeReading (Volley; not in Bun). */
   pauseReading() {
+    if (this._server._srv === null) return;
     f.pause(this._server._srv, this._ws());
   }
 
   resumeReading() {
+    if (this._server._srv === null) return;
     f.resume(this._server._srv, this._ws());
   }
 }

@@ -492,3 +492,29 @@ test('a busy server is never left without a wake-up (2 workers, 8 busy clients)'
   assert.ok(r.longest_stall_ms < 1000, out);
   assert.ok(r.msgs_per_sec > 1000, out);
 });
+
+test('after stop(), send and publish return 0 as on Bun, and nothing throws', async () => {
+  let socket;
+  const server = serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    fetch(req, s) {
+      if (s.upgrade(req)) return;
+      return new Response('no', { status: 400 });
+    },
+    websocket: { open(ws) { socket = ws; } },
+  });
+  const ws = await client(`ws://127.0.0.1:${server.port}/`);
+  while (!socket) await new Promise((r) => setTimeout(r, 5));
+  const closed = once(ws, 'close');
+  await server.stop(true);
+  await closed;
+  assert.equal(socket.send('late'), 0);
+  assert.equal(socket.sendBinary(new Uint8Array([1])), 0);
+  assert.equal(socket.publish('t', 'late'), 0);
+  assert.equal(socket.ping(), 0);
+  socket.subscribe('t');
+  socket.close();
+  socket.terminate();
+  assert.equal(socket.getBufferedAmount(), 0);
+});

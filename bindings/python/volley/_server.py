@@ -33,6 +33,7 @@ SEND_NO_COMPRESS = 4
 STOP_GRACEFUL = 0
 STOP_NOW = 1
 STOP_NO_WAIT = 2
+STOP_LISTEN_ONLY = 4
 RESULT_OK = 0
 RESULT_CLOSED = 200
 POLL_BYTES = 1 << 20
@@ -248,8 +249,11 @@ class ServerWebSocket(Generic[T]):
         return self._remote[0] if self._remote else ""
 
     def send(self, data: Data, compress: bool | None = None) -> int:
-        """Bun's send: the bytes sent, -1 when queued behind a backlog (``drain`` follows), 0 when dropped."""
+        """Bun's send: the bytes sent, -1 when queued behind a backlog (``drain`` follows), 0 when dropped
+        (also after the server stopped, as in Bun)."""
         s = self._server
+        if s._srv is None:
+            return 0
         if not s._draining:
             s._ensure_cork()
         if isinstance(data, str):
@@ -272,6 +276,8 @@ class ServerWebSocket(Generic[T]):
     def publish(self, topic: str, data: Data, compress: bool | None = None) -> int:
         """Publish to every subscriber but this one (unless ``publish_to_self``)."""
         s = self._server
+        if s._srv is None:
+            return 0
         s._ensure_cork()
         t = topic.encode()
         if isinstance(data, str):
@@ -288,7 +294,7 @@ class ServerWebSocket(Generic[T]):
         return self.publish(topic, bytes(data), compress)
 
     def subscribe(self, topic: str) -> None:
-        if self._state != 1 or topic in self._topics:
+        if self._state != 1 or topic in self._topics or self._server._srv is None:
             return
         self._server._ensure_cork()
         t = topic.encode()
@@ -299,7 +305,7 @@ class ServerWebSocket(Generic[T]):
         if topic not in self._topics:
             return
         self._topics.discard(topic)
-        if self._state == 3:
+        if self._state == 3 or self._server._srv is None:
             return
         self._server._ensure_cork()
         t = topic.encode()
@@ -321,7 +327,7 @@ class ServerWebSocket(Generic[T]):
             n.uncork(self._server._srv)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        if self._state != 1:
+        if self._state != 1 or self._server._srv is None:
             return
         r = reason.encode()
         self._server._ensure_cork()
@@ -331,7 +337,7 @@ class ServerWebSocket(Generic[T]):
         self._state = 2
 
     def terminate(self) -> None:
-        if self._state == 3:
+        if self._state == 3 or self._server._srv is None:
             return
         self._server._ensure_cork()
         n.terminate(self._server._srv, self._ws())
@@ -339,22 +345,32 @@ class ServerWebSocket(Generic[T]):
 
     def ping(self, data: Data = b"") -> int:
         b = data.encode() if isinstance(data, str) else bytes(data)
+        if self._server._srv is None:
+            return 0
         self._server._ensure_cork()
         return len(b) + 2 if n.ping(self._server._srv, self._ws(), b, len(b)) == RESULT_OK else 0
 
     def pong(self, data: Data = b"") -> int:
         b = data.encode() if isinstance(data, str) else bytes(data)
+        if self._server._srv is None:
+            return 0
         self._server._ensure_cork()
         return len(b) + 2 if n.pong(self._server._srv, self._ws(), b, len(b)) == RESULT_OK else 0
 
     def get_buffered_amount(self) -> int:
+        if self._server._srv is None:
+            return 0
         return int(n.buffered_amount(self._server._srv, self._ws()))
 
     def pause_reading(self) -> None:
         """Stop reading from this client until ``resume_reading`` (TCP holds it back)."""
+        if self._server._srv is None:
+            return
         n.pause(self._server._srv, self._ws())
 
     def resume_reading(self) -> None:
+        if self._server._srv is None:
+            return
         n.resume(self._server._srv, self._ws())
 
     def __repr__(self) -> str:
@@ -649,12 +665,18 @@ class Server:
         return dict(zip(names, struct.unpack_from(f"<{len(names)}Q", buf, 8)))
 
     async def stop(self, close_active_connections: bool = True) -> None:
-        """Close 1001 to every WebSocket (they have the close timeout to
-        finish), deliver the last events, free the server. Never blocks the loop."""
+        """Stop listening; with ``close_active_connections`` (the default
+        here) close 1001 to every WebSocket (they have the close timeout to
+        finish), else let the open connections end on their own (Bun's
+        ``stop(false)``). Returns once they have: the last events are
+        delivered and the server freed. Never blocks the loop."""
         if self._stopping is not None:
             return await self._stopping
         self._stopping = self._loop.create_future()
-        flags = STOP_GRACEFUL if close_active_connections else STOP_GRACEFUL
+        # Bun's stop(closeActiveConnections): with it, every WebSocket gets
+        # 1001; without, the server stops listening and the open
+        # connections finish on their own (stop returns when they have).
+        flags = STOP_GRACEFUL if close_active_connections else STOP_LISTEN_ONLY
         n.server_stop(self._srv, flags | STOP_NO_WAIT)
         while n.server_is_running(self._srv):
             self._drain()
