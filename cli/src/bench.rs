@@ -39,6 +39,9 @@ MODES
             --sub-urls ws://B/,ws://C/ spreads the subscribers over those
             servers instead, round-robin, subscriber 0 on the first)
   connect   --conns 50 (concurrent handshakes) --idle 10000 (held connections)
+  http      --conns 1000 --url http://HOST:PORT/PATH: keep-alive GET requests
+            at full speed, one in flight per connection (requests/s, server CPU
+            and RSS at the start, the peak and the end, with --pid)
   tcp       --conns 10 --inflight 4 --size 65536, against `volley tcp-echo`:
             the same echo pattern over bare TCP (MB/s), the loopback baseline
 
@@ -115,6 +118,7 @@ fn parse(args: &[String]) -> Result<Cfg, String> {
         "fanout" => (0, 64, 32),
         "connect" => (50, 1, 0),
         "tcp" => (10, 4, 65536),
+        "http" => (1000, 1, 0),
         other => return Err(format!("unknown mode {other:?}")),
     };
     Ok(Cfg {
@@ -156,7 +160,8 @@ fn split_url(url: &str) -> Result<(SocketAddr, String, String), String> {
     let rest = url
         .strip_prefix("ws://")
         .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or("only ws:// (and tcp:// for mode tcp) URLs")?;
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("only ws:// (tcp:// for mode tcp, http:// for mode http) URLs")?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -208,6 +213,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }),
         "echo" => run_traffic(&cfg, false),
         "fanout" => run_traffic(&cfg, true),
+        "http" => run_http(&cfg),
         _ => run_connect(&cfg),
     };
     match res {
@@ -984,5 +990,154 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
             let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));
         }
     }
+    Ok(rep)
+}
+
+// ---- http: keep-alive GET soak ---------------------------------------------
+
+/// One keep-alive connection: its request out, the answer being read.
+struct HConn {
+    sock: TcpStream,
+    out: usize,
+    buf: Vec<u8>,
+}
+
+/// Bytes of the complete response at the start of `b` (head and
+/// `Content-Length` body), if it is all there.
+fn response_len(b: &[u8]) -> Option<Result<usize, String>> {
+    let end = b.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&b[..end]).ok()?;
+    if !head.starts_with("HTTP/1.1 200") {
+        let line = head.lines().next().unwrap_or("");
+        return Some(Err(format!("answer {line:?}")));
+    }
+    let len = head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    let Some(len) = len else {
+        return Some(Err("an answer without Content-Length".into()));
+    };
+    (b.len() >= end + len).then_some(Ok(end + len))
+}
+
+fn run_http(cfg: &Cfg) -> Result<Report, String> {
+    let req = format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", cfg.path, cfg.host).into_bytes();
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut events = Events::with_capacity(4096);
+    let mut conns = Vec::with_capacity(cfg.conns);
+    for i in 0..cfg.conns {
+        let mut sock = TcpStream::connect(cfg.addr).map_err(|e| e.to_string())?;
+        let _ = sock.set_nodelay(true);
+        poll.registry()
+            .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| e.to_string())?;
+        conns.push(HConn {
+            sock,
+            out: 0,
+            buf: Vec::new(),
+        });
+    }
+    let rss0 = cfg.pids.first().and_then(|&p| rss_bytes(p));
+    let mut rss_peak = rss0.unwrap_or(0);
+    let mut done: u64 = 0;
+    let mut errors: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let t0 = Instant::now();
+    let warm = Duration::from_secs_f64(cfg.warmup);
+    let end = warm + Duration::from_secs_f64(cfg.duration);
+    let (mut start, mut d0, mut c0) = (None, 0, None);
+    let mut last_sample = t0;
+    // Write (the rest of) the request; false on error.
+    let write = |c: &mut HConn| -> bool {
+        while c.out < req.len() {
+            match c.sock.write(&req[c.out..]) {
+                Ok(n) => c.out += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    for c in conns.iter_mut() {
+        if !write(c) {
+            errors += 1;
+        }
+    }
+    while t0.elapsed() < end {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .map_err(|e| e.to_string())?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if ev.is_writable() && c.out < req.len() && !write(c) {
+                errors += 1;
+            }
+            if !ev.is_readable() {
+                continue;
+            }
+            loop {
+                match c.sock.read(&mut buf) {
+                    Ok(0) => {
+                        errors += 1;
+                        break;
+                    }
+                    Ok(n) => c.buf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            while let Some(r) = response_len(&c.buf) {
+                let n = r?;
+                c.buf.drain(..n);
+                done += 1;
+                c.out = 0;
+                if !write(c) {
+                    errors += 1;
+                }
+            }
+        }
+        if start.is_none() && t0.elapsed() >= warm {
+            start = Some(Instant::now());
+            d0 = done;
+            c0 = cpu_of(&cfg.pids);
+        }
+        if last_sample.elapsed() >= Duration::from_millis(250) {
+            last_sample = Instant::now();
+            if let Some(r) = cfg.pids.first().and_then(|&p| rss_bytes(p)) {
+                rss_peak = rss_peak.max(r);
+            }
+        }
+    }
+    let secs = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let c1 = cpu_of(&cfg.pids);
+    let rss1 = cfg.pids.first().and_then(|&p| rss_bytes(p));
+    let reqs = (done - d0) as f64;
+    let mut rep = Report::default();
+    rep.str("mode", "http");
+    rep.num("connections", cfg.conns as f64);
+    rep.num("seconds", secs);
+    rep.num(
+        "requests_per_sec",
+        if secs > 0.0 { reqs / secs } else { 0.0 },
+    );
+    if let (Some(a), Some(b)) = (c0, c1) {
+        let cpu = b - a;
+        rep.num("server_cpu_sec", cpu);
+        rep.num(
+            "requests_per_server_cpu_sec",
+            if cpu > 0.0 { reqs / cpu } else { 0.0 },
+        );
+    }
+    if let (Some(a), Some(b)) = (rss0, rss1) {
+        rep.num("server_rss_start_kb", a as f64 / 1024.0);
+        rep.num("server_rss_peak_kb", rss_peak as f64 / 1024.0);
+        rep.num("server_rss_end_kb", b as f64 / 1024.0);
+    }
+    rep.num("errors", errors as f64);
     Ok(rep)
 }

@@ -11,7 +11,14 @@ const server = serve({
   },
   websocket: {
     message(ws, message) {
-      ws.send(message);
+      // Bun's answer: the bytes sent, -1 when queued behind a backlog (a
+      // `drain` follows), 0 when dropped. A client that sends faster than it
+      // reads is slowed down, not silently dropped from: stop reading it
+      // until its echoes have drained.
+      if (ws.send(message) === -1) ws.pauseReading();
+    },
+    drain(ws) {
+      ws.resumeReading();
     },
   },
 });

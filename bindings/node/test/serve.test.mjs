@@ -518,3 +518,32 @@ test('after stop(), send and publish return 0 as on Bun, and nothing throws', as
   socket.terminate();
   assert.equal(socket.getBufferedAmount(), 0);
 });
+
+test('examples/echo.mjs loses nothing to a client that reads late (it pauses at -1, resumes on drain)', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../examples/echo.mjs', import.meta.url)), '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = await once(child.stdout, 'data');
+  const port = Number(String(line).match(/listening (\d+)/)[1]);
+  const ws = await client(`ws://127.0.0.1:${port}/`);
+  // 2,000 messages of 16 KiB (32 MiB, twice the backpressure limit) before
+  // reading: an echo that ignored send's answer dropped those past the limit.
+  const n = 2000;
+  const msg = Buffer.alloc(16 * 1024, 7);
+  let got = 0;
+  const all = new Promise((resolve) => ws.on('message', () => { if (++got === n) resolve(); }));
+  ws.pause();
+  for (let i = 0; i < n; i++) ws.send(msg);
+  await new Promise((r) => setTimeout(r, 500));
+  ws.resume();
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`only ${got} of ${n} echoes within 30 s`)), 30_000);
+  });
+  await Promise.race([all, late]);
+  clearTimeout(timer);
+  assert.equal(got, n);
+  ws.close();
+});

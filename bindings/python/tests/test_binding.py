@@ -545,3 +545,37 @@ def test_stop_without_closing_active_connections_lets_them_finish_and_then_sends
         ws.close()
 
     run(go())
+
+
+def test_the_echo_example_loses_nothing_to_a_client_that_reads_late():
+    """examples/echo.py pauses a client at -1 and resumes it on drain: 2,000
+    messages of 16 KiB (twice the backpressure limit) sent before reading
+    all come back (an echo that ignored send's answer dropped the rest)."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "echo.py"
+
+    async def go():
+        proc = await asyncio.create_subprocess_exec(sys.executable, str(example), "0", stdout=subprocess.PIPE)
+        try:
+            line = (await proc.stdout.readline()).decode()
+            port = int(line.split()[1])
+            # max_queue=1: the client stops reading from the socket while
+            # nobody calls recv, so the server meets real backpressure.
+            async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None, max_queue=1) as c:
+                msg = b"\x07" * 16384
+
+                async def send_all():
+                    for _ in range(2000):
+                        await c.send(msg)
+
+                sender = asyncio.ensure_future(send_all())
+                await asyncio.sleep(1)
+                got = 0
+                while got < 2000:
+                    assert await asyncio.wait_for(c.recv(), 30) == msg
+                    got += 1
+                await sender
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+    asyncio.run(asyncio.wait_for(go(), 90))

@@ -51,18 +51,22 @@ test('a /pub message reaches every /sub subscriber in order', async () => {
 });
 
 test('chat rooms are separate and the sender is excluded', async () => {
-  const [a, b, other] = await Promise.all([open('/chat/one'), open('/chat/one'), open('/chat/two')]);
-  let otherGot = 0;
-  let selfGot = 0;
-  other.on('message', () => otherGot++);
-  a.on('message', () => selfGot++);
+  const [a, b, other, other2] = await Promise.all([
+    open('/chat/one'), open('/chat/one'), open('/chat/two'), open('/chat/two'),
+  ]);
+  // Order decides, not a sleep: each room delivers in order, so the first
+  // message `a` sees must be b's reply (never its own), and the first one
+  // `other` sees must be room two's (never room one's).
+  const aFirst = collect(a, 1);
+  const otherFirst = collect(other, 1);
   const got = collect(b, 1);
   a.send('hello room one');
   assert.deepEqual(await got, ['hello room one']);
-  await new Promise((r) => setTimeout(r, 100));
-  assert.equal(otherGot, 0);
-  assert.equal(selfGot, 0);
-  for (const s of [a, b, other]) s.close();
+  b.send('reply in room one');
+  other2.send('hello room two');
+  assert.deepEqual(await aFirst, ['reply in room one']);
+  assert.deepEqual(await otherFirst, ['hello room two']);
+  for (const s of [a, b, other, other2]) s.close();
 });
 
 test('an EventSource receives publishes to t', async () => {
