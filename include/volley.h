@@ -847,8 +847,9 @@ extern "C" {
  * Ownership: `server` borrowed; `protocol`, `headers` borrowed for the
  * call (copied).
  * Threads: any thread.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (a header or
- * protocol that is not UTF-8 or holds CR/LF); NOT_PENDING (answered
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (a header
+ * name or a protocol that is not a token, a header value with CR, LF or
+ * NUL, text that is not UTF-8; `volley_last_error` says which); NOT_PENDING (answered
  * already in this callback, or a zero id); BUSY (mailbox full).
  */
 volley_result volley_upgrade_accept(const struct volley_server *server,
