@@ -104,6 +104,12 @@ export interface ServeOptions<T = undefined> {
   hostname?: string;
   /** Worker threads running the protocol (default: one per core). */
   workers?: number;
+  /**
+   * Bun's `reusePort`: share the port with other processes that ask for the
+   * same (`SO_REUSEPORT`). Default false: the port is this server's alone,
+   * and serve() throws "address in use" when it is taken.
+   */
+  reusePort?: boolean;
   maxRequestBodySize?: number;
   /**
    * Carry publishes to every process bridged to the same Redis:

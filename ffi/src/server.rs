@@ -156,6 +156,8 @@ pub extern "C" fn volley_server_new(
 
 fn io_error(e: std::io::Error) -> volley_result {
     log::error!("volley: {e}");
+    // e.g. "Address in use (os error 98)", for volley_last_error.
+    crate::error::set_last_error(e.to_string());
     volley_result::Io
 }
 

@@ -66,12 +66,17 @@ const Options = koffi.struct('volley_options', {
   queue_bytes: 'uint64_t',
   sse_keepalive_ms: 'uint32_t',
   pubsub_bridge: 'const char *',
+  // Past ABI v1's 208 bytes (filled by volley_options_init_sized).
+  send_timeout_ms: 'uint32_t',
+  reuse_port: 'uint8_t',
 });
 koffi.opaque('volley_server');
 const srv = 'volley_server *';
 
 const f = {
-  options_init: lib.func('void volley_options_init(_Out_ volley_options *o)'),
+  options_init_sized: lib.func('uint32_t volley_options_init_sized(_Out_ volley_options *o, size_t size)'),
+  options_size: koffi.sizeof(Options),
+  last_error: lib.func('const char *volley_last_error(void)'),
   server_new: lib.func(`uint32_t volley_server_new(const volley_options *o, void *h, void *ud, _Out_ ${srv} *out)`),
   server_free: lib.func(`void volley_server_free(${srv} s)`),
   server_stop: lib.func(`uint32_t volley_server_stop(${srv} s, uint32_t flags)`),

@@ -346,13 +346,16 @@ class Server {
     this._hostname = options.hostname || '0.0.0.0';
 
     const o = {};
-    f.options_init(o);
+    f.options_init_sized(o, f.options_size);
     const env = Number(process.env.PORT || process.env.NODE_PORT || 3000);
     o.port = options.port === undefined ? env : Number(options.port);
     o.host = this._hostname;
     o.routes = null;
     o.routes_len = 0;
     if (options.workers !== undefined) o.workers = options.workers;
+    // Bun's reusePort: share the port with other processes (SO_REUSEPORT);
+    // without it the port is this server's alone ("address in use").
+    if (options.reusePort !== undefined) o.reuse_port = options.reusePort ? 1 : 0;
     if (options.maxRequestBodySize !== undefined) o.max_body_bytes = options.maxRequestBodySize;
     if (options.pubsubBridge) o.pubsub_bridge = String(options.pubsubBridge);
     const w = this._ws || {};
@@ -385,7 +388,10 @@ class Server {
     }
     const out = [null];
     const r = f.server_new(o, null, null, out);
-    if (r !== RESULT_OK) throw new Error(`volley: serve: ${f.error_message(r)}`);
+    if (r !== RESULT_OK) {
+      const detail = f.last_error();
+      throw new Error(`volley: serve: ${f.error_message(r)}${detail ? `: ${detail}` : ''}`);
+    }
     this._srv = out[0];
     this.port = f.server_port(this._srv);
     const fd = [0];

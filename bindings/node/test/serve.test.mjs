@@ -547,3 +547,19 @@ test('examples/echo.mjs loses nothing to a client that reads late (it pauses at 
   assert.equal(got, n);
   ws.close();
 });
+
+test('the port is the server\'s alone unless reusePort is given (Bun\'s option), against volley serve too', async (t) => {
+  const a = start(t, echo);
+  assert.throws(() => serve({ ...echo, port: a.port, hostname: '127.0.0.1' }), /in use/i);
+  assert.throws(() => serve({ ...echo, port: a.port, hostname: '127.0.0.1', reusePort: true }), /in use/i);
+  const b = start(t, { ...echo, reusePort: true });
+  const c = start(t, { ...echo, port: b.port, reusePort: true });
+  assert.equal(c.port, b.port);
+  // A `volley serve` process on a port a Node server holds exits with "in use".
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const bin = process.env.VOLLEY_BIN ?? fileURLToPath(new URL('../../../target/release/volley', import.meta.url));
+  const r = spawnSync(bin, ['serve', '--port', String(a.port)], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /in use/i);
+});

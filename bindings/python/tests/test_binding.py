@@ -579,3 +579,33 @@ def test_the_echo_example_loses_nothing_to_a_client_that_reads_late():
             await proc.wait()
 
     asyncio.run(asyncio.wait_for(go(), 90))
+
+
+def test_the_port_is_the_servers_alone_unless_reuse_port_is_asked_for():
+    """As Bun's reusePort and websockets' reuse_port: without it a second
+    server (Python, or a `volley serve` process) on a taken port fails."""
+    volley_bin = os.environ.get("VOLLEY_BIN", str(ROOT / "target" / "release" / "volley"))
+
+    async def go():
+        a = await volley.serve(port=0)
+        try:
+            with pytest.raises(OSError, match="in use"):
+                await volley.serve(port=a.port)
+            with pytest.raises(OSError, match="in use"):
+                await volley.serve(port=a.port, reuse_port=True)
+            r = subprocess.run([volley_bin, "serve", "--port", str(a.port)], capture_output=True, text=True,
+                               timeout=10)
+            assert r.returncode == 1 and "in use" in r.stderr, r
+        finally:
+            await a.stop()
+        b = await volley.serve(port=0, reuse_port=True)
+        c = await volley.serve(port=b.port, reuse_port=True)
+        assert c.port == b.port
+        await c.stop()
+        await b.stop()
+        async with vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0) as s:
+            with pytest.raises(OSError, match="in use"):
+                async with vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", s.port):
+                    pass
+
+    run(go())

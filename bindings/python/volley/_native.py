@@ -90,6 +90,9 @@ class Options(ctypes.Structure):
         ("queue_bytes", c_uint64),
         ("sse_keepalive_ms", c_uint32),
         ("pubsub_bridge", c_char_p),
+        # Past ABI v1's 208 bytes (filled by volley_options_init_sized).
+        ("send_timeout_ms", c_uint32),
+        ("reuse_port", c_uint8),
     ]
 
 
@@ -104,7 +107,8 @@ def _fn(name: str, res: object, *args: object) -> ctypes._CFuncPtr:  # type: ign
 
 
 Srv = c_void_p
-options_init = _fn("volley_options_init", None, POINTER(Options))
+options_init_sized = _fn("volley_options_init_sized", c_uint32, POINTER(Options), c_size_t)
+last_error = _fn("volley_last_error", ctypes.c_char_p)
 server_new = _fn("volley_server_new", c_uint32, POINTER(Options), c_void_p, c_void_p, POINTER(c_void_p))
 server_free = _fn("volley_server_free", None, Srv)
 server_stop = _fn("volley_server_stop", c_uint32, Srv, c_uint32)

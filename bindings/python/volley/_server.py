@@ -395,7 +395,7 @@ class Server:
         self._stopping: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         o = n.Options()
-        n.options_init(ctypes.byref(o))
+        n.options_init_sized(ctypes.byref(o), ctypes.sizeof(o))
         o.port = int(opts.get("port") or 0)
         host = str(opts.get("host") or "127.0.0.1")
         self._host_bytes = host.encode()
@@ -410,6 +410,7 @@ class Server:
             "publish_to_self": "publish_to_self",
             "max_request_body_size": "max_body_bytes",
             "max_connections": "max_connections",
+            "reuse_port": "reuse_port",
         }
         for k, field in simple.items():
             if opts.get(k) is not None:
@@ -451,7 +452,8 @@ class Server:
         srv = ctypes.c_void_p()
         r = n.server_new(ctypes.byref(o), None, None, ctypes.byref(srv))
         if r != RESULT_OK:
-            raise OSError(f"volley: serve: {n.error_message(r).decode()}")
+            detail = (n.last_error() or b"").decode()
+            raise OSError(f"volley: serve: {n.error_message(r).decode()}" + (f": {detail}" if detail else ""))
         self._srv: ctypes.c_void_p | None = srv
         self.port = int(n.server_port(srv))
         fd = ctypes.c_int()
@@ -719,6 +721,7 @@ async def serve(
     tls: Mapping[str, Any] | None = None,
     max_request_body_size: int | None = None,
     pubsub_bridge: str | None = None,
+    reuse_port: bool | None = None,
 ) -> Server:
     """Start a server on the running loop, Bun-style.
 
@@ -728,7 +731,9 @@ async def serve(
     ``fetch(request)`` answers plain HTTP with a ``Response`` (or str/bytes;
     ``event_stream(topics)`` for Server-Sent Events). ``pubsub_bridge``
     (``redis://[:password@]host[:port][/prefix]`` or ``rediss://``) carries
-    publishes to every process bridged to the same Redis.
+    publishes to every process bridged to the same Redis. The port is this
+    server's alone (``OSError`` "address in use" when taken) unless
+    ``reuse_port`` (Bun's ``reusePort``) shares it with other processes.
     """
     loop = asyncio.get_running_loop()
     handlers = {"open": open, "message": message, "close": close, "drain": drain, "ping": ping, "pong": pong,
@@ -737,7 +742,7 @@ async def serve(
                 idle_timeout=idle_timeout, backpressure_limit=backpressure_limit,
                 close_on_backpressure_limit=close_on_backpressure_limit, send_pings=send_pings,
                 publish_to_self=publish_to_self, workers=workers, tls=tls, max_request_body_size=max_request_body_size,
-                pubsub_bridge=pubsub_bridge)
+                pubsub_bridge=pubsub_bridge, reuse_port=reuse_port)
     return Server(loop, handlers, opts)
 
 

@@ -250,6 +250,7 @@ def serve(
     compression: str | None = "deflate",
     ping_interval: float | None = 20,
     workers: int | None = None,
+    reuse_port: bool | None = None,
     **_ignored: Any,
 ) -> WebSocketServer:
     """Serve ``handler`` on each connection, ``websockets``-style.
@@ -314,10 +315,12 @@ def serve(
             drain=drain,
             close=close,
             per_message_deflate=compression == "deflate",
-            max_payload_length=max_size if max_size is not None else 2**63,
+            # None (unbounded in websockets): the engine's most, 2 GiB.
+            max_payload_length=max_size if max_size is not None else 2**31,
             idle_timeout=ping_interval if ping_interval else 0,
             send_pings=bool(ping_interval),
             workers=workers,
+            reuse_port=reuse_port,
         )
 
     return WebSocketServer(factory)
