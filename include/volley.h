@@ -316,6 +316,15 @@ typedef uint32_t volley_slow_consumer;
 /**
  * A server (opaque). Created by `volley_server_new`, freed by
  * `volley_server_free`.
+ *
+ * What C holds is this small handle, which is never deallocated: the
+ * server's state behind it is. Every call enters through [`server`], which
+ * counts itself in `in_flight` (calls made inside this server's own
+ * callbacks are not counted: the workers that run them are joined before
+ * the state goes) and refuses with STOPPED once `freed` is set; free sets
+ * `freed`, waits for the calls in flight, then drops the state. So a call
+ * racing or following free gets STOPPED and never touches freed memory,
+ * and a second free is a no-op.
  */
 typedef struct volley_server volley_server;
 
@@ -1015,11 +1024,15 @@ volley_result volley_server_new(const struct volley_options *options,
  * abandoned, undrained events are discarded. For a graceful end, call
  * `volley_server_stop` first.
  *
- * Ownership: takes `server` (from `volley_server_new`); it is invalid
- * afterwards. NULL is a no-op.
- * Threads: any thread. From a callback of this server the workers cannot
- * wait for themselves: the server stops, and its memory is freed on
- * another thread once they have exited.
+ * Ownership: takes `server` (from `volley_server_new`). Its state is freed
+ * once the calls other threads have in flight on it return (a
+ * `volley_server_join` returns at once, the server being stopped); a call
+ * that starts afterwards, and a second free, are safe: the call returns
+ * VOLLEY_RESULT_STOPPED (0 for sends, 3 for ready states), the free does
+ * nothing. (The small handle itself is kept for that.) NULL is a no-op.
+ * Threads: any thread, also a callback of this server: the workers cannot
+ * wait for themselves, so the state is then freed on another thread once
+ * the callback has returned and they have exited.
  * Returns: nothing.
  */
 void volley_server_free(struct volley_server *server);
@@ -1036,8 +1049,14 @@ void volley_server_free(struct volley_server *server);
  * `volley_server_poll`. The server stays allocated until `volley_server_free`.
  *
  * Ownership: `server` is borrowed for the call.
- * Threads: any thread (see above for callbacks).
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown flag bits).
+ * Threads: any thread (see above for callbacks). With `VOLLEY_STOP_NO_WAIT`
+ * (and without `VOLLEY_STOP_LISTEN_ONLY`) it is async-signal-safe: it
+ * only sets the stop level and writes each worker's wake-up descriptor
+ * (no lock, no allocation), so a SIGINT/SIGTERM handler may call it while
+ * `volley_server_join` waits on the main thread. No other function of
+ * this library is async-signal-safe.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown flag
+ * bits); STOPPED (freed).
  */
 volley_result volley_server_stop(struct volley_server *server, uint32_t flags);
 

@@ -549,6 +549,18 @@ impl ServerHandle {
         self.request_stop(hub::STOP_LISTENING);
     }
 
+    /// The request of [`ServerHandle::stop`] (`now`: of
+    /// [`ServerHandle::stop_now`]) without waiting for the listeners to
+    /// close: one atomic and one eventfd write per worker, no lock and no
+    /// allocation, so a signal handler may call it.
+    pub fn signal_stop(&self, now: bool) {
+        self.hub.request_stop(if now {
+            hub::STOP_NOW
+        } else {
+            hub::STOP_GRACEFUL
+        });
+    }
+
     /// Raise the stop level, then wait (not on a worker thread, which
     /// would wait for itself; and at most a second, in case a worker is
     /// stuck in a handler) until every listener is closed, so that a

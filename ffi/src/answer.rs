@@ -3,7 +3,7 @@
 
 use crate::current::{self, Answered};
 use crate::error::{Res, boundary, bytes, code, cstr, invalid, volley_result};
-use crate::server::{server, volley_server};
+use crate::server::{Call, server, volley_server};
 use crate::types::{volley_bytes, volley_header, volley_ws};
 use engine::{Accept, Response};
 use std::ffi::c_char;
@@ -48,7 +48,7 @@ fn response(status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Res<Res
 }
 
 /// Give the answer: in the callback that asked, or through the server.
-fn answer(s: &volley_server, ws: volley_ws, a: Answered) -> Res {
+fn answer(s: &Call<'_>, ws: volley_ws, a: Answered) -> Res {
     let id = ws.id().ok_or(volley_result::NotPending)?;
     if let Answered::Respond(r) = &a {
         if r.is_streamed() {
@@ -57,7 +57,7 @@ fn answer(s: &volley_server, ws: volley_ws, a: Answered) -> Res {
         }
     }
     let mut a = Some(a);
-    match current::answer_here(s, id, || a.take().expect("answered once")) {
+    match current::answer_here(s.shell, id, || a.take().expect("answered once")) {
         Some(true) => return Ok(()),
         Some(false) => return Err(volley_result::NotPending),
         None => {}
@@ -126,7 +126,7 @@ pub extern "C" fn volley_upgrade_accept(
             // SAFETY: documented contract.
             let h = unsafe { self::headers(headers, headers_len) }?;
             answer(
-                s,
+                &s,
                 ws,
                 Answered::Accept {
                     user,
@@ -162,7 +162,7 @@ pub extern "C" fn volley_upgrade_reject(
             let h = unsafe { self::headers(headers, headers_len) }?;
             // SAFETY: documented contract.
             let b = unsafe { bytes(body, body_len) }?;
-            answer(s, ws, Answered::Reject(response(status, h, b)?))
+            answer(&s, ws, Answered::Reject(response(status, h, b)?))
         })())
     })
 }
@@ -194,7 +194,7 @@ pub extern "C" fn volley_respond(
             let h = unsafe { self::headers(headers, headers_len) }?;
             // SAFETY: documented contract.
             let b = unsafe { bytes(body, body_len) }?;
-            answer(s, ws, Answered::Respond(response(status, h, b)?))
+            answer(&s, ws, Answered::Respond(response(status, h, b)?))
         })())
     })
 }
@@ -229,7 +229,7 @@ pub extern "C" fn volley_respond_stream(
             }
             let mut r = Response::stream(status);
             r.headers.extend(h);
-            answer(s, ws, Answered::Respond(r))
+            answer(&s, ws, Answered::Respond(r))
         })())
     })
 }
@@ -281,7 +281,7 @@ pub extern "C" fn volley_respond_events(
                 return Err(volley_result::InvalidArgument);
             }
             r.headers.extend(h);
-            answer(s, ws, Answered::Respond(r))
+            answer(&s, ws, Answered::Respond(r))
         })())
     })
 }

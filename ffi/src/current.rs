@@ -96,6 +96,13 @@ pub(crate) fn with_answer<R>(
     r
 }
 
+/// Is this thread inside one of `server`'s callbacks (event, upgrade or
+/// request)?
+pub(crate) fn in_callback_of(server: &volley_server) -> bool {
+    let c = CURRENT.with(Cell::get);
+    std::ptr::eq(c.server, server) && (!c.ws.is_null() || !c.answer.is_null())
+}
+
 /// If this thread is inside the callback of connection `id` of `server`,
 /// run `f` on it.
 pub(crate) fn on_ws<R>(

@@ -16,12 +16,32 @@ use engine::queue::{Batch, Event, EventQueue};
 use engine::{Message, PublishResult, Server, ServerBuilder, ServerHandle};
 use std::ffi::c_void;
 use std::mem::{offset_of, size_of};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A server (opaque). Created by `volley_server_new`, freed by
 /// `volley_server_free`.
+///
+/// What C holds is this small handle, which is never deallocated: the
+/// server's state behind it is. Every call enters through [`server`], which
+/// counts itself in `in_flight` (calls made inside this server's own
+/// callbacks are not counted: the workers that run them are joined before
+/// the state goes) and refuses with STOPPED once `freed` is set; free sets
+/// `freed`, waits for the calls in flight, then drops the state. So a call
+/// racing or following free gets STOPPED and never touches freed memory,
+/// and a second free is a no-op.
 pub struct volley_server {
+    state: AtomicPtr<ServerState>,
+    in_flight: AtomicUsize,
+    freed: AtomicBool,
+}
+
+/// Handles of freed servers, kept (and reachable) for the life of the
+/// process: a stale pointer from C still lands on a live `freed` flag.
+static RETIRED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// A server's state: what the handle points at until it is freed.
+pub(crate) struct ServerState {
     pub(crate) handle: ServerHandle,
     server: Mutex<Option<Server>>,
     port: u16,
@@ -54,13 +74,59 @@ fn this_thread() -> usize {
     MARK.with(|m| m as *const u8 as usize)
 }
 
-/// A server from a pointer.
+/// A server from a pointer, held for the call.
 ///
 /// # Safety
-/// `p` must be NULL or a server from `volley_server_new` not yet freed.
-pub(crate) unsafe fn server<'a>(p: *const volley_server) -> Res<&'a volley_server> {
-    // SAFETY: forwarded contract.
-    unsafe { arg(p) }
+/// `p` must be NULL or a handle from `volley_server_new` (freed or not:
+/// handles are never deallocated).
+pub(crate) unsafe fn server<'a>(p: *const volley_server) -> Res<Call<'a>> {
+    // SAFETY: forwarded contract (a handle, once made, is never deallocated).
+    let shell = unsafe { arg(p) }?;
+    let counted = !current::in_callback_of(shell);
+    if counted {
+        shell.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+    // Counted before looking: free sets `freed` before it waits for
+    // `in_flight` to reach zero (both SeqCst), so either we see `freed`
+    // or free sees us and waits. The guard owns the count from here (its
+    // drop gives it back, on the refusals too).
+    let mut call = Call {
+        shell,
+        state: std::ptr::null(),
+        counted,
+    };
+    if shell.freed.load(Ordering::SeqCst) {
+        return Err(volley_result::Stopped);
+    }
+    call.state = shell.state.load(Ordering::Acquire);
+    if call.state.is_null() {
+        return Err(volley_result::Stopped);
+    }
+    Ok(call)
+}
+
+/// One call's hold on a server: its state stays alive until this drops.
+pub(crate) struct Call<'a> {
+    pub(crate) shell: &'a volley_server,
+    state: *const ServerState,
+    counted: bool,
+}
+
+impl std::ops::Deref for Call<'_> {
+    type Target = ServerState;
+    fn deref(&self) -> &ServerState {
+        // SAFETY: non-null (checked in `server`) and kept alive by the
+        // count (or by running in this server's callback) until we drop.
+        unsafe { &*self.state }
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.shell.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Create a server, bind it and start its workers.
@@ -97,9 +163,16 @@ pub extern "C" fn volley_server_new(
             for r in &cfg.routes {
                 b = b.route(r);
             }
-            let srv = if handlers.is_null() {
+            // The handle first: callbacks receive its address, and wait
+            // (`set_ready`) until the state behind it is in place.
+            let shell = Box::new(volley_server {
+                state: AtomicPtr::new(std::ptr::null_mut()),
+                in_flight: AtomicUsize::new(0),
+                freed: AtomicBool::new(false),
+            });
+            let (state, callbacks) = if handlers.is_null() {
                 let (server, queue) = b.serve_queue().map_err(io_error)?;
-                Box::new(volley_server {
+                let state = ServerState {
                     handle: server.handle(),
                     port: server.local_addr().port(),
                     server: Mutex::new(Some(server)),
@@ -113,25 +186,15 @@ pub extern "C" fn volley_server_new(
                     })),
                     polls: AtomicU64::new(0),
                     polled: AtomicU64::new(0),
-                })
+                };
+                (state, None)
             } else {
                 // SAFETY: documented contract of `handlers`.
                 let h = unsafe { handler_table(handlers) }?;
-                // The callbacks receive the server's address before the
-                // server exists: they wait until it does (`set_ready`).
-                let ptr = Box::into_raw(Box::<volley_server>::new_uninit()).cast::<volley_server>();
+                let ptr = (&*shell as *const volley_server).cast_mut();
                 let callbacks = Arc::new(Callbacks::new(h, userdata, ptr));
-                let server = match b.serve(CHandler(callbacks.clone())) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // SAFETY: allocated above, never initialised or shared.
-                        drop(unsafe {
-                            Box::from_raw(ptr.cast::<std::mem::MaybeUninit<volley_server>>())
-                        });
-                        return Err(io_error(e));
-                    }
-                };
-                let v = volley_server {
+                let server = b.serve(CHandler(callbacks.clone())).map_err(io_error)?;
+                let state = ServerState {
                     handle: server.handle(),
                     port: server.local_addr().port(),
                     server: Mutex::new(Some(server)),
@@ -139,16 +202,16 @@ pub extern "C" fn volley_server_new(
                     polls: AtomicU64::new(0),
                     polled: AtomicU64::new(0),
                 };
-                // SAFETY: `ptr` is the allocation made above, unaliased
-                // until this write completes (callbacks wait for `ready`).
-                unsafe { ptr.write(v) };
-                // SAFETY: initialised just above; ownership goes to the caller.
-                let srv = unsafe { Box::from_raw(ptr) };
-                callbacks.set_ready();
-                srv
+                (state, Some(callbacks))
             };
+            shell
+                .state
+                .store(Box::into_raw(Box::new(state)), Ordering::Release);
+            if let Some(c) = callbacks {
+                c.set_ready();
+            }
             // SAFETY: `out` checked non-NULL above; the caller owns it.
-            unsafe { *out = Box::into_raw(srv) };
+            unsafe { *out = Box::into_raw(shell) };
             Ok(())
         })())
     })
@@ -244,11 +307,15 @@ pub(crate) fn compress_flag(flags: u32) -> Option<bool> {
 /// abandoned, undrained events are discarded. For a graceful end, call
 /// `volley_server_stop` first.
 ///
-/// Ownership: takes `server` (from `volley_server_new`); it is invalid
-/// afterwards. NULL is a no-op.
-/// Threads: any thread. From a callback of this server the workers cannot
-/// wait for themselves: the server stops, and its memory is freed on
-/// another thread once they have exited.
+/// Ownership: takes `server` (from `volley_server_new`). Its state is freed
+/// once the calls other threads have in flight on it return (a
+/// `volley_server_join` returns at once, the server being stopped); a call
+/// that starts afterwards, and a second free, are safe: the call returns
+/// VOLLEY_RESULT_STOPPED (0 for sends, 3 for ready states), the free does
+/// nothing. (The small handle itself is kept for that.) NULL is a no-op.
+/// Threads: any thread, also a callback of this server: the workers cannot
+/// wait for themselves, so the state is then freed on another thread once
+/// the callback has returned and they have exited.
 /// Returns: nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_free(server: *mut volley_server) {
@@ -256,18 +323,48 @@ pub extern "C" fn volley_server_free(server: *mut volley_server) {
         if server.is_null() {
             return;
         }
-        // SAFETY: the caller gives back ownership of a live server.
-        let b = unsafe { Box::from_raw(server) };
-        b.handle.stop_now();
-        if b.handle.on_worker_thread() {
-            std::thread::spawn(move || drop(b));
+        // SAFETY: a handle from volley_server_new (never deallocated).
+        let shell: &'static volley_server = unsafe { &*server };
+        if shell.freed.swap(true, Ordering::SeqCst) {
+            return; // freed already
+        }
+        RETIRED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(server as usize);
+        let p = shell.state.load(Ordering::Acquire);
+        if p.is_null() {
             return;
         }
-        drop(b);
+        // SAFETY: set by volley_server_new; only this (first) free takes it.
+        let state = unsafe { &*p };
+        state.handle.stop_now();
+        let finish = move || {
+            // Calls that started before `freed` was set finish first.
+            let mut spins = 0u32;
+            while shell.in_flight.load(Ordering::SeqCst) > 0 {
+                spins += 1;
+                if spins < 100 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            let p = shell.state.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !p.is_null() {
+                // SAFETY: the Box made by volley_server_new, taken once.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        };
+        if state.handle.on_worker_thread() || current::in_callback_of(shell) {
+            std::thread::spawn(finish);
+        } else {
+            finish();
+        }
     })
 }
 
-impl Drop for volley_server {
+impl Drop for ServerState {
     fn drop(&mut self) {
         let s = self
             .server
@@ -298,8 +395,14 @@ impl Drop for volley_server {
 /// `volley_server_poll`. The server stays allocated until `volley_server_free`.
 ///
 /// Ownership: `server` is borrowed for the call.
-/// Threads: any thread (see above for callbacks).
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown flag bits).
+/// Threads: any thread (see above for callbacks). With `VOLLEY_STOP_NO_WAIT`
+/// (and without `VOLLEY_STOP_LISTEN_ONLY`) it is async-signal-safe: it
+/// only sets the stop level and writes each worker's wake-up descriptor
+/// (no lock, no allocation), so a SIGINT/SIGTERM handler may call it while
+/// `volley_server_join` waits on the main thread. No other function of
+/// this library is async-signal-safe.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; INVALID_ARGUMENT (unknown flag
+/// bits); STOPPED (freed).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_stop(server: *mut volley_server, flags: u32) -> volley_result {
     boundary(volley_result::Panic, || {
@@ -313,6 +416,11 @@ pub extern "C" fn volley_server_stop(server: *mut volley_server, flags: u32) -> 
                     flags & !KNOWN
                 )));
             }
+            if flags & VOLLEY_STOP_NO_WAIT != 0 && flags & VOLLEY_STOP_LISTEN_ONLY == 0 {
+                // The async-signal-safe path: a request, no waiting.
+                s.handle.signal_stop(flags & VOLLEY_STOP_NOW != 0);
+                return Ok(());
+            }
             if flags & VOLLEY_STOP_NOW != 0 {
                 s.handle.stop_now();
             } else if flags & VOLLEY_STOP_LISTEN_ONLY != 0 {
@@ -321,14 +429,14 @@ pub extern "C" fn volley_server_stop(server: *mut volley_server, flags: u32) -> 
                 s.handle.stop();
             }
             if flags & VOLLEY_STOP_NO_WAIT == 0 && !s.handle.on_worker_thread() {
-                join(s);
+                join(&s);
             }
             Ok(())
         })())
     })
 }
 
-fn join(s: &volley_server) {
+fn join(s: &ServerState) {
     if let Some(srv) = s.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         srv.join();
     }
@@ -349,7 +457,7 @@ pub extern "C" fn volley_server_join(server: *mut volley_server) -> volley_resul
             if s.handle.on_worker_thread() {
                 return Err(volley_result::WrongThread);
             }
-            join(s);
+            join(&s);
             Ok(())
         })())
     })
@@ -813,8 +921,8 @@ pub extern "C" fn volley_server_publish(
             if s.handle.is_stopped() {
                 return Err(volley_result::Stopped);
             }
-            let r =
-                current::on_any_ws(s, |ws| ws.publish_all(t, m, compress)).unwrap_or_else(|| {
+            let r = current::on_any_ws(s.shell, |ws| ws.publish_all(t, m, compress))
+                .unwrap_or_else(|| {
                     let forwarded = match compress {
                         Some(c) => s.handle.publish_compressed(t, m, c),
                         None => s.handle.publish(t, m),

@@ -5,7 +5,7 @@
 
 use crate::current;
 use crate::error::{Res, boundary, bytes, code, volley_result};
-use crate::server::{compress_flag, message, server, volley_server};
+use crate::server::{Call, ServerState, compress_flag, message, server, volley_server};
 use crate::types::{volley_publish_result, volley_ws};
 use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, WebSocket};
 use std::ffi::c_void;
@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 ///
 /// # Safety
 /// `srv` must be NULL or a live server.
-unsafe fn target<'a>(srv: *const volley_server, ws: volley_ws) -> Res<(&'a volley_server, ConnId)> {
+unsafe fn target<'a>(srv: *const volley_server, ws: volley_ws) -> Res<(Call<'a>, ConnId)> {
     // SAFETY: forwarded contract.
     let s = unsafe { server(srv) }?;
     let id = ws.id().ok_or(volley_result::Closed)?;
@@ -26,12 +26,12 @@ unsafe fn target<'a>(srv: *const volley_server, ws: volley_ws) -> Res<(&'a volle
 /// worker and wait for the answer (never from a worker thread: two workers
 /// waiting for each other would deadlock).
 fn query<R: Send + 'static>(
-    s: &volley_server,
+    s: &Call<'_>,
     id: ConnId,
     direct: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
     remote: impl FnOnce(&mut dyn Inspect) -> R + Send + 'static,
 ) -> Res<R> {
-    if let Some(r) = current::on_ws(s, id, direct) {
+    if let Some(r) = current::on_ws(s.shell, id, direct) {
         return Ok(r);
     }
     let h = &s.handle;
@@ -111,12 +111,17 @@ pub extern "C" fn volley_ws_send(
     boundary(-(volley_result::Panic as i64), || {
         let r: Res<i64> = (|| {
             // SAFETY: documented contract.
-            let s = unsafe { self::server(server) }?;
+            let s = match unsafe { self::server(server) } {
+                Ok(s) => s,
+                // Freed: dropped, as a send after stop is on Bun.
+                Err(volley_result::Stopped) => return Ok(0),
+                Err(e) => return Err(e),
+            };
             // SAFETY: documented contract.
             let m = unsafe { message(data, len, flags) }?;
             let Some(id) = ws.id() else { return Ok(0) };
             let c = compress_flag(flags);
-            let direct = current::on_ws(s, id, |w| match c {
+            let direct = current::on_ws(s.shell, id, |w| match c {
                 Some(c) => w.send_compressed(m, c),
                 None => w.send(m),
             });
@@ -259,7 +264,7 @@ pub extern "C" fn volley_ws_publish(
             if s.handle.is_stopped() {
                 return Err(volley_result::Stopped);
             }
-            let r = match current::on_ws(s, id, |w| match c {
+            let r = match current::on_ws(s.shell, id, |w| match c {
                 Some(c) => w.publish_compressed(t, m, c),
                 None => w.publish(t, m),
             }) {
@@ -334,7 +339,7 @@ fn subscription(
             let (s, id) = unsafe { target(server, ws) }?;
             // SAFETY: documented contract.
             let t = unsafe { bytes(topic, topic_len) }?;
-            let direct = current::on_ws(s, id, |w| {
+            let direct = current::on_ws(s.shell, id, |w| {
                 if w.ready_state() != ReadyState::Open {
                     return false;
                 }
@@ -349,7 +354,7 @@ fn subscription(
                 let h = s.handle.ws(id);
                 if on { h.subscribe(t) } else { h.unsubscribe(t) }
             });
-            live(s, id, ok)
+            live(&s, id, ok)
         })())
     })
 }
@@ -357,7 +362,7 @@ fn subscription(
 /// Why a call was refused: STOPPED when the server has stopped, CLOSED
 /// when the connection is gone or closing (retrying never helps), BUSY
 /// when its worker's mailbox was full (retrying may).
-fn live(s: &volley_server, id: ConnId, ok: bool) -> Res {
+fn live(s: &ServerState, id: ConnId, ok: bool) -> Res {
     if ok {
         Ok(())
     } else if s.handle.is_stopped() {
@@ -398,7 +403,7 @@ pub extern "C" fn volley_ws_is_subscribed(
             }
             let owned = t.to_vec();
             let r = query(
-                s,
+                &s,
                 id,
                 |w| w.is_subscribed(t),
                 move |v| v.is_subscribed(&owned),
@@ -433,7 +438,7 @@ pub extern "C" fn volley_ws_subscriptions(
             let (s, id) = unsafe { target(server, ws) }?;
             let each = each.ok_or(volley_result::NullParameter)?;
             let topics = query(
-                s,
+                &s,
                 id,
                 |w| w.subscriptions().map(<[u8]>::to_vec).collect::<Vec<_>>(),
                 |v| v.subscriptions(),
@@ -465,7 +470,7 @@ pub extern "C" fn volley_ws_cork(
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
-            unsafe { server_only(server) }?;
+            let _s = unsafe { self::server(server) }?;
             let _ = ws;
             let f = f.ok_or(volley_result::NullParameter)?;
             engine::cork();
@@ -481,13 +486,6 @@ pub extern "C" fn volley_ws_cork(
             Ok(())
         })())
     })
-}
-
-/// # Safety
-/// `srv` must be NULL or a live server.
-unsafe fn server_only<'a>(srv: *const volley_server) -> Res<&'a volley_server> {
-    // SAFETY: forwarded contract.
-    unsafe { server(srv) }
 }
 
 /// Start the closing handshake with `code` (1000, 3000–4999, or another
@@ -517,13 +515,13 @@ pub extern "C" fn volley_ws_close(
             if !engine::close::is_sendable(code) || r.len() > 123 {
                 return Err(volley_result::InvalidArgument);
             }
-            let ok = current::on_ws(s, id, |w| {
+            let ok = current::on_ws(s.shell, id, |w| {
                 let open = w.ready_state() == ReadyState::Open;
                 w.close(code, r);
                 open
             })
             .unwrap_or_else(|| s.handle.ws(id).close(code, r));
-            live(s, id, ok)
+            live(&s, id, ok)
         })())
     })
 }
@@ -543,12 +541,12 @@ pub extern "C" fn volley_ws_terminate(
         code((|| {
             // SAFETY: documented contract.
             let (s, id) = unsafe { target(server, ws) }?;
-            let ok = current::on_ws(s, id, |w| {
+            let ok = current::on_ws(s.shell, id, |w| {
                 w.terminate();
                 true
             })
             .unwrap_or_else(|| s.handle.ws(id).terminate());
-            live(s, id, ok)
+            live(&s, id, ok)
         })())
     })
 }
@@ -598,7 +596,7 @@ fn control(
             let (s, id) = unsafe { target(server, ws) }?;
             // SAFETY: documented contract.
             let d = unsafe { bytes(data, len) }?;
-            let ok = current::on_ws(s, id, |w| {
+            let ok = current::on_ws(s.shell, id, |w| {
                 let st = if ping { w.ping(d) } else { w.pong(d) };
                 st != SendStatus::Dropped
             })
@@ -606,7 +604,7 @@ fn control(
                 let h = s.handle.ws(id);
                 if ping { h.ping(d) } else { h.pong(d) }
             });
-            live(s, id, ok)
+            live(&s, id, ok)
         })())
     })
 }
@@ -642,7 +640,7 @@ fn reading(server: *const volley_server, ws: volley_ws, on: bool) -> volley_resu
             if s.handle.ws(id).ready_state() == ReadyState::Closed {
                 return Err(volley_result::Closed);
             }
-            let ok = current::on_ws(s, id, |w| {
+            let ok = current::on_ws(s.shell, id, |w| {
                 if on {
                     w.resume_reading()
                 } else {
@@ -658,7 +656,7 @@ fn reading(server: *const volley_server, ws: volley_ws, on: bool) -> volley_resu
                     h.pause_reading()
                 }
             });
-            live(s, id, ok)
+            live(&s, id, ok)
         })())
     })
 }
@@ -680,12 +678,12 @@ pub extern "C" fn volley_ws_set_user(
         code((|| {
             // SAFETY: documented contract.
             let (s, id) = unsafe { target(server, ws) }?;
-            let ok = current::on_ws(s, id, |w| {
+            let ok = current::on_ws(s.shell, id, |w| {
                 *w.data_mut() = user;
                 true
             })
             .unwrap_or_else(|| s.handle.ws(id).set_data(user));
-            live(s, id, ok)
+            live(&s, id, ok)
         })())
     })
 }
@@ -709,7 +707,7 @@ pub extern "C" fn volley_ws_user(
                 return Err(volley_result::NullParameter);
             }
             let u = query(
-                s,
+                &s,
                 id,
                 |w| *w.data(),
                 |v| {
@@ -738,8 +736,8 @@ pub extern "C" fn volley_ws_ready_state(server: *const volley_server, ws: volley
         let Ok((s, id)) = (unsafe { target(server, ws) }) else {
             return 3;
         };
-        current::on_ws(s, id, |w| w.ready_state()).unwrap_or_else(|| s.handle.ws(id).ready_state())
-            as u32
+        current::on_ws(s.shell, id, |w| w.ready_state())
+            .unwrap_or_else(|| s.handle.ws(id).ready_state()) as u32
     })
 }
 
@@ -756,7 +754,7 @@ pub extern "C" fn volley_ws_buffered_amount(server: *const volley_server, ws: vo
         let Ok((s, id)) = (unsafe { target(server, ws) }) else {
             return 0;
         };
-        current::on_ws(s, id, |w| w.buffered_amount())
+        current::on_ws(s.shell, id, |w| w.buffered_amount())
             .unwrap_or_else(|| s.handle.ws(id).buffered_amount())
     })
 }
@@ -785,7 +783,7 @@ pub extern "C" fn volley_ws_remote_address(
                 return Err(volley_result::NullParameter);
             }
             let a = query(
-                s,
+                &s,
                 id,
                 |w| w.remote_address().map(|a| a.to_string()),
                 |v| v.remote_address().map(|a| a.to_string()),

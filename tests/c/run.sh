@@ -51,6 +51,14 @@ echo "c: built C, C++ and Zig programs on the static library"
 gcc -std=c99 "${warn[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
   tests/c/abi.c -o "$bin/abi_asan" $(static)
 ASAN_OPTIONS=detect_leaks=1 "$bin/abi_asan" && echo "c: abi.c clean under ASan and UBSan"
+# Lifetime misuse (free from a callback while main joins, calls after free,
+# free racing another thread's calls, stop from a signal handler): plain,
+# then with ASan and UBSan (valgrind below).
+gcc -std=c99 "${warn[@]}" tests/c/lifetime.c -o "$bin/lifetime" $(static) -lpthread
+"$bin/lifetime" && echo "c: lifetime.c: every check holds"
+gcc -std=c99 "${warn[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+  tests/c/lifetime.c -o "$bin/lifetime_asan" $(static) -lpthread
+ASAN_OPTIONS=detect_leaks=1 "$bin/lifetime_asan" && echo "c: lifetime.c clean under ASan and UBSan"
 
 export VOLLEY_TEST_SERVERS="c=$bin/server_c,cpp=$bin/server_cpp,zig=$bin/server_zig"
 export VOLLEY_CHAT_BIN="$bin/chat"
@@ -60,6 +68,8 @@ if [ "${VALGRIND:-1}" = 1 ]; then
   command -v valgrind >/dev/null || { echo "c: valgrind is missing" >&2; exit 1; }
   valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible "$bin/abi"
   echo "c: abi.c clean under valgrind"
+  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible "$bin/lifetime"
+  echo "c: lifetime.c clean under valgrind"
   # The C (callback) and C++ (queue) servers under memcheck: any leak or
   # invalid access makes the server exit 99, which the tests check.
   VOLLEY_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible" \

@@ -8,6 +8,7 @@ const server = Bun.serve({
   port: Number(process.env.PORT ?? 9001),
   fetch(req, server) {
     const path = new URL(req.url).pathname;
+    if (path === '/health') return new Response('ok'); // the HTTP soak (benches/http)
     if (server.upgrade(req, { data: { path } })) return undefined;
     return new Response('upgrade required', { status: 426 });
   },
