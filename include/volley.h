@@ -705,7 +705,10 @@ typedef struct volley_handlers {
    */
   volley_callback on_message;
   /**
-   * A WebSocket closed.
+   * A WebSocket closed; also, with code 1006 and reason "upgrade
+   * failed", an upgrade you accepted that never opened (the client left
+   * or timed out first, or the subprotocol was not offered): the one
+   * terminal event for every id you accepted.
    */
   volley_callback on_close;
   /**

@@ -141,6 +141,17 @@ pub trait Handler: Send + Sync + 'static {
         Fetch::Pass
     }
 
+    /// An upgrade was accepted with `data` (by
+    /// [`crate::ServerHandle::accept_upgrade`], a deferred answer, or a
+    /// subprotocol the client did not offer: 500) but never opened: the
+    /// client had left, the handshake timed out, or the answer was refused.
+    /// The data comes back here (the default drops it), so a host that
+    /// keeps per-connection state for every upgrade it accepted can free
+    /// it; no `open` or `close` follows for this id.
+    fn upgrade_failed(&self, id: crate::ConnId, data: Self::Data) {
+        let _ = (id, data);
+    }
+
     /// A published message this (slow) subscriber did not get, under the
     /// topic's [`crate::SlowConsumer`] policy. Runs after the callback that published.
     fn dropped(&self, ws: &mut WebSocket<'_, Self::Data>, topic: &[u8], msg: Message<'_>) {}

@@ -257,7 +257,9 @@ pub enum Event<'a> {
         /// Binary or text.
         binary: bool,
     },
-    /// The WebSocket closed.
+    /// The WebSocket closed; or an upgrade the host accepted never opened
+    /// (no `Open` came before: 1006 "upgrade failed"). Either way the last
+    /// event for the id.
     Close {
         /// The connection.
         id: ConnId,
@@ -897,6 +899,15 @@ impl Handler for QueueHandler {
         let user = *ws.data();
         self.shared
             .with_batch(|b| b.push(Kind::Drain, Some(ws.id()), user, &[]).flag = false);
+    }
+
+    /// The host accepted an upgrade that never opened: it gets a `Close`
+    /// (1006, "upgrade failed") with the user value it gave, and no `Open`
+    /// came before it: the one terminal event for that id.
+    fn upgrade_failed(&self, id: ConnId, user: u64) {
+        self.shared.with_batch(|b| {
+            b.push(Kind::Close, Some(id), user, b"upgrade failed").code = 1006;
+        });
     }
 
     fn ping(&self, ws: &mut WebSocket<'_, u64>, data: &[u8]) {

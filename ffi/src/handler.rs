@@ -148,6 +148,21 @@ impl Handler for CHandler {
     fn close(&self, ws: &mut WebSocket<'_, u64>, code: u16, reason: &str) {
         self.0.close(ws, code, reason)
     }
+    fn upgrade_failed(&self, id: engine::ConnId, user: u64) {
+        // The one terminal event for an accepted upgrade that never opened:
+        // a close event (1006, "upgrade failed") with the user value given.
+        let cb = self.0.h.on_close;
+        if cb.is_none() {
+            return;
+        }
+        let reason = b"upgrade failed";
+        let mut ev = volley_event::new(volley_event_kind::Close);
+        ev.ws = volley_ws::from_id(id);
+        ev.user = user;
+        ev.code = 1006;
+        ev.data = volley_bytes::of(reason);
+        self.0.call(cb, &ev);
+    }
     fn drain(&self, ws: &mut WebSocket<'_, u64>) {
         self.0.drain(ws)
     }

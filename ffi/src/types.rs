@@ -213,7 +213,10 @@ pub struct volley_handlers {
     pub on_open: volley_callback,
     /// A message.
     pub on_message: volley_callback,
-    /// A WebSocket closed.
+    /// A WebSocket closed; also, with code 1006 and reason "upgrade
+    /// failed", an upgrade you accepted that never opened (the client left
+    /// or timed out first, or the subprotocol was not offered): the one
+    /// terminal event for every id you accepted.
     pub on_close: volley_callback,
     /// A backlog drained.
     pub on_drain: volley_callback,

@@ -21,6 +21,7 @@ const STOP_NO_WAIT = 2;
 const STOP_LISTEN_ONLY = 4;
 const RESULT_OK = 0;
 const RESULT_CLOSED = 200;
+const RESULT_STOPPED = 303;
 const POLL_BYTES = 1 << 20;
 /** Bytes an event-stream body may have waiting before its pump pauses. */
 const STREAM_SLACK = 64 * 1024;
@@ -224,6 +225,11 @@ class ServerWebSocket {
 
   publishText(topic, text, compress) {
     if (this._server._srv === null) return 0;
+    // In (or after) the close handler the connection is gone from the
+    // engine, which refuses a publish "as" it (CLOSED). Bun delivers it (its
+    // docs' chat room announces "has left the chat" from close): the socket
+    // is no longer subscribed, so a server publish reaches the same peers.
+    if (this._state === 3) return this._server.publish(topic, String(text), compress) > 0 ? Buffer.byteLength(String(text)) : 0;
     this._server._ensureCork();
     const t = String(topic);
     const str = String(text);
@@ -234,6 +240,7 @@ class ServerWebSocket {
 
   publishBinary(topic, data, compress) {
     if (this._server._srv === null) return 0;
+    if (this._state === 3) return this._server.publish(topic, toBuffer(data), compress) > 0 ? toBuffer(data).length : 0;
     this._server._ensureCork();
     const t = String(topic);
     const b = toBuffer(data);
@@ -516,8 +523,12 @@ class Server {
             const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
             const wasOpen = ws._state !== 0;
             ws._state = 3;
-            if (wasOpen) this._open--;
-            this._call(ws, 'close', buf.readUInt16LE(off + 2), b.toString('utf8', at, at + dlen));
+            // Never opened (an accepted upgrade whose client left first):
+            // no close handler, as on Bun; the slot is freed all the same.
+            if (wasOpen) {
+              this._open--;
+              this._call(ws, 'close', buf.readUInt16LE(off + 2), b.toString('utf8', at, at + dlen));
+            }
             ws._topics.clear();
             this._sockets[user] = null;
             this._free.push(user);
@@ -787,13 +798,20 @@ class Server {
   publish(topic, data, compress) {
     this._ensureCork();
     const t = String(topic);
+    // After stop (the engine says STOPPED, or the server is freed): 0, as
+    // Bun's publish returns.
+    if (this._srv === null) return 0;
     if (typeof data === 'string') {
       const len = Buffer.byteLength(data);
-      check(f.publish_text(this._srv, t, Buffer.byteLength(t), data, len, compressFlags(compress), null), 'publish');
+      const r = f.publish_text(this._srv, t, Buffer.byteLength(t), data, len, compressFlags(compress), null);
+      if (r === RESULT_STOPPED) return 0;
+      check(r, 'publish');
       return len;
     }
     const b = toBuffer(data);
-    check(f.publish(this._srv, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress), null), 'publish');
+    const r = f.publish(this._srv, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress), null);
+    if (r === RESULT_STOPPED) return 0;
+    check(r, 'publish');
     return b.length;
   }
 

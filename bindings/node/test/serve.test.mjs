@@ -563,3 +563,34 @@ test('the port is the server\'s alone unless reusePort is given (Bun\'s option),
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /in use/i);
 });
+
+test('an upgrade whose client leaves before it opens frees its socket slot, with no close handler', async (t) => {
+  // fetch waits 100 ms before upgrading; every client is gone by then. The
+  // engine answers each late accept with a terminal event, and the slot
+  // the binding took at accept is freed (before, every one leaked).
+  let closes = 0;
+  let accepted = 0;
+  const server = start(t, {
+    async fetch(req, s) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (s.upgrade(req)) { accepted++; return; }
+      return new Response('no', { status: 400 });
+    },
+    websocket: { close() { closes++; } },
+  });
+  const net = await import('node:net');
+  const n = 20;
+  await Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
+    const c = net.connect(server.port, '127.0.0.1', () => {
+      c.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+        + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      setTimeout(() => { c.destroy(); resolve(); }, 10);
+    });
+  })));
+  const live = () => server._sockets.filter(Boolean).length;
+  const t0 = Date.now();
+  while ((accepted < n || live() > 0) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(accepted, n, 'every upgrade was accepted (late)');
+  assert.equal(live(), 0, 'socket slots left behind');
+  assert.equal(closes, 0, 'close ran for a socket that never opened');
+});

@@ -609,3 +609,38 @@ def test_the_port_is_the_servers_alone_unless_reuse_port_is_asked_for():
                     pass
 
     run(go())
+
+
+def test_an_upgrade_whose_client_leaves_before_it_opens_frees_its_slot():
+    """upgrade() waits 100 ms; every client is gone by then. The late
+    accepts each get a terminal event and the binding frees the socket it
+    made (before, every one leaked); close never runs for them (Bun's)."""
+    async def go():
+        closes = []
+        accepted = []
+
+        async def upgrade(req):
+            await asyncio.sleep(0.1)
+            accepted.append(1)
+            return {}
+
+        server = await volley.serve(port=0, upgrade=upgrade, close=lambda ws, c, r: closes.append(c))
+        try:
+            req = ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+            for _ in range(20):
+                _, w = await asyncio.open_connection("127.0.0.1", server.port)
+                w.write(req)
+                await w.drain()
+                w.close()
+            for _ in range(250):
+                if len(accepted) == 20 and not any(server._sockets):
+                    break
+                await asyncio.sleep(0.02)
+            assert len(accepted) == 20
+            assert not any(server._sockets), "socket slots left behind"
+            assert closes == []
+        finally:
+            await server.stop()
+
+    run(go())

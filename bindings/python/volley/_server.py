@@ -36,6 +36,7 @@ STOP_NO_WAIT = 2
 STOP_LISTEN_ONLY = 4
 RESULT_OK = 0
 RESULT_CLOSED = 200
+RESULT_STOPPED = 303
 POLL_BYTES = 1 << 20
 _RECORD = struct.Struct("<BBHIQQII")
 
@@ -278,6 +279,12 @@ class ServerWebSocket(Generic[T]):
         s = self._server
         if s._srv is None:
             return 0
+        if self._state == 3:
+            # In (or after) the close handler the connection is gone from the
+            # engine, which refuses a publish "as" it. Bun delivers it (its
+            # docs' chat room announces a leave from close): the socket is no
+            # longer subscribed, so a server publish reaches the same peers.
+            return s.publish(topic, data, compress)
         s._ensure_cork()
         t = topic.encode()
         if isinstance(data, str):
@@ -540,10 +547,13 @@ class Server:
                 self._call("open", ws)
             elif kind == CLOSE:
                 reason = self._field(data, p, dlen, flags & DATA_BY_ADDRESS).decode()
-                if ws._state != 0:
-                    self._open -= 1
+                was_open = ws._state != 0
                 ws._state = 3
-                self._call("close", ws, code, reason)
+                # Never opened (an accepted upgrade whose client left first):
+                # no close handler, as on Bun; the slot is freed all the same.
+                if was_open:
+                    self._open -= 1
+                    self._call("close", ws, code, reason)
                 ws._topics.clear()
                 sockets[user] = None
                 self._free.append(user)
@@ -641,13 +651,18 @@ class Server:
 
     def publish(self, topic: str, data: Data, compress: bool | None = None) -> int:
         """Publish to every subscriber of ``topic``: the bytes published."""
+        if self._srv is None:
+            return 0  # stopped: as Bun's publish after stop
         self._ensure_cork()
         t = topic.encode()
         if isinstance(data, str):
             b, flags = data.encode(), _compress(compress)
         else:
             b, flags = bytes(data), SEND_BINARY | _compress(compress)
-        _check(n.server_publish(self._srv, t, len(t), b, len(b), flags, None), "publish")
+        r = n.server_publish(self._srv, t, len(t), b, len(b), flags, None)
+        if r == RESULT_STOPPED:
+            return 0
+        _check(r, "publish")
         return len(b)
 
     def subscriber_count(self, topic: str) -> int:

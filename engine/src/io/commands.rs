@@ -37,10 +37,19 @@ impl<H: Handler> Worker<H> {
     fn command(&mut self, cmd: Command, data: &[u8]) {
         match cmd {
             Command::Answer { id, answer } => {
-                let Some(key) = self.target(id) else { return };
-                if !self.conns[key].phase.awaits_answer() {
+                let waiting = self
+                    .target(id)
+                    .filter(|&k| self.conns[k].phase.awaits_answer());
+                let Some(key) = waiting else {
+                    // Too late (the client left, or the handshake timed
+                    // out): an accepted upgrade's data goes back.
+                    if let super::hub::Answer::Upgrade(Ok(a)) = answer {
+                        if let Ok(data) = a.data.downcast::<H::Data>() {
+                            self.shared.handler.upgrade_failed(id, *data);
+                        }
+                    }
                     return;
-                }
+                };
                 answered(&self.shared, &mut self.conns, &mut self.ctx, key, answer);
                 if let Some(conn) = self.conns.get(key) {
                     if conn.read_pending || conn.has_stash() {

@@ -457,8 +457,10 @@ fn open<H: Handler>(
             "volley: upgrade chose subprotocol {:?}, which the client did not offer",
             a.protocol
         );
+        let id = ctx.id(key);
         let resp = Response::new(500, "subprotocol not offered\n");
         respond(conn, ctx, key, &resp, None);
+        shared.handler.upgrade_failed(id, a.data);
         return;
     }
     let headers: Vec<(String, String)> = a

@@ -22,6 +22,13 @@ impl<H: Handler> Worker<H> {
         };
         conn.hup |= closed;
         let closed = conn.hup;
+        if closed && conn.phase == Phase::Deferred {
+            // An upgrade waiting for its answer whose client hung up: it
+            // can never open. Drop it now (a late accept then gives the
+            // host its data back through `upgrade_failed`) rather than
+            // open a connection nobody is on.
+            return self.eof(key);
+        }
         if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
             conn.read_pending = true;
             return;
@@ -62,6 +69,9 @@ impl<H: Handler> Worker<H> {
             let conn = &mut self.conns[key];
             if conn.phase == Phase::Done {
                 return;
+            }
+            if conn.hup && conn.phase == Phase::Deferred {
+                return self.eof(key); // as above: the request came with its FIN
             }
             if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
                 conn.read_pending = true;
