@@ -243,3 +243,52 @@ fn a_host_blocked_on_the_fd_never_misses_a_wake_up_under_load() {
     assert!(messages > 1000, "only {messages} messages in the run");
     s.stop_now();
 }
+
+/// An upgrade the host accepts after its client left never opens: the host
+/// gets one Close (1006 "upgrade failed") carrying the user value it gave,
+/// and no Open, so it can free what it keeps per connection.
+#[test]
+fn a_late_accept_of_a_departed_client_ends_with_one_close_and_no_open() {
+    let (s, mut q) = Server::builder().serve_queue().unwrap();
+    let h = s.handle();
+    let mut c = Client::raw(s.local_addr());
+    c.write(common::upgrade_request("/", "").as_bytes());
+    let id = loop {
+        q.wait(Some(Duration::from_secs(5)));
+        let up = q.drain().find_map(|ev| match ev {
+            Event::Upgrade { id, .. } => Some(id),
+            _ => None,
+        });
+        if let Some(id) = up {
+            break id;
+        }
+    };
+    drop(c);
+    std::thread::sleep(Duration::from_millis(100));
+    h.accept_upgrade(id, Accept::new(9u64));
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    while t0.elapsed() < Duration::from_secs(5) && seen.is_empty() {
+        q.wait(Some(Duration::from_millis(100)));
+        for ev in q.drain() {
+            match ev {
+                Event::Open { .. } => seen.push("open".to_string()),
+                Event::Close {
+                    id: cid,
+                    user,
+                    code,
+                    reason,
+                } => {
+                    assert_eq!(cid, id);
+                    seen.push(format!(
+                        "close {user} {code} {}",
+                        String::from_utf8_lossy(reason)
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(seen, ["close 9 1006 upgrade failed"]);
+    s.stop_now();
+}
