@@ -1264,7 +1264,8 @@ volley_result volley_server_cork(const struct volley_server *server);
  *
  * Ownership: `server` borrowed.
  * Threads: the thread that corked.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed: the thread's
+ * cork is ended all the same, since its depth belongs to the thread).
  */
 volley_result volley_server_uncork(const struct volley_server *server);
 

@@ -1087,13 +1087,23 @@ pub extern "C" fn volley_server_cork(server: *const volley_server) -> volley_res
 ///
 /// Ownership: `server` borrowed.
 /// Threads: the thread that corked.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed: the thread's
+/// cork is ended all the same, since its depth belongs to the thread).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_uncork(server: *const volley_server) -> volley_result {
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
-            let s = unsafe { self::server(server) }?;
+            let s = match unsafe { self::server(server) } {
+                Ok(s) => s,
+                Err(volley_result::Stopped) => {
+                    if engine::cork_depth() > 0 {
+                        engine::uncork();
+                    }
+                    return Err(volley_result::Stopped);
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(q) = &s.queue {
                 if engine::cork_depth() == 1 {
                     let mut q = q.lock().unwrap_or_else(|e| e.into_inner());

@@ -851,6 +851,13 @@ class Server {
         this._drain();
         const s = this._srv;
         this._srv = null;
+        if (this._corked) {
+          // The cork depth is this thread's: end ours before the server goes
+          // (the queued uncork will find no server), or every later send from
+          // this thread, to any server, would wait for another wake-up.
+          this._corked = false;
+          f.uncork(s);
+        }
         this._watch.destroy();
         f.server_free(s);
         resolve();

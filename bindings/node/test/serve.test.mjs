@@ -594,3 +594,32 @@ test('an upgrade whose client leaves before it opens frees its socket slot, with
   assert.equal(live(), 0, 'socket slots left behind');
   assert.equal(closes, 0, 'close ran for a socket that never opened');
 });
+
+test('a server freed while corked leaves this thread\'s sends to other servers working', async (t) => {
+  // The cork depth is the thread's. A server freed before its queued uncork
+  // ran used to leave it raised: from then on this thread's sends to any
+  // server waited for something else to wake their worker.
+  const { createRequire } = await import('node:module');
+  const { f } = createRequire(import.meta.url)('../lib/native.cjs');
+  const a = serve({ ...echo, port: 0, hostname: '127.0.0.1' });
+  f.server_stop(a._srv, 1); // STOP_NOW, waited for: stop() below frees at once
+  a._ensureCork();
+  await a.stop(true);
+  const b = start(t, echo);
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no open and echo within 5 s')), 5000);
+  });
+  const roundTrip = (async () => {
+    const ws = await client(`ws://127.0.0.1:${b.port}/`);
+    ws.send('ping');
+    const m = String(await ws.next());
+    ws.close();
+    return m;
+  })();
+  try {
+    assert.equal(await Promise.race([roundTrip, late]), 'ping');
+  } finally {
+    clearTimeout(timer);
+  }
+});

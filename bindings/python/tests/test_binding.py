@@ -644,3 +644,27 @@ def test_an_upgrade_whose_client_leaves_before_it_opens_frees_its_slot():
             await server.stop()
 
     run(go())
+
+
+def test_a_server_freed_while_corked_leaves_the_threads_sends_to_others_working():
+    """The cork depth is the thread's: a server freed before its deferred
+    uncork ran used to leave it raised, and from then on this thread's sends
+    to any server waited for something else to wake their worker (an echo
+    on a second server never came)."""
+    from volley._server import STOP_NOW
+
+    async def go():
+        a = await volley.serve(port=0)
+        n = volley._native
+        n.server_stop(a._srv, STOP_NOW)  # stopped: stop() below frees at once
+        a._ensure_cork()  # a send outside a batch corks until the next loop turn
+        await a.stop()
+        b = await volley.serve(port=0, message=lambda ws, m: ws.send(m))
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{b.port}/") as c:
+                await c.send("ping")
+                assert await asyncio.wait_for(c.recv(), 2) == "ping"
+        finally:
+            await b.stop()
+
+    run(go())

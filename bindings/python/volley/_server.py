@@ -703,6 +703,12 @@ class Server:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self._loop.remove_reader(self._fd)
         srv, self._srv = self._srv, None
+        if self._corked:
+            # The cork depth is this thread's: end ours before the server goes
+            # (its scheduled uncork will find no server), or every later send
+            # from this thread, to any server, would wait for another wake-up.
+            self._corked = False
+            n.uncork(srv)
         n.server_free(srv)
         self._stopping.set_result(None)
 
