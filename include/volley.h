@@ -378,6 +378,13 @@ typedef struct volley_header {
 } volley_header;
 
 /**
+ * A log record for the host: `level` (1 error, 2 warn, 3 info, 4 debug,
+ * 5 trace), the message as UTF-8 (`len` bytes, not NUL-terminated, valid
+ * during the call only).
+ */
+typedef void (*volley_log_fn)(void *userdata, uint32_t level, const uint8_t *msg, size_t len);
+
+/**
  * Server options: fill with `volley_options_init` (Bun's defaults), then
  * change what you need. The library reads only the first `struct_size`
  * bytes, so a program built against an older header keeps working.
@@ -968,6 +975,34 @@ const char *volley_error_message(uint32_t code);
  * Returns: a NUL-terminated string, never NULL.
  */
 const char *volley_last_error(void);
+
+/**
+ * Send the library's log records to `callback(userdata, level, msg, len)`,
+ * or, with `callback` NULL, keep them (up to 1,024, then the oldest go)
+ * for `volley_log_take`. `level`: the most verbose level passed on (0 off,
+ * 1 error, 2 warn, 3 info, 4 debug, 5 trace). Once set, a panic caught at
+ * the boundary is logged as an error record instead of printed on stderr.
+ * Process-wide; call again to change it.
+ *
+ * Ownership: `userdata` is the caller's, passed back to `callback`.
+ * Threads: any thread. `callback` is called on the thread that logs,
+ * worker threads included, and must not block on a lock those hold (use
+ * the queue form where a global lock is involved: Python, Node).
+ * Returns: VOLLEY_RESULT_OK; INVALID_ARGUMENT (`level` over 5).
+ */
+volley_result volley_set_log(volley_log_fn callback, void *userdata, uint32_t level);
+
+/**
+ * Take the oldest record kept by the queue form of `volley_set_log`: its
+ * level into `*level`, its message (UTF-8) into `buf`, cut to `cap` bytes.
+ *
+ * Ownership: `buf` (`cap` bytes) and `*level` are the caller's, written
+ * during the call.
+ * Threads: any thread (typically the host's own, on each event batch).
+ * Returns: the message's full length (more than `cap`: it was cut), or 0
+ * when no record waits (also for NULL `buf` or `level`).
+ */
+size_t volley_log_take(uint32_t *level, uint8_t *buf, size_t cap);
 
 /**
  * Fill `options` with Bun's defaults: ABI version 1's form, frozen. It

@@ -28,6 +28,7 @@ mod answer;
 mod current;
 pub mod error;
 mod handler;
+pub mod logsink;
 mod options;
 mod request;
 pub mod server;
@@ -37,6 +38,7 @@ mod ws;
 
 pub use answer::*;
 pub use error::*;
+pub use logsink::*;
 pub use options::volley_options_init;
 pub use server::*;
 pub use types::*;

@@ -31,6 +31,17 @@ struct old_options {
   uint32_t idle_timeout_ms;
 };
 
+/* Log records through the callback form of volley_set_log. */
+static char logged[512];
+static unsigned logged_level;
+static void on_log(void *ud, uint32_t level, const uint8_t *msg, size_t len) {
+  (void)ud;
+  if (len >= sizeof logged) len = sizeof logged - 1;
+  memcpy(logged, msg, len);
+  logged[len] = 0;
+  logged_level = level;
+}
+
 int main(void) {
   volley_options o;
   volley_server *s = NULL, *q = NULL;
@@ -57,6 +68,30 @@ int main(void) {
   o.deflate_compress = VOLLEY_DEFLATE_MODE_SHARED;
   o.deflate_max_window_bits = 8; /* zlib cannot: refused, never passed on */
   CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  /* The log sink: a refused TLS configuration says why, to the callback,
+   * then (queue form) to volley_log_take. */
+  CHECK(volley_set_log(on_log, NULL, 9) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_set_log(on_log, NULL, 2) == VOLLEY_RESULT_OK);
+  volley_options_init(&o);
+  o.tls_cert_pem = (const uint8_t *)"not a certificate";
+  o.tls_cert_pem_len = 17;
+  o.tls_key_pem = (const uint8_t *)"nor a key";
+  o.tls_key_pem_len = 9;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_TLS);
+  CHECK(strstr(logged, "TLS") != NULL && logged_level == 1);
+  CHECK(volley_set_log(NULL, NULL, 2) == VOLLEY_RESULT_OK);
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_TLS);
+  {
+    uint32_t level = 0;
+    char rec[512];
+    size_t len = volley_log_take(&level, (uint8_t *)rec, sizeof rec - 1);
+    CHECK(len > 0 && len < sizeof rec && level == 1);
+    rec[len < sizeof rec ? len : sizeof rec - 1] = 0;
+    CHECK(strstr(rec, "TLS") != NULL);
+    CHECK(volley_log_take(&level, (uint8_t *)rec, sizeof rec) == 0); /* none left */
+    CHECK(volley_log_take(NULL, (uint8_t *)rec, sizeof rec) == 0);
+  }
+  CHECK(volley_set_log(NULL, NULL, 0) == VOLLEY_RESULT_OK);
   volley_options_init(&o);
   o.tls_cert_pem = (const uint8_t *)"not a certificate";
   o.tls_cert_pem_len = 17;

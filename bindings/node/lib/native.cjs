@@ -77,6 +77,8 @@ const f = {
   options_init_sized: lib.func('uint32_t volley_options_init_sized(_Out_ volley_options *o, size_t size)'),
   options_size: koffi.sizeof(Options),
   last_error: lib.func('const char *volley_last_error(void)'),
+  set_log: lib.func('uint32_t volley_set_log(void *cb, void *ud, uint32_t level)'),
+  log_take: lib.func('size_t volley_log_take(_Out_ uint32_t *level, _Out_ uint8_t *buf, size_t cap)'),
   server_new: lib.func(`uint32_t volley_server_new(const volley_options *o, void *h, void *ud, _Out_ ${srv} *out)`),
   server_free: lib.func(`void volley_server_free(${srv} s)`),
   server_stop: lib.func(`uint32_t volley_server_stop(${srv} s, uint32_t flags)`),

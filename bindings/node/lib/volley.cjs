@@ -74,6 +74,26 @@ function headerArray(init) {
   return [list, list.length];
 }
 
+// The library's log records (warnings and errors: a TLS configuration
+// refused, a panic caught at the C boundary, an answer dropped) wait in its
+// queue and are taken here on this thread, never by a callback on a worker
+// thread; they go to the console. Taken on each event batch, at serve(),
+// and once a second (unref'd: it never keeps the process alive).
+f.set_log(null, null, Number(process.env.VOLLEY_LOG_LEVEL ?? 2));
+const LOG_BUF = Buffer.alloc(4096);
+function takeLogs() {
+  const level = [0];
+  for (;;) {
+    const n = Number(f.log_take(level, LOG_BUF, LOG_BUF.length));
+    if (n === 0) return;
+    const text = LOG_BUF.toString('utf8', 0, Math.min(n, LOG_BUF.length));
+    if (level[0] <= 1) console.error(text);
+    else if (level[0] === 2) console.warn(text);
+    else console.log(text);
+  }
+}
+setInterval(takeLogs, 1000).unref();
+
 function check(r, what) {
   if (r !== RESULT_OK && r !== RESULT_CLOSED) throw new Error(`volley: ${what}: ${f.error_message(r)}`);
   return r === RESULT_OK;
@@ -395,6 +415,7 @@ class Server {
     }
     const out = [null];
     const r = f.server_new(o, null, null, out);
+    takeLogs();
     if (r !== RESULT_OK) {
       const detail = f.last_error();
       throw new Error(`volley: serve: ${f.error_message(r)}${detail ? `: ${detail}` : ''}`);
@@ -442,6 +463,7 @@ class Server {
   }
 
   _drain() {
+    takeLogs();
     if (this._draining || !this._srv) return;
     this._draining = true;
     f.cork(this._srv);

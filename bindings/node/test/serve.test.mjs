@@ -623,3 +623,16 @@ test('a server freed while corked leaves this thread\'s sends to other servers w
     clearTimeout(timer);
   }
 });
+
+test('the library\'s log records reach the console on this thread (a refused TLS configuration says why)', () => {
+  const bad = '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n';
+  const seen = [];
+  const original = console.error;
+  console.error = (...args) => seen.push(args.join(' '));
+  try {
+    assert.throws(() => serve({ ...echo, port: 0, hostname: '127.0.0.1', tls: { cert: bad, key: bad } }));
+  } finally {
+    console.error = original;
+  }
+  assert.ok(seen.some((l) => l.includes('TLS')), JSON.stringify(seen));
+});

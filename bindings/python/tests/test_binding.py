@@ -668,3 +668,18 @@ def test_a_server_freed_while_corked_leaves_the_threads_sends_to_others_working(
             await b.stop()
 
     run(go())
+
+
+def test_the_librarys_log_records_reach_the_volley_logger(caplog):
+    """A refused TLS configuration says why through logging.getLogger("volley")
+    (the records are taken on the loop's thread, not by a worker callback)."""
+    bad = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+
+    async def go():
+        with caplog.at_level("WARNING", logger="volley"):
+            with pytest.raises(OSError):
+                await volley.serve(port=0, tls={"cert": bad, "key": bad})
+        assert any(r.name == "volley" and "TLS" in r.getMessage() and r.levelname == "ERROR"
+                   for r in caplog.records), caplog.records
+
+    run(go())

@@ -109,6 +109,8 @@ def _fn(name: str, res: object, *args: object) -> ctypes._CFuncPtr:  # type: ign
 Srv = c_void_p
 options_init_sized = _fn("volley_options_init_sized", c_uint32, POINTER(Options), c_size_t)
 last_error = _fn("volley_last_error", ctypes.c_char_p)
+set_log = _fn("volley_set_log", c_uint32, c_void_p, c_void_p, c_uint32)
+log_take = _fn("volley_log_take", c_size_t, POINTER(c_uint32), c_void_p, c_size_t)
 server_new = _fn("volley_server_new", c_uint32, POINTER(Options), c_void_p, c_void_p, POINTER(c_void_p))
 server_free = _fn("volley_server_free", None, Srv)
 server_stop = _fn("volley_server_stop", c_uint32, Srv, c_uint32)

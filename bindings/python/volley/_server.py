@@ -48,6 +48,27 @@ def _compress(c: bool | None) -> int:
     return SEND_COMPRESS if c is True else SEND_NO_COMPRESS if c is False else 0
 
 
+# The library's log records (warnings and errors: a TLS configuration
+# refused, a panic caught at the C boundary, an answer dropped) wait in its
+# queue and are taken on the loop's thread, never by a callback on a worker
+# thread (which would need the GIL the loop's thread may hold while it
+# waits for that worker): they go to logging.getLogger("volley").
+n.set_log(None, None, 2)
+_log = logging.getLogger("volley")
+_LOG_BUF = ctypes.create_string_buffer(4096)
+_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG, 5: logging.DEBUG}
+
+
+def _take_logs() -> None:
+    level = ctypes.c_uint32()
+    while True:
+        size = int(n.log_take(ctypes.byref(level), _LOG_BUF, len(_LOG_BUF)))
+        if size == 0:
+            return
+        text = _LOG_BUF.raw[: min(size, len(_LOG_BUF))].decode("utf-8", "replace")
+        _log.log(_LEVELS.get(level.value, logging.WARNING), "%s", text)
+
+
 def _check(r: int, what: str) -> bool:
     if r not in (RESULT_OK, RESULT_CLOSED):
         raise RuntimeError(f"volley: {what}: {n.error_message(r).decode()}")
@@ -458,6 +479,7 @@ class Server:
             o.pubsub_bridge = self._bridge
         srv = ctypes.c_void_p()
         r = n.server_new(ctypes.byref(o), None, None, ctypes.byref(srv))
+        _take_logs()
         if r != RESULT_OK:
             detail = (n.last_error() or b"").decode()
             raise OSError(f"volley: serve: {n.error_message(r).decode()}" + (f": {detail}" if detail else ""))
@@ -486,6 +508,7 @@ class Server:
             n.uncork(self._srv)
 
     def _drain(self) -> None:
+        _take_logs()
         if self._draining or self._srv is None:
             return
         self._draining = True
