@@ -417,7 +417,7 @@ impl WsHandle {
         self.live()
             && self
                 .hub
-                .push(id.worker(), data, |at| Command::Control {
+                .push_control(id.worker(), data, |at| Command::Control {
                     id,
                     op,
                     at,

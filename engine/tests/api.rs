@@ -755,3 +755,86 @@ fn the_port_is_exclusive_unless_reuse_port_is_asked_for() {
     assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
     drop((b, c));
 }
+
+/// Records opens (with the id) and drains.
+struct DrainSpy(Mutex<Sender<(String, volley::ConnId)>>);
+
+impl Handler for DrainSpy {
+    type Data = ();
+    fn upgrade(&self, _r: &Request<'_>) -> Upgrade<()> {
+        Upgrade::accept(())
+    }
+    fn open(&self, ws: &mut WebSocket<'_, ()>) {
+        let _ = self.0.lock().unwrap().send(("open".into(), ws.id()));
+    }
+    fn drain(&self, ws: &mut WebSocket<'_, ()>) {
+        let _ = self.0.lock().unwrap().send(("drain".into(), ws.id()));
+    }
+}
+
+#[test]
+fn a_full_mailbox_is_not_a_close_control_traffic_has_a_reserve_and_a_drain_follows_a_0() {
+    // Sends from another thread, corked so the worker is not woken: the
+    // 64 KiB mailbox fills and a send gets 0 (dropped) on an open
+    // connection. Then a subscription (control traffic) is still taken
+    // (it has a reserve of its own; it used to be refused), and after the
+    // uncork a drain follows the 0 (Bun's contract: the host that waits
+    // for it is not left waiting).
+    let (tx, rx) = channel();
+    let s = Server::builder()
+        .options(Options {
+            mailbox_bytes: 64 * 1024,
+            workers: 1,
+            ..Options::default()
+        })
+        .serve(DrainSpy(Mutex::new(tx)))
+        .unwrap();
+    let h = s.handle();
+    let mut c = Client::connect(s.local_addr(), "/");
+    let (what, id) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(what, "open");
+    volley::cork();
+    let chunk = vec![7u8; 8 * 1024];
+    let mut sent = 0;
+    let mut sent_small = 0;
+    let refused = loop {
+        match h.send(id, Message::Binary(&chunk), None) {
+            SendStatus::Dropped => break true,
+            _ => sent += 1,
+        }
+        if sent > 100 {
+            break false;
+        }
+    };
+    assert!(refused, "the mailbox never filled");
+    // To the brim: 1-byte sends until one is refused too.
+    while h.send(id, Message::Binary(&[1]), None) != SendStatus::Dropped {
+        sent_small += 1;
+        assert!(sent_small < 100_000, "tiny sends never filled the mailbox");
+    }
+    assert!(
+        h.ws(id).subscribe("t"),
+        "a subscription was refused for data sends"
+    );
+    volley::uncork();
+    let t0 = Instant::now();
+    loop {
+        let (what, got) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("no drain after the 0");
+        if what == "drain" {
+            assert_eq!(got, id);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+    // Everything accepted arrived, in order, and the connection is open.
+    for _ in 0..sent {
+        assert_eq!(c.read_frame().unwrap().payload.len(), chunk.len());
+    }
+    for _ in 0..sent_small {
+        assert_eq!(c.read_frame().unwrap().payload, [1]);
+    }
+    assert_eq!(h.ws(id).ready_state(), volley::ReadyState::Open);
+    assert_eq!(s.handle().subscriber_count("t"), 1);
+}

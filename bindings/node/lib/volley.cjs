@@ -771,7 +771,16 @@ class Server {
         const b = chunkBuffer(value);
         if (b.length === 0) continue;
         this._ensureCork();
-        const r = Number(f.send_bytes(this._srv, ws.key, ws.generation, b, b.length, SEND_BINARY));
+        let r = Number(f.send_bytes(this._srv, ws.key, ws.generation, b, b.length, SEND_BINARY));
+        // 0 on a live response: the worker's mailbox was full, not a
+        // client gone; wait and send the chunk again. Gone (or stopped):
+        // cancel the stream.
+        while (r === 0 && this._srv && f.ready_state(this._srv, ws) !== 3) {
+          await sleep(5);
+          if (!this._srv) break;
+          this._ensureCork();
+          r = Number(f.send_bytes(this._srv, ws.key, ws.generation, b, b.length, SEND_BINARY));
+        }
         if (r === 0) {
           await reader.cancel();
           return;

@@ -117,18 +117,27 @@ class ServerConnection:
                 await self.send(part)
             return
         data: Data = message if isinstance(message, (str, bytes)) else bytes(message)
-        if self.close_code is not None:
-            raise _closed(self.close_code, self.close_reason or "")
-        while self._drained is not None:
-            await self._drained
-        r = self._ws.send(data)
-        if r == 0:
-            if self.close_code is None and self._ws.ready_state != 1:
-                await self.wait_closed()
-            raise _closed(self.close_code or 1006, self.close_reason or "")
-        if r == -1:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
+        while True:
+            if self.close_code is not None:
+                raise _closed(self.close_code, self.close_reason or "")
+            while self._drained is not None:
+                await self._drained
+            r = self._ws.send(data)
+            if r == 0 and self._ws.ready_state == 1 and self.close_code is None:
+                # Dropped on an open connection (its worker's mailbox, or
+                # its backlog, was full): a drain follows (Bun's contract).
+                # Wait for it and send again; a close wakes us too.
+                self._drained = asyncio.get_running_loop().create_future()
+                await self._drained
+                continue
+            if r == 0:
+                if self.close_code is None:
+                    await self.wait_closed()
+                raise _closed(self.close_code or 1006, self.close_reason or "")
+            if r == -1:
+                self._drained = asyncio.get_running_loop().create_future()
+                await self._drained
+            return
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake and wait for it to finish."""

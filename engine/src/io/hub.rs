@@ -157,7 +157,21 @@ pub(crate) struct Mailbox {
     pending: AtomicBool,
     /// The worker has exited.
     gone: AtomicBool,
+    /// Bytes of data (sends, publishes) the inbox takes.
     limit: usize,
+    /// Bytes the inbox takes for control traffic (upgrade and HTTP answers,
+    /// close, subscribe, pings): the data limit plus a reserve of its own,
+    /// so a burst of sends never makes an answer fail (bounded all the same).
+    control_limit: usize,
+}
+
+/// Which budget a command counts against (see [`Mailbox`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    Data,
+    Control,
+    /// At most one per connection (so bounded by the connections).
+    Unbounded,
 }
 
 impl Mailbox {
@@ -168,36 +182,33 @@ impl Mailbox {
             pending: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             limit,
+            control_limit: limit.saturating_add((limit / 4).max(64 * 1024)),
         }
     }
 
     /// Queue a command whose payload (possibly empty) goes into the arena;
     /// `make` gets the payload's offset. Returns whether the mailbox was
     /// empty of news (the worker may need a wake-up).
-    fn push(
-        &self,
-        payload: &[u8],
-        weight: usize,
-        make: impl FnOnce(usize) -> Command,
-    ) -> Result<bool, Full> {
-        self.push_limited(payload, weight, true, make)
-    }
-
     fn push_limited(
         &self,
         payload: &[u8],
         weight: usize,
-        limited: bool,
+        budget: Budget,
         make: impl FnOnce(usize) -> Command,
     ) -> Result<bool, Full> {
         if self.gone.load(Ordering::Acquire) {
             return Err(Full::Gone);
         }
         let cost = COMMAND_COST + payload.len() + weight;
+        let cap = match budget {
+            Budget::Data => self.limit,
+            Budget::Control => self.control_limit,
+            Budget::Unbounded => usize::MAX,
+        };
         {
             let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
             // One command always fits an empty inbox, however large.
-            if limited && inbox.bytes > 0 && inbox.bytes + cost > self.limit {
+            if inbox.bytes > 0 && inbox.bytes.saturating_add(cost) > cap {
                 return Err(Full::Full);
             }
             let at = inbox.data.len();
@@ -510,6 +521,17 @@ impl Hub {
         self.push_weighted(w, payload, 0, make)
     }
 
+    /// Queue a control command with a payload (a ping's data): counted
+    /// against the control budget, which data sends cannot fill.
+    pub(crate) fn push_control(
+        self: &Arc<Self>,
+        w: usize,
+        payload: &[u8],
+        make: impl FnOnce(usize) -> Command,
+    ) -> Result<(), Full> {
+        self.push_budget(w, payload, 0, Budget::Control, make)
+    }
+
     /// Queue a command that holds `weight` bytes besides its payload (a
     /// shared message it keeps alive).
     pub(crate) fn push_weighted(
@@ -519,8 +541,19 @@ impl Hub {
         weight: usize,
         make: impl FnOnce(usize) -> Command,
     ) -> Result<(), Full> {
+        self.push_budget(w, payload, weight, Budget::Data, make)
+    }
+
+    fn push_budget(
+        self: &Arc<Self>,
+        w: usize,
+        payload: &[u8],
+        weight: usize,
+        budget: Budget,
+        make: impl FnOnce(usize) -> Command,
+    ) -> Result<(), Full> {
         let link = self.links.get(w).ok_or(Full::Gone)?;
-        let first = match link.mailbox.push(payload, weight, make) {
+        let first = match link.mailbox.push_limited(payload, weight, budget, make) {
             Ok(first) => first,
             Err(e) => {
                 if e == Full::Full {
@@ -556,9 +589,10 @@ impl Hub {
         }
     }
 
-    /// Queue a command without payload.
+    /// Queue a control command without payload (answers, close,
+    /// subscriptions, …): the control budget, which data sends cannot fill.
     pub(crate) fn command(self: &Arc<Self>, w: usize, c: Command) -> Result<(), Full> {
-        self.push(w, &[], |_| c)
+        self.push_budget(w, &[], 0, Budget::Control, |_| c)
     }
 
     /// Queue a command that must not be refused for a full mailbox (one per
@@ -566,7 +600,9 @@ impl Hub {
     /// [`Hub::command`] is, corked or not.
     pub(crate) fn command_unbounded(self: &Arc<Self>, w: usize, c: Command) -> Result<(), Full> {
         let link = self.links.get(w).ok_or(Full::Gone)?;
-        let first = link.mailbox.push_limited(&[], 0, false, |_| c)?;
+        let first = link
+            .mailbox
+            .push_limited(&[], 0, Budget::Unbounded, |_| c)?;
         self.owe_wake(w, first);
         Ok(())
     }
@@ -575,7 +611,7 @@ impl Hub {
     /// about to wait for its answer).
     pub(crate) fn command_now(self: &Arc<Self>, w: usize, c: Command) -> Result<(), Full> {
         let link = self.links.get(w).ok_or(Full::Gone)?;
-        link.mailbox.push(&[], 0, |_| c)?;
+        link.mailbox.push_limited(&[], 0, Budget::Control, |_| c)?;
         if self.current_worker() != Some(w) {
             link.mailbox.wake();
         }
@@ -656,10 +692,26 @@ impl Hub {
         }
     }
 
-    fn settle_send(&self, id: ConnId, n: usize, waiting: bool, pushed: bool) -> SendStatus {
+    fn settle_send(
+        self: &Arc<Self>,
+        id: ConnId,
+        n: usize,
+        waiting: bool,
+        pushed: bool,
+    ) -> SendStatus {
         if !pushed {
+            // The worker's mailbox is full: dropped (0), and, as after any
+            // 0 while the connection is open, a drain follows (Bun's
+            // contract), so a host that waits for it is not left waiting.
             if let Some(s) = self.slot(id) {
                 s.release(id, n);
+                if s.ask_drain()
+                    && self
+                        .command_unbounded(id.worker(), Command::WantDrain { id })
+                        .is_err()
+                {
+                    s.drain_taken();
+                }
             }
             return SendStatus::Dropped;
         }
