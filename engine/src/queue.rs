@@ -62,6 +62,10 @@ use std::time::Duration;
 /// `BATCH_BYTES` before its last event.
 pub const MAX_PAYLOAD: usize = 1 << 31;
 
+/// Drained batches kept for reuse (each at most 2 × `BATCH_BYTES`): the
+/// most memory a past peak holds.
+const SPARE_BATCHES: usize = 8;
+
 /// A batch is handed over early once its payloads pass this size.
 const BATCH_BYTES: usize = 1 << 20;
 
@@ -630,11 +634,14 @@ impl QueueShared {
         !self.throttled[w].load(Ordering::Acquire)
     }
 
+    /// Keep a drained batch for reuse: at most `SPARE_BATCHES` of them, and
+    /// only ordinary ones (a batch grown past twice the hand-over size by
+    /// a large message is freed), so a peak's memory is given back.
     fn recycle(&self, mut b: Batch) {
         b.clear();
-        if b.bytes.capacity() <= 4 * BATCH_BYTES {
+        if b.bytes.capacity() <= 2 * BATCH_BYTES && b.raws.capacity() <= 64 * 1024 {
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if free.len() < 64 {
+            if free.len() < SPARE_BATCHES {
                 free.push(b);
             }
         }
@@ -971,6 +978,25 @@ mod tests {
         };
         // SAFETY: one valid pollfd, count 1, no wait.
         unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
+    /// Drained batches are kept for reuse only up to `SPARE_BATCHES` and
+    /// twice the hand-over size: a peak (a 16 MiB message, a flood of
+    /// batches) gives its memory back once drained.
+    #[test]
+    fn recycling_keeps_no_peak() {
+        let shared = QueueShared::new(1, 1 << 20).unwrap();
+        let mut big = Batch::default();
+        big.bytes.reserve(16 << 20);
+        shared.recycle(big);
+        assert!(
+            shared.free.lock().unwrap().is_empty(),
+            "a 16 MiB batch was kept"
+        );
+        for _ in 0..100 {
+            shared.recycle(Batch::default());
+        }
+        assert_eq!(shared.free.lock().unwrap().len(), SPARE_BATCHES);
     }
 
     /// The losing interleaving of the old protocol, forced: a worker hands

@@ -27,10 +27,11 @@ impl<H: Handler> Worker<H> {
     pub(super) fn commands(&mut self) {
         let mut inbox = std::mem::take(&mut self.inbox);
         self.ctx.hub.links[self.ctx.me].mailbox.take(&mut inbox);
+        let n = inbox.cmds.len();
         for cmd in inbox.cmds.drain(..) {
             self.command(cmd, &inbox.data);
         }
-        inbox.clear();
+        inbox.clear_after(n);
         self.inbox = inbox;
     }
 

@@ -131,11 +131,37 @@ pub(crate) struct Inbox {
     bytes: usize,
 }
 
+/// What an emptied inbox keeps of its arena: a burst's high-water mark is
+/// given back once a turn uses less than a quarter of it.
+const INBOX_FLOOR: usize = 64 * 1024;
+
 impl Inbox {
     pub(crate) fn clear(&mut self) {
+        let n = self.cmds.len();
+        self.clear_after(n);
+    }
+
+    /// Empty the inbox whose turn handled `cmds_used` commands (the worker
+    /// drains them before clearing).
+    pub(crate) fn clear_after(&mut self, cmds_used: usize) {
+        let used = self.data.len();
         self.cmds.clear();
         self.data.clear();
         self.bytes = 0;
+        // A peak passed: give its memory back (down to a floor), so a
+        // burst of cross-thread sends does not hold its arena for ever.
+        // Under steady load the arena stays (used > capacity / 4).
+        if self.data.capacity() > INBOX_FLOOR && used < self.data.capacity() / 4 {
+            self.data.shrink_to(INBOX_FLOOR.max(used * 2));
+        }
+        if self.cmds.capacity() > 1024 && cmds_used < self.cmds.capacity() / 4 {
+            self.cmds.shrink_to(1024.max(cmds_used * 2));
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.data.capacity()
     }
 }
 
@@ -748,5 +774,30 @@ impl Hub {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::*;
+
+    /// A burst's arena is kept while the next turns use it, and given back
+    /// (to the floor) once a turn uses under a quarter of it.
+    #[test]
+    fn an_inbox_gives_a_peaks_memory_back() {
+        let mut i = Inbox::default();
+        i.data.resize(4 << 20, 1);
+        i.clear_after(1);
+        assert!(i.capacity() >= 4 << 20, "steady use keeps the arena");
+        i.data.resize(3 << 20, 1);
+        i.clear_after(1);
+        assert!(i.capacity() >= 3 << 20);
+        i.data.extend_from_slice(b"small");
+        i.clear_after(1);
+        assert!(
+            i.capacity() <= 2 * INBOX_FLOOR,
+            "kept {} bytes after the peak",
+            i.capacity()
+        );
     }
 }
