@@ -728,3 +728,41 @@ fn pipelining_without_reading_holds_bounded_memory() {
         got += r.len();
     }
 }
+
+/// A Server-Sent Events client that stops reading (a half-open peer looks
+/// the same) is dropped once its queued events have not moved for
+/// `send_timeout`, with `sse_keepalive` off (before, nothing ever timed
+/// the stream out).
+#[test]
+fn an_event_stream_nobody_reads_is_dropped_after_send_timeout() {
+    let s = start(Options {
+        send_timeout: Duration::from_millis(500),
+        sse_keepalive: Duration::ZERO,
+        backpressure_limit: 64 << 20,
+        ..Options::default()
+    });
+    let mut c = Client::raw(s.local_addr());
+    c.write(b"GET /events-later HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    let head = c.read_head();
+    assert!(head.contains("text/event-stream"), "{head}");
+    let t = std::time::Instant::now();
+    while s.subscriber_count("news") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Publish until the client's socket buffers are full and past, then
+    // wait: the stream must end (its subscriber gone) without a read.
+    let big = "x".repeat(60_000);
+    let t = std::time::Instant::now();
+    while s.subscriber_count("news") > 0 {
+        if t.elapsed() < Duration::from_secs(3) {
+            s.publish("news", big.as_str());
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the stream was kept with nobody reading"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(c);
+}
