@@ -683,3 +683,86 @@ def test_the_librarys_log_records_reach_the_volley_logger(caplog):
                    for r in caplog.records), caplog.records
 
     run(go())
+
+
+# ---- volley.asyncio never fails open ----------------------------------------
+
+def test_process_request_refusals_are_never_upgraded():
+    """Whatever process_request returns that is not None refuses the upgrade
+    (websockets' contract): connection.respond(401, ...), a websockets
+    Response, a Volley Response. A websockets Response used to be ignored
+    and the upgrade accepted."""
+    from websockets.datastructures import Headers as WsHeaders
+    from websockets.http11 import Response as WsResponse
+
+    def process_request(connection, request):
+        if request.path == "/respond":
+            return connection.respond(401, "who are you\n")
+        if request.path == "/websockets":
+            return WsResponse(401, "Unauthorized", WsHeaders([("X-Why", "token")]), b"no token\n")
+        if request.path == "/volley":
+            return volley.Response("private\n", 403)
+        return None
+
+    async def go():
+        async with vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=process_request) as s:
+            for path, status in [("/respond", 401), ("/websockets", 401), ("/volley", 403)]:
+                with pytest.raises(InvalidStatus) as e:
+                    async with websockets.connect(f"ws://127.0.0.1:{s.port}{path}"):
+                        pass
+                assert e.value.response.status_code == status, path
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/ok"):
+                pass
+
+    run(go())
+
+
+def test_origins_are_checked_as_websockets_does():
+    import re
+
+    async def go():
+        origins = ["https://good.example", re.compile(r"https://[a-z]+\.trusted\.example")]
+        async with vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, origins=origins) as s:
+            url = f"ws://127.0.0.1:{s.port}/"
+            for ok in ["https://good.example", "https://app.trusted.example"]:
+                async with websockets.connect(url, origin=ok):
+                    pass
+            for bad in ["https://evil.example", None]:
+                with pytest.raises(InvalidStatus) as e:
+                    async with websockets.connect(url, origin=bad):
+                        pass
+                assert e.value.response.status_code == 403, bad
+
+    run(go())
+
+
+def test_unsupported_options_and_an_sslcontext_are_refused_by_name(tmp_path):
+    import ssl as ssl_mod
+
+    with pytest.raises(TypeError, match="ping_timeout"):
+        vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, ping_timeout=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="TLS\\(certfile, keyfile\\)"):
+        vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, ssl=ssl_mod.create_default_context())
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (the TLS half of this test makes its certificate with it)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", "/CN=localhost", "-days", "1"], check=True, capture_output=True)
+
+    async def go():
+        async def echo(ws):
+            async for m in ws:
+                await ws.send(m)
+
+        async with vws.serve(echo, "127.0.0.1", 0, ssl=vws.TLS(str(cert), str(key))) as s:
+            client_ctx = ssl_mod.create_default_context(cafile=str(cert))
+            client_ctx.check_hostname = False
+            async with websockets.connect(f"wss://127.0.0.1:{s.port}/", ssl=client_ctx) as c:
+                await c.send("over tls")
+                assert await c.recv() == "over tls"
+            # Never plaintext when TLS was asked for.
+            with pytest.raises(Exception):
+                async with websockets.connect(f"ws://127.0.0.1:{s.port}/", open_timeout=3):
+                    pass
+
+    run(go())

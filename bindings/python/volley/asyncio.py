@@ -33,7 +33,8 @@ log = logging.getLogger("volley")
 
 Data = Union[str, bytes]
 
-__all__ = ["ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK", "ServerConnection", "broadcast", "serve"]
+__all__ = ["ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK", "Handshake", "ServerConnection", "TLS",
+           "broadcast", "serve"]
 
 
 class ConnectionClosed(Exception):
@@ -248,35 +249,113 @@ class WebSocketServer:
             await self.wait_closed()
 
 
+class TLS:
+    """Serve ``wss://`` with Volley's own TLS (rustls): ``ssl=TLS(certfile,
+    keyfile)``. An ``ssl.SSLContext`` cannot be read back (its certificate,
+    key and client-certificate checks are hidden), so ``serve`` refuses one
+    rather than copy part of it and fail open."""
+
+    def __init__(self, certfile: str, keyfile: str) -> None:
+        self.certfile = certfile
+        self.keyfile = keyfile
+
+
+class Handshake:
+    """The ``connection`` argument of ``process_request``: the handshake
+    under way (``websockets``' ``ServerConnection`` before it opens)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.remote_address = request.remote_address
+
+    def respond(self, status: int, text: str) -> Response:
+        """A plain-text response that refuses the upgrade when returned."""
+        return Response(text, int(status), {"Content-Type": "text/plain; charset=utf-8"})
+
+
+def _as_response(r: Any) -> Response:
+    """What ``process_request`` returned, as a refusal: a Volley
+    ``Response``, or a ``websockets`` one (``status_code``, ``headers``,
+    ``body``). Anything else is a programming error, answered with 500
+    (never an accepted upgrade)."""
+    if isinstance(r, Response):
+        return r
+    status = getattr(r, "status_code", None)
+    if isinstance(status, int):
+        headers: Any = getattr(r, "headers", None)
+        if headers is None:
+            items: list[tuple[str, str]] = []
+        elif hasattr(headers, "raw_items"):
+            items = list(headers.raw_items())
+        else:
+            items = list(dict(headers).items())
+        body = getattr(r, "body", b"") or b""
+        return Response(bytes(body), status, items)
+    log.error("volley: process_request returned %r, not a response: refusing the upgrade", r)
+    return Response("internal error\n", 500)
+
+
+def _origin_allowed(origin: str | None, origins: Iterable[Any]) -> bool:
+    for o in origins:
+        if o is None:
+            if origin is None:
+                return True
+        elif isinstance(o, str):
+            if origin == o:
+                return True
+        elif origin is not None and hasattr(o, "fullmatch") and o.fullmatch(origin):
+            return True
+    return False
+
+
 def serve(
     handler: Callable[[ServerConnection], Awaitable[None]],
     host: str | None = "127.0.0.1",
     port: int | None = 0,
     *,
-    process_request: Callable[[ServerConnection | None, Request], Any] | None = None,
+    process_request: Callable[[Handshake, Request], Any] | None = None,
+    origins: Iterable[Any] | None = None,
+    ssl: Any = None,
     max_size: int | None = 2**20,
     max_queue: int = 16,
     compression: str | None = "deflate",
     ping_interval: float | None = 20,
     workers: int | None = None,
     reuse_port: bool | None = None,
-    **_ignored: Any,
 ) -> WebSocketServer:
     """Serve ``handler`` on each connection, ``websockets``-style.
 
-    ``process_request(connection, request)`` may return a ``Response`` to
-    refuse the upgrade. When ``handler`` returns the connection is closed
+    ``process_request(connection, request)`` may return a response
+    (``connection.respond(status, text)``, a Volley ``Response`` or a
+    ``websockets`` one) to refuse the upgrade. ``origins``: the ``Origin``
+    values allowed (strings, compiled patterns, ``None`` for no header);
+    others get 403, as in ``websockets``. ``ssl=TLS(certfile, keyfile)``
+    serves ``wss://``. Options ``websockets`` has and this layer does not
+    raise ``TypeError`` (Python's own, naming the argument): nothing is
+    accepted and ignored. When ``handler`` returns the connection is closed
     (1000); when it raises, 1011.
     """
     conns: dict[int, ServerConnection] = {}
+    tls: dict[str, str] | None = None
+    if ssl is not None:
+        if not isinstance(ssl, TLS):
+            raise TypeError(
+                "volley.asyncio.serve: ssl= takes volley.asyncio.TLS(certfile, keyfile), not "
+                f"{type(ssl).__name__}: an ssl.SSLContext cannot be read back (its certificate, key "
+                "and client-certificate checks are hidden), and serving without them would fail open"
+            )
+        tls = {"cert": ssl.certfile, "key": ssl.keyfile}
+    allowed = list(origins) if origins is not None else None
 
     async def upgrade(req: Request) -> Any:
+        if allowed is not None and not _origin_allowed(req.headers.get("origin"), allowed):
+            return Response("Forbidden: origin not allowed\n", 403)
         if process_request is not None:
-            r = process_request(None, req)
+            r = process_request(Handshake(req), req)
             if inspect.isawaitable(r):
                 r = await r
-            if isinstance(r, Response):
-                return r
+            if r is not None:
+                return _as_response(r)
         return req
 
     async def run(conn: ServerConnection) -> None:
@@ -330,6 +409,7 @@ def serve(
             send_pings=bool(ping_interval),
             workers=workers,
             reuse_port=reuse_port,
+            tls=tls,
         )
 
     return WebSocketServer(factory)
