@@ -799,7 +799,12 @@ class Server {
 
   upgrade(req, options = {}) {
     const pending = this._pending.get(req);
-    if (!pending || !pending.upgrade || pending.answered) return false;
+    if (!pending || !pending.upgrade || pending.answered || !this._srv) return false;
+    // A client that already left (Bun's upgrade returns false then too):
+    // nothing to accept. One that leaves after this still ends with a
+    // terminal event that frees its slot.
+    const id = { generation: pending.generation, key: pending.key, reserved: 0 };
+    if (f.ready_state(this._srv, id) === 3) return false;
     pending.answered = true;
     const index = this._free.length ? this._free.pop() : this._sockets.length;
     const socket = new ServerWebSocket(this, pending.key, pending.generation, index, options.data, pending.address);

@@ -564,19 +564,24 @@ test('the port is the server\'s alone unless reusePort is given (Bun\'s option),
   assert.match(r.stderr, /in use/i);
 });
 
-test('an upgrade whose client leaves before it opens frees its socket slot, with no close handler', async (t) => {
-  // fetch waits 100 ms before upgrading; every client is gone by then. The
-  // engine answers each late accept with a terminal event, and the slot
-  // the binding took at accept is freed (before, every one leaked).
+test('an upgrade whose client leaves before it opens frees its socket slot, with no open or close', async (t) => {
+  // fetch waits 100 ms before upgrading; every client is gone by then. As
+  // on Bun 1.4.5 (checked: upgraded 0, opens 0, closes 0 for 10 such
+  // clients), upgrade() returns false and no handler runs; an accept that
+  // races a departure still ends with a terminal event that frees the slot
+  // the binding took (before, every one leaked).
   let closes = 0;
+  let opens = 0;
+  let asked = 0;
   let accepted = 0;
   const server = start(t, {
     async fetch(req, s) {
       await new Promise((r) => setTimeout(r, 100));
+      asked++;
       if (s.upgrade(req)) { accepted++; return; }
       return new Response('no', { status: 400 });
     },
-    websocket: { close() { closes++; } },
+    websocket: { open() { opens++; }, close() { closes++; } },
   });
   const net = await import('node:net');
   const n = 20;
@@ -589,10 +594,11 @@ test('an upgrade whose client leaves before it opens frees its socket slot, with
   })));
   const live = () => server._sockets.filter(Boolean).length;
   const t0 = Date.now();
-  while ((accepted < n || live() > 0) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(accepted, n, 'every upgrade was accepted (late)');
+  while ((asked < n || live() > 0) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(asked, n);
+  assert.equal(accepted, 0, 'upgrade() accepted a client that had left (Bun returns false)');
   assert.equal(live(), 0, 'socket slots left behind');
-  assert.equal(closes, 0, 'close ran for a socket that never opened');
+  assert.equal(opens + closes, 0, 'open or close ran for a client that never opened');
 });
 
 test('a server freed while corked leaves this thread\'s sends to other servers working', async (t) => {
