@@ -606,6 +606,25 @@ pub const FRAMING_CASES: &[(&str, &[u8], u16, &str)] = &[
         400,
         "",
     ),
+    // Header lines (already refused by the head parser; kept in the table).
+    (
+        "whitespace before the colon (TE.TE)",
+        b"Transfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc",
+        400,
+        "",
+    ),
+    (
+        "obs-fold in a header",
+        b"X-A: a\r\n b\r\nContent-Length: 5\r\n\r\nhello",
+        400,
+        "",
+    ),
+    (
+        "Transfer-Encoding folded onto a second line",
+        b"Transfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        "",
+    ),
 ];
 
 #[test]
