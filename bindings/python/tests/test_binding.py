@@ -399,7 +399,13 @@ def test_a_node_ws_client():
 
 def test_keyboard_interrupt_stops_serve_forever_with_1001():
     example = Path(__file__).resolve().parents[1] / "examples" / "echo.py"
-    p = subprocess.Popen([sys.executable, str(example), "18763"], stdout=subprocess.PIPE, text=True)
+    import signal
+
+    # Ctrl-C's SIGINT must reach the example as at a terminal: a parent that
+    # ignores SIGINT (a background job, nohup) would hand that on, and Python
+    # then never raises KeyboardInterrupt.
+    p = subprocess.Popen([sys.executable, str(example), "18763"], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert p.stdout.readline().startswith("listening")
 
