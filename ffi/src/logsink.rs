@@ -13,7 +13,6 @@ use crate::error::{boundary, volley_result};
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A log record for the host: `level` (1 error, 2 warn, 3 info, 4 debug,
 /// 5 trace), the message as UTF-8 (`len` bytes, not NUL-terminated, valid
@@ -35,8 +34,6 @@ struct Sink {
 unsafe impl Send for Sink {}
 
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
-/// Records dropped because the queue was full.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 struct Logger;
 
@@ -64,7 +61,6 @@ impl log::Log for Logger {
             None => {
                 if s.queue.len() >= QUEUED {
                     s.queue.pop_front();
-                    DROPPED.fetch_add(1, Ordering::Relaxed);
                 }
                 s.queue.push_back((level, msg));
             }
