@@ -1279,14 +1279,17 @@ volley_result volley_server_set_topic_policy(const struct volley_server *server,
 volley_result volley_server_stats(const struct volley_server *server, struct volley_stats *out);
 
 /**
- * Batch this thread's sends, publishes and answers: until the matching
- * `volley_server_uncork`, each worker they go to is woken once, at the
- * end, instead of once per call. An event-queue host corks around the
- * handling of each poll's events. Nests; covers every server.
+ * Batch this thread's sends, publishes and answers to `server`: until
+ * the matching `volley_server_uncork`, each worker they go to is woken
+ * once, at the end, instead of once per call. An event-queue host corks
+ * around the handling of each poll's events. Nests. The cork is this
+ * thread's and this server's: sends to another server, and from other
+ * threads, are not held back, and freeing the server ends it (a cork
+ * left open on a freed server holds nothing back).
  *
- * Ownership: `server` borrowed (unused but for checking).
+ * Ownership: `server` borrowed.
  * Threads: any thread (not needed inside callbacks, which run corked).
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed).
  */
 volley_result volley_server_cork(const struct volley_server *server);
 
@@ -1295,12 +1298,12 @@ volley_result volley_server_cork(const struct volley_server *server);
  * In event-queue mode, the outermost uncork on the polling thread also
  * ends the batch: the 101s of the connections whose `OPEN` events were
  * handed out go now, after what their open handling sent (see
- * `volley_server_poll`).
+ * `volley_server_poll`). An uncork without a cork does nothing.
  *
  * Ownership: `server` borrowed.
  * Threads: the thread that corked.
- * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed: the thread's
- * cork is ended all the same, since its depth belongs to the thread).
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed: its corks
+ * ended with it).
  */
 volley_result volley_server_uncork(const struct volley_server *server);
 
@@ -1488,7 +1491,7 @@ volley_result volley_ws_subscriptions(const struct volley_server *server,
                                       void *userdata);
 
 /**
- * Bun's `ws.cork(cb)`: run `f(userdata)` with this thread's sends batched
+ * Bun's `ws.cork(cb)`: run `f(userdata)` with this thread's sends to `server` batched
  * (one write per connection, one wake-up per worker). Inside callbacks
  * sends are batched already; this is for other threads.
  *

@@ -58,7 +58,6 @@ pub use http::{Accept, Fetch, PendingResponse, PendingUpgrade, Request, Response
 pub use id::ConnId;
 #[doc(hidden)]
 pub use io::bench_support;
-pub use io::hub::{cork, cork_depth, uncork};
 pub use io::tls;
 pub use options::Options;
 pub use proto::close;

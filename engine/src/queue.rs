@@ -5,7 +5,7 @@
 //! of a pipe that the host watches. The host drains the batches from its
 //! own thread, reads events in place (borrowed until it drains again), and
 //! answers through [`crate::ServerHandle`]: sends and publishes (batched
-//! per worker under [`crate::cork`]), upgrade and HTTP answers by id.
+//! per worker under [`crate::ServerHandle::cork`]), upgrade and HTTP answers by id.
 //!
 //! `open` runs on the host's thread, and a WebSocket's 101 waits for it as
 //! it waits for Bun's `open`: the 101, and whatever the host sent in
@@ -715,7 +715,7 @@ impl EventQueue {
     /// The host has handled the `Open` events handed out so far (its
     /// `open` handlers ran, their sends and subscriptions are queued): let
     /// those connections' 101s go out, after what `open` queued. Under
-    /// [`crate::cork`] the workers are woken at the uncork.
+    /// [`crate::ServerHandle::cork`] the workers are woken at the uncork.
     pub fn release_opened(&mut self) {
         if self.opened.is_empty() {
             return;

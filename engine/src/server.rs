@@ -395,6 +395,26 @@ impl ServerHandle {
         &self.hub.opts
     }
 
+    /// Batch this thread's sends, publishes and answers to this server:
+    /// until the matching [`ServerHandle::uncork`], each worker they go to
+    /// is woken once, at the end, instead of once per call. Nests. A cork
+    /// is this thread's and this server's: another server's sends, and
+    /// another thread's, are not held back. Handlers run corked already.
+    pub fn cork(&self) {
+        self.hub.cork();
+    }
+
+    /// End a [`ServerHandle::cork`]; the outermost one wakes the workers
+    /// sent to. An uncork without a cork does nothing.
+    pub fn uncork(&self) {
+        self.hub.uncork();
+    }
+
+    /// How many corks of this server this thread is inside (0: none).
+    pub fn cork_depth(&self) -> u32 {
+        self.hub.cork_depth()
+    }
+
     /// Connections held now.
     pub fn connections(&self) -> usize {
         self.hub.stats.connections.load(Ordering::Relaxed)

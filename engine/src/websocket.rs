@@ -356,7 +356,7 @@ pub(crate) fn resume<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize) {
 
 /// A connection handle for any thread: sends, closes, subscribes through
 /// the connection's worker (queued, then the worker is woken: at once, or
-/// once per batch inside [`crate::cork`]). Sends answer like Bun at once,
+/// once per batch inside [`crate::ServerHandle::cork`]). Sends answer like Bun at once,
 /// from the connection's slot (see [`SendStatus`]); operations on a
 /// connection that has gone are refused.
 #[derive(Clone)]

@@ -793,7 +793,7 @@ fn a_full_mailbox_is_not_a_close_control_traffic_has_a_reserve_and_a_drain_follo
     let mut c = Client::connect(s.local_addr(), "/");
     let (what, id) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(what, "open");
-    volley::cork();
+    h.cork();
     let chunk = vec![7u8; 8 * 1024];
     let mut sent = 0;
     let mut sent_small = 0;
@@ -816,7 +816,7 @@ fn a_full_mailbox_is_not_a_close_control_traffic_has_a_reserve_and_a_drain_follo
         h.ws(id).subscribe("t"),
         "a subscription was refused for data sends"
     );
-    volley::uncork();
+    h.uncork();
     let t0 = Instant::now();
     loop {
         let (what, got) = rx

@@ -23,7 +23,7 @@ fn host(server: ServerHandle, mut q: EventQueue, stop: Arc<AtomicBool>, slow: Du
             continue;
         }
         std::thread::sleep(slow);
-        volley::cork();
+        server.cork();
         for ev in q.drain() {
             events += 1;
             match ev {
@@ -65,7 +65,7 @@ fn host(server: ServerHandle, mut q: EventQueue, stop: Arc<AtomicBool>, slow: Du
                 _ => {}
             }
         }
-        volley::uncork();
+        server.uncork();
     }
     events
 }
@@ -214,7 +214,7 @@ fn a_host_blocked_on_the_fd_never_misses_a_wake_up_under_load() {
         // A long timeout: a lost wake-up shows as a gap, not as a pause.
         q.wait(Some(Duration::from_secs(3)));
         let mut n = 0;
-        volley::cork();
+        h.cork();
         for ev in q.drain() {
             n += 1;
             match ev {
@@ -225,7 +225,7 @@ fn a_host_blocked_on_the_fd_never_misses_a_wake_up_under_load() {
                 _ => {}
             }
         }
-        volley::uncork();
+        h.uncork();
         let now = Instant::now();
         if n > 0 {
             worst = worst.max(now - last);

@@ -1059,21 +1059,24 @@ pub extern "C" fn volley_server_stats(
     })
 }
 
-/// Batch this thread's sends, publishes and answers: until the matching
-/// `volley_server_uncork`, each worker they go to is woken once, at the
-/// end, instead of once per call. An event-queue host corks around the
-/// handling of each poll's events. Nests; covers every server.
+/// Batch this thread's sends, publishes and answers to `server`: until
+/// the matching `volley_server_uncork`, each worker they go to is woken
+/// once, at the end, instead of once per call. An event-queue host corks
+/// around the handling of each poll's events. Nests. The cork is this
+/// thread's and this server's: sends to another server, and from other
+/// threads, are not held back, and freeing the server ends it (a cork
+/// left open on a freed server holds nothing back).
 ///
-/// Ownership: `server` borrowed (unused but for checking).
+/// Ownership: `server` borrowed.
 /// Threads: any thread (not needed inside callbacks, which run corked).
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER.
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_cork(server: *const volley_server) -> volley_result {
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
-            unsafe { self::server(server) }?;
-            engine::cork();
+            let s = unsafe { self::server(server) }?;
+            s.handle.cork();
             Ok(())
         })())
     })
@@ -1083,36 +1086,27 @@ pub extern "C" fn volley_server_cork(server: *const volley_server) -> volley_res
 /// In event-queue mode, the outermost uncork on the polling thread also
 /// ends the batch: the 101s of the connections whose `OPEN` events were
 /// handed out go now, after what their open handling sent (see
-/// `volley_server_poll`).
+/// `volley_server_poll`). An uncork without a cork does nothing.
 ///
 /// Ownership: `server` borrowed.
 /// Threads: the thread that corked.
-/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed: the thread's
-/// cork is ended all the same, since its depth belongs to the thread).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; STOPPED (freed: its corks
+/// ended with it).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_uncork(server: *const volley_server) -> volley_result {
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
-            let s = match unsafe { self::server(server) } {
-                Ok(s) => s,
-                Err(volley_result::Stopped) => {
-                    if engine::cork_depth() > 0 {
-                        engine::uncork();
-                    }
-                    return Err(volley_result::Stopped);
-                }
-                Err(e) => return Err(e),
-            };
+            let s = unsafe { self::server(server) }?;
             if let Some(q) = &s.queue {
-                if engine::cork_depth() == 1 {
+                if s.handle.cork_depth() == 1 {
                     let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
                     if q.poller == this_thread() {
                         q.queue.release_opened();
                     }
                 }
             }
-            engine::uncork();
+            s.handle.uncork();
             Ok(())
         })())
     })

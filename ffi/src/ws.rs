@@ -453,7 +453,7 @@ pub extern "C" fn volley_ws_subscriptions(
     })
 }
 
-/// Bun's `ws.cork(cb)`: run `f(userdata)` with this thread's sends batched
+/// Bun's `ws.cork(cb)`: run `f(userdata)` with this thread's sends to `server` batched
 /// (one write per connection, one wake-up per worker). Inside callbacks
 /// sends are batched already; this is for other threads.
 ///
@@ -470,17 +470,17 @@ pub extern "C" fn volley_ws_cork(
     boundary(volley_result::Panic, || {
         code((|| {
             // SAFETY: documented contract.
-            let _s = unsafe { self::server(server) }?;
+            let s = unsafe { self::server(server) }?;
             let _ = ws;
             let f = f.ok_or(volley_result::NullParameter)?;
-            engine::cork();
-            struct Uncork;
-            impl Drop for Uncork {
+            s.handle.cork();
+            struct Uncork<'a>(&'a engine::ServerHandle);
+            impl Drop for Uncork<'_> {
                 fn drop(&mut self) {
-                    engine::uncork();
+                    self.0.uncork();
                 }
             }
-            let _u = Uncork;
+            let _u = Uncork(&s.handle);
             // SAFETY: the caller's function with its userdata.
             unsafe { f(userdata) };
             Ok(())

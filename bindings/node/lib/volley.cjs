@@ -888,9 +888,9 @@ class Server {
         const s = this._srv;
         this._srv = null;
         if (this._corked) {
-          // The cork depth is this thread's: end ours before the server goes
-          // (the queued uncork will find no server), or every later send from
-          // this thread, to any server, would wait for another wake-up.
+          // End ours before the server goes (the queued uncork will find no
+          // server); the library ends a freed server's corks too, so this
+          // is tidiness, not a condition of later sends waking workers.
           this._corked = false;
           f.uncork(s);
         }

@@ -21,7 +21,7 @@ use mio::Waker;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 /// Bytes a command counts for in a mailbox besides its payload.
 const COMMAND_COST: usize = 64;
@@ -365,45 +365,54 @@ thread_local! {
     static OWED: RefCell<Owed> = RefCell::new(Owed::default());
 }
 
+/// What a thread owes: its corks, one depth per server, and the wake-ups it
+/// deferred. Servers are held weakly, so a server freed while another
+/// thread still had it corked is neither kept alive nor confused with a
+/// later one (a `Weak` keeps its allocation, so its address is not reused).
 #[derive(Default)]
 struct Owed {
-    depth: u32,
-    wakes: Vec<(Arc<Hub>, usize)>,
+    corks: Vec<(Weak<Hub>, u32)>,
+    wakes: Vec<(Weak<Hub>, usize)>,
 }
 
-/// Batch this thread's cross-thread sends: until the matching [`uncork`],
-/// each worker they go to is woken once, at the end. Nests.
-pub fn cork() {
-    OWED.with(|o| o.borrow_mut().depth += 1);
+impl Owed {
+    fn corked(&self, hub: &Hub) -> bool {
+        self.corks
+            .iter()
+            .any(|(h, _)| std::ptr::eq(h.as_ptr(), hub))
+    }
 }
 
-/// How many [`cork`]s this thread is inside (0: not corked).
-pub fn cork_depth() -> u32 {
-    OWED.with(|o| o.borrow().depth)
-}
-
-/// End a [`cork`]; the outermost one wakes the workers sent to.
-pub fn uncork() {
-    let wakes = OWED.with(|o| {
-        let mut o = o.borrow_mut();
-        o.depth = o.depth.saturating_sub(1);
-        if o.depth == 0 {
-            std::mem::take(&mut o.wakes)
-        } else {
-            Vec::new()
-        }
-    });
+/// Wake the workers in `wakes` whose server still exists.
+fn pay(wakes: Vec<(Weak<Hub>, usize)>) {
     for (hub, w) in wakes {
-        hub.links[w].mailbox.wake();
+        if let Some(hub) = hub.upgrade() {
+            hub.links[w].mailbox.wake();
+        }
     }
 }
 
 /// Wake now the workers this thread owes a wake-up (end of a worker's turn).
+/// A cork held on this thread keeps its server's wake-ups for its uncork.
 pub(crate) fn pay_wakes() {
-    let wakes = OWED.with(|o| std::mem::take(&mut o.borrow_mut().wakes));
-    for (hub, w) in wakes {
-        hub.links[w].mailbox.wake();
-    }
+    let wakes = OWED.with(|o| {
+        let mut o = o.borrow_mut();
+        if o.corks.is_empty() {
+            return std::mem::take(&mut o.wakes);
+        }
+        let o = &mut *o;
+        let mut due = Vec::new();
+        let corks = &o.corks;
+        o.wakes.retain(|(h, w)| {
+            let held = corks.iter().any(|(c, _)| Weak::ptr_eq(c, h));
+            if !held {
+                due.push((h.clone(), *w));
+            }
+            held
+        });
+        due
+    });
+    pay(wakes);
 }
 
 impl Hub {
@@ -469,6 +478,73 @@ impl Hub {
         if let Some(t) = self.registry.get(topic) {
             self.publish_to_workers(&t, msg, compress, None, None);
         }
+    }
+
+    /// Batch this thread's sends to this server: until the matching
+    /// [`Hub::uncork`], each worker they go to is woken once, at the end.
+    /// Nests; other servers' sends are not held back.
+    pub(crate) fn cork(self: &Arc<Self>) {
+        OWED.with(|o| {
+            let mut o = o.borrow_mut();
+            if let Some(c) = o
+                .corks
+                .iter_mut()
+                .find(|(h, _)| std::ptr::eq(h.as_ptr(), Arc::as_ptr(self)))
+            {
+                c.1 += 1;
+                return;
+            }
+            // Corks of servers freed meanwhile go here, so the list stays
+            // as short as the servers this thread has corked.
+            o.corks.retain(|(h, _)| h.strong_count() > 0);
+            o.corks.push((Arc::downgrade(self), 1));
+        });
+    }
+
+    /// How many [`Hub::cork`]s of this server this thread is inside.
+    pub(crate) fn cork_depth(&self) -> u32 {
+        OWED.with(|o| {
+            let o = o.borrow();
+            o.corks
+                .iter()
+                .find(|(h, _)| std::ptr::eq(h.as_ptr(), self))
+                .map_or(0, |c| c.1)
+        })
+    }
+
+    /// End a [`Hub::cork`]; the outermost one wakes the workers this
+    /// server's sends went to (unless this thread is in a worker's turn,
+    /// which pays at its end).
+    pub(crate) fn uncork(&self) {
+        let wakes = OWED.with(|o| {
+            let mut o = o.borrow_mut();
+            let me: *const Hub = self;
+            let Some(i) = o
+                .corks
+                .iter()
+                .position(|(h, _)| std::ptr::eq(h.as_ptr(), me))
+            else {
+                return Vec::new();
+            };
+            o.corks[i].1 -= 1;
+            if o.corks[i].1 > 0 {
+                return Vec::new();
+            }
+            o.corks.swap_remove(i);
+            if Self::on_a_worker() {
+                return Vec::new();
+            }
+            let mut due = Vec::new();
+            o.wakes.retain(|(h, w)| {
+                let mine = std::ptr::eq(h.as_ptr(), me);
+                if mine {
+                    due.push((h.clone(), *w));
+                }
+                !mine
+            });
+            due
+        });
+        pay(wakes);
     }
 
     /// This thread is worker `me` of this hub.
@@ -602,11 +678,16 @@ impl Hub {
         let link = &self.links[w];
         let deferred = OWED.with(|o| {
             let mut o = o.borrow_mut();
-            if o.depth == 0 && !Self::on_a_worker() {
+            if !Self::on_a_worker() && !o.corked(self) {
                 return false;
             }
-            if !o.wakes.iter().any(|(h, x)| *x == w && Arc::ptr_eq(h, self)) {
-                o.wakes.push((self.clone(), w));
+            let me = Arc::as_ptr(self);
+            if !o
+                .wakes
+                .iter()
+                .any(|(h, x)| *x == w && std::ptr::eq(h.as_ptr(), me))
+            {
+                o.wakes.push((Arc::downgrade(self), w));
             }
             true
         });
