@@ -22,6 +22,171 @@ unsafe fn target<'a>(srv: *const volley_server, ws: volley_ws) -> Res<(Call<'a>,
     Ok((s, id))
 }
 
+/// A connection as a call reaches it: directly, inside that connection's
+/// own callback on its worker; otherwise through its worker's mailbox.
+/// Every `volley_ws_*` entry point acts through this one type, so the
+/// choice (and the server the current connection must belong to, since
+/// ids repeat across servers) is made in one place: [`on_conn`].
+enum Conn<'a, 'w, 'c> {
+    Here(&'w mut WebSocket<'c, u64>),
+    There(&'a ServerState, ConnId),
+}
+
+impl Conn<'_, '_, '_> {
+    fn send(&mut self, m: engine::Message<'_>, c: Option<bool>) -> SendStatus {
+        match self {
+            Conn::Here(w) => match c {
+                Some(c) => w.send_compressed(m, c),
+                None => w.send(m),
+            },
+            Conn::There(s, id) => s.handle.send(*id, m, c),
+        }
+    }
+
+    /// Subscribe or unsubscribe: false when refused (closing, gone, or a
+    /// full mailbox).
+    fn subscription(&mut self, t: &[u8], on: bool) -> bool {
+        match self {
+            Conn::Here(w) if w.ready_state() != ReadyState::Open => false,
+            Conn::Here(w) => {
+                if on {
+                    w.subscribe(t);
+                } else {
+                    w.unsubscribe(t);
+                }
+                true
+            }
+            Conn::There(s, id) if on => s.handle.ws(*id).subscribe(t),
+            Conn::There(s, id) => s.handle.ws(*id).unsubscribe(t),
+        }
+    }
+
+    /// Start the closing handshake: false when it was not open (or the
+    /// mailbox was full).
+    fn close(&mut self, code: u16, reason: &str) -> bool {
+        match self {
+            Conn::Here(w) => {
+                let open = w.ready_state() == ReadyState::Open;
+                w.close(code, reason);
+                open
+            }
+            Conn::There(s, id) => s.handle.ws(*id).close(code, reason),
+        }
+    }
+
+    fn terminate(&mut self) -> bool {
+        match self {
+            Conn::Here(w) => {
+                w.terminate();
+                true
+            }
+            Conn::There(s, id) => s.handle.ws(*id).terminate(),
+        }
+    }
+
+    fn control(&mut self, d: &[u8], ping: bool) -> bool {
+        match self {
+            Conn::Here(w) => (if ping { w.ping(d) } else { w.pong(d) }) != SendStatus::Dropped,
+            Conn::There(s, id) if ping => s.handle.ws(*id).ping(d),
+            Conn::There(s, id) => s.handle.ws(*id).pong(d),
+        }
+    }
+
+    fn reading(&mut self, on: bool) -> bool {
+        match self {
+            Conn::Here(w) => {
+                if on {
+                    w.resume_reading();
+                } else {
+                    w.pause_reading();
+                }
+                true
+            }
+            Conn::There(s, id) if on => s.handle.ws(*id).resume_reading(),
+            Conn::There(s, id) => s.handle.ws(*id).pause_reading(),
+        }
+    }
+
+    fn set_user(&mut self, user: u64) -> bool {
+        match self {
+            Conn::Here(w) => {
+                *w.data_mut() = user;
+                true
+            }
+            Conn::There(s, id) => s.handle.ws(*id).set_data(user),
+        }
+    }
+
+    /// Publish as this connection; None when it is not open (from
+    /// another thread: its slot says so).
+    fn publish(
+        &mut self,
+        t: &[u8],
+        m: engine::Message<'_>,
+        c: Option<bool>,
+    ) -> Option<PublishResult> {
+        match self {
+            Conn::Here(w) => Some(match c {
+                Some(c) => w.publish_compressed(t, m, c),
+                None => w.publish(t, m),
+            }),
+            Conn::There(s, id) if s.handle.ws(*id).ready_state() != ReadyState::Open => None,
+            Conn::There(s, id) => Some(PublishResult {
+                forwarded: s.handle.publish_from(*id, t, m, c),
+                ..PublishResult::default()
+            }),
+        }
+    }
+
+    fn ready_state(&self) -> ReadyState {
+        match self {
+            Conn::Here(w) => w.ready_state(),
+            Conn::There(s, id) => s.handle.ws(*id).ready_state(),
+        }
+    }
+
+    fn buffered_amount(&self) -> usize {
+        match self {
+            Conn::Here(w) => w.buffered_amount(),
+            Conn::There(s, id) => s.handle.ws(*id).buffered_amount(),
+        }
+    }
+}
+
+/// Run `f` on connection `id` of `s`: directly when this thread is inside
+/// that connection's callback, else through its worker.
+fn on_conn<R>(s: &Call<'_>, id: ConnId, f: impl FnOnce(&mut Conn<'_, '_, '_>) -> R) -> R {
+    let mut f = Some(f);
+    let here = current::on_ws(s.shell, id, |w| {
+        let f = f.take().expect("called once");
+        f(&mut Conn::Here(w))
+    });
+    match (here, f) {
+        (Some(r), _) => r,
+        (None, Some(f)) => f(&mut Conn::There(s, id)),
+        (None, None) => unreachable!("on_ws returned None after calling f"),
+    }
+}
+
+/// The frame of a `volley_ws_*` call that acts and reports OK or why not:
+/// checks the server and the id, runs `op` (its argument checks, then the
+/// action through [`on_conn`]), and turns a refusal into STOPPED, CLOSED
+/// or BUSY (see [`live`]).
+fn act(
+    server: *const volley_server,
+    ws: volley_ws,
+    op: impl FnOnce(&Call<'_>, ConnId) -> Res<bool>,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: the caller's contract (NULL or a live handle).
+            let (s, id) = unsafe { target(server, ws) }?;
+            let ok = op(&s, id)?;
+            live(&s, id, ok)
+        })())
+    })
+}
+
 /// Run on the connection directly (inside its callback), else ask its
 /// worker and wait for the answer (never from a worker thread: two workers
 /// waiting for each other would deadlock).
@@ -121,11 +286,7 @@ pub extern "C" fn volley_ws_send(
             let m = unsafe { message(data, len, flags) }?;
             let Some(id) = ws.id() else { return Ok(0) };
             let c = compress_flag(flags);
-            let direct = current::on_ws(s.shell, id, |w| match c {
-                Some(c) => w.send_compressed(m, c),
-                None => w.send(m),
-            });
-            Ok(bun(direct.unwrap_or_else(|| s.handle.send(id, m, c))))
+            Ok(bun(on_conn(&s, id, |w| w.send(m, c))))
         })();
         r.unwrap_or_else(|e| -(e as i64))
     })
@@ -264,21 +425,9 @@ pub extern "C" fn volley_ws_publish(
             if s.handle.is_stopped() {
                 return Err(volley_result::Stopped);
             }
-            let r = match current::on_ws(s.shell, id, |w| match c {
-                Some(c) => w.publish_compressed(t, m, c),
-                None => w.publish(t, m),
-            }) {
-                Some(r) => r,
-                // A publish "as" a connection that is gone (or closing) is
-                // refused, not sent on its behalf.
-                None if s.handle.ws(id).ready_state() != ReadyState::Open => {
-                    return Err(volley_result::Closed);
-                }
-                None => PublishResult {
-                    forwarded: s.handle.publish_from(id, t, m, c),
-                    ..PublishResult::default()
-                },
-            };
+            // A publish "as" a connection that is gone (or closing) is
+            // refused, not sent on its behalf.
+            let r = on_conn(&s, id, |w| w.publish(t, m, c)).ok_or(volley_result::Closed)?;
             // SAFETY: the caller's struct, or NULL.
             if let Some(out) = unsafe { result.as_mut() } {
                 *out = volley_publish_result {
@@ -333,29 +482,10 @@ fn subscription(
     topic_len: usize,
     on: bool,
 ) -> volley_result {
-    boundary(volley_result::Panic, || {
-        code((|| {
-            // SAFETY: documented contract.
-            let (s, id) = unsafe { target(server, ws) }?;
-            // SAFETY: documented contract.
-            let t = unsafe { bytes(topic, topic_len) }?;
-            let direct = current::on_ws(s.shell, id, |w| {
-                if w.ready_state() != ReadyState::Open {
-                    return false;
-                }
-                if on {
-                    w.subscribe(t);
-                } else {
-                    w.unsubscribe(t);
-                }
-                true
-            });
-            let ok = direct.unwrap_or_else(|| {
-                let h = s.handle.ws(id);
-                if on { h.subscribe(t) } else { h.unsubscribe(t) }
-            });
-            live(&s, id, ok)
-        })())
+    act(server, ws, |s, id| {
+        // SAFETY: documented contract.
+        let t = unsafe { bytes(topic, topic_len) }?;
+        Ok(on_conn(s, id, |w| w.subscription(t, on)))
     })
 }
 
@@ -506,23 +636,13 @@ pub extern "C" fn volley_ws_close(
     reason: *const u8,
     reason_len: usize,
 ) -> volley_result {
-    boundary(volley_result::Panic, || {
-        self::code((|| {
-            // SAFETY: documented contract.
-            let (s, id) = unsafe { target(server, ws) }?;
-            // SAFETY: documented contract.
-            let r = unsafe { crate::error::text(reason, reason_len) }?;
-            if !engine::close::is_sendable(code) || r.len() > 123 {
-                return Err(volley_result::InvalidArgument);
-            }
-            let ok = current::on_ws(s.shell, id, |w| {
-                let open = w.ready_state() == ReadyState::Open;
-                w.close(code, r);
-                open
-            })
-            .unwrap_or_else(|| s.handle.ws(id).close(code, r));
-            live(&s, id, ok)
-        })())
+    act(server, ws, |s, id| {
+        // SAFETY: documented contract.
+        let r = unsafe { crate::error::text(reason, reason_len) }?;
+        if !engine::close::is_sendable(code) || r.len() > 123 {
+            return Err(volley_result::InvalidArgument);
+        }
+        Ok(on_conn(s, id, |w| w.close(code, r)))
     })
 }
 
@@ -537,18 +657,7 @@ pub extern "C" fn volley_ws_terminate(
     server: *const volley_server,
     ws: volley_ws,
 ) -> volley_result {
-    boundary(volley_result::Panic, || {
-        code((|| {
-            // SAFETY: documented contract.
-            let (s, id) = unsafe { target(server, ws) }?;
-            let ok = current::on_ws(s.shell, id, |w| {
-                w.terminate();
-                true
-            })
-            .unwrap_or_else(|| s.handle.ws(id).terminate());
-            live(&s, id, ok)
-        })())
-    })
+    act(server, ws, |s, id| Ok(on_conn(s, id, |w| w.terminate())))
 }
 
 /// Send a ping (payload cut to 125 bytes); not subject to backpressure.
@@ -590,22 +699,10 @@ fn control(
     len: usize,
     ping: bool,
 ) -> volley_result {
-    boundary(volley_result::Panic, || {
-        code((|| {
-            // SAFETY: documented contract.
-            let (s, id) = unsafe { target(server, ws) }?;
-            // SAFETY: documented contract.
-            let d = unsafe { bytes(data, len) }?;
-            let ok = current::on_ws(s.shell, id, |w| {
-                let st = if ping { w.ping(d) } else { w.pong(d) };
-                st != SendStatus::Dropped
-            })
-            .unwrap_or_else(|| {
-                let h = s.handle.ws(id);
-                if ping { h.ping(d) } else { h.pong(d) }
-            });
-            live(&s, id, ok)
-        })())
+    act(server, ws, |s, id| {
+        // SAFETY: documented contract.
+        let d = unsafe { bytes(data, len) }?;
+        Ok(on_conn(s, id, |w| w.control(d, ping)))
     })
 }
 
@@ -633,31 +730,13 @@ pub extern "C" fn volley_ws_resume(server: *const volley_server, ws: volley_ws) 
 }
 
 fn reading(server: *const volley_server, ws: volley_ws, on: bool) -> volley_result {
-    boundary(volley_result::Panic, || {
-        code((|| {
-            // SAFETY: documented contract.
-            let (s, id) = unsafe { target(server, ws) }?;
-            if s.handle.ws(id).ready_state() == ReadyState::Closed {
+    act(server, ws, |s, id| {
+        on_conn(s, id, |w| {
+            if w.ready_state() == ReadyState::Closed {
                 return Err(volley_result::Closed);
             }
-            let ok = current::on_ws(s.shell, id, |w| {
-                if on {
-                    w.resume_reading()
-                } else {
-                    w.pause_reading()
-                }
-                true
-            })
-            .unwrap_or_else(|| {
-                let h = s.handle.ws(id);
-                if on {
-                    h.resume_reading()
-                } else {
-                    h.pause_reading()
-                }
-            });
-            live(&s, id, ok)
-        })())
+            Ok(w.reading(on))
+        })
     })
 }
 
@@ -674,18 +753,7 @@ pub extern "C" fn volley_ws_set_user(
     ws: volley_ws,
     user: u64,
 ) -> volley_result {
-    boundary(volley_result::Panic, || {
-        code((|| {
-            // SAFETY: documented contract.
-            let (s, id) = unsafe { target(server, ws) }?;
-            let ok = current::on_ws(s.shell, id, |w| {
-                *w.data_mut() = user;
-                true
-            })
-            .unwrap_or_else(|| s.handle.ws(id).set_data(user));
-            live(&s, id, ok)
-        })())
-    })
+    act(server, ws, |s, id| Ok(on_conn(s, id, |w| w.set_user(user))))
 }
 
 /// The connection's user value.
@@ -736,8 +804,7 @@ pub extern "C" fn volley_ws_ready_state(server: *const volley_server, ws: volley
         let Ok((s, id)) = (unsafe { target(server, ws) }) else {
             return 3;
         };
-        current::on_ws(s.shell, id, |w| w.ready_state())
-            .unwrap_or_else(|| s.handle.ws(id).ready_state()) as u32
+        on_conn(&s, id, |w| w.ready_state()) as u32
     })
 }
 
@@ -754,8 +821,7 @@ pub extern "C" fn volley_ws_buffered_amount(server: *const volley_server, ws: vo
         let Ok((s, id)) = (unsafe { target(server, ws) }) else {
             return 0;
         };
-        current::on_ws(s.shell, id, |w| w.buffered_amount())
-            .unwrap_or_else(|| s.handle.ws(id).buffered_amount())
+        on_conn(&s, id, |w| w.buffered_amount())
     })
 }
 
