@@ -104,6 +104,11 @@ pub(crate) struct Ctx {
     pub inflaters: [Option<Inflater>; 7],
 }
 
+/// How far apart a worker's generations are (unit tests only).
+#[cfg(test)]
+pub(crate) static GENERATION_STRIDE: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(1);
+
 impl Ctx {
     /// The id of this worker's connection `key`.
     #[inline]
@@ -114,7 +119,13 @@ impl Ctx {
     /// A new occupant for slot `key` (a new connection, or the next request
     /// of a keep-alive one): the next generation of this worker.
     pub(crate) fn occupy(&mut self, key: usize) -> ConnId {
-        self.next_generation += 1;
+        #[cfg(not(test))]
+        let step = 1;
+        // Unit tests may stride by 2^32, so that an old and a new occupant
+        // agree in every bit the worker keeps of a generation but the top.
+        #[cfg(test)]
+        let step = GENERATION_STRIDE.load(Ordering::Relaxed);
+        self.next_generation += step;
         self.slot(key).occupy(self.me, key, self.next_generation)
     }
 

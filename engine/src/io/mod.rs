@@ -8,6 +8,8 @@ pub(crate) mod accept;
 pub(crate) mod commands;
 pub(crate) mod conn;
 pub(crate) mod frames;
+#[cfg(test)]
+mod generations_tests;
 pub(crate) mod http;
 pub(crate) mod hub;
 pub(crate) mod lifecycle;
