@@ -204,6 +204,69 @@ fn drop_oldest_with_dedicated_compression_stays_bounded_and_decodable() {
     assert_eq!(last, Some(1499), "the newest message arrives");
 }
 
+/// Conflate with a dedicated (context-keeping) deflater: a held message
+/// is compressed only when it is written, so replacing it never leaves a
+/// gap in the peer's inflate context. What arrives decodes with one
+/// context-keeping inflater, in order, ends with the latest value, and
+/// some values were conflated away.
+#[test]
+fn conflate_with_dedicated_compression_stays_decodable_and_ends_with_the_latest() {
+    let (s, mut c) = deflate_rig(SlowConsumer::Conflate);
+    let msgs: Vec<Vec<u8>> = (0..1520).map(|i| noise(i, 4096)).collect();
+    let mut inf = Inflater::new(15, false);
+    c.sock
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    // Read until message `last`: every frame in order, a whole published
+    // message, compressed ones inflating in the connection's context.
+    let mut read_until = |last: usize, seen: &mut Vec<usize>, compressed: &mut usize| {
+        while let Some(f) = c.try_read_frame() {
+            assert_eq!(f.opcode, OpCode::Binary);
+            // A held message may go out uncompressed (RSV1 clear), which
+            // the extension allows.
+            let out = if f.rsv1 {
+                *compressed += 1;
+                let mut out = Vec::new();
+                inf.inflate(&f.payload, &mut out, 1 << 20)
+                    .expect("inflates with the connection's context");
+                out
+            } else {
+                f.payload
+            };
+            let i = msgs
+                .iter()
+                .position(|m| *m == out)
+                .expect("a published message, whole");
+            assert!(seen.last().is_none_or(|&l| i > l), "out of order");
+            seen.push(i);
+            if i == last {
+                return;
+            }
+        }
+        panic!("message {last} never came (got {seen:?})");
+    };
+    // A burst far past the limit: values are conflated.
+    for m in &msgs[..1500] {
+        s.publish("feed", &m[..]);
+    }
+    let (mut seen, mut compressed) = (Vec::new(), 0);
+    read_until(1499, &mut seen, &mut compressed);
+    assert!(
+        seen.len() < 1500,
+        "nothing was conflated: the reader kept up ({} of 1500)",
+        seen.len()
+    );
+    // Then a reader that keeps up: these are compressed in the same
+    // context, so a held message that touched it without reaching the
+    // peer would break them.
+    let before = compressed;
+    for (i, m) in msgs.iter().enumerate().skip(1500) {
+        s.publish("feed", &m[..]);
+        read_until(i, &mut seen, &mut compressed);
+    }
+    assert!(compressed - before >= 10, "the tail went out uncompressed");
+}
+
 #[test]
 fn close_policy_with_dedicated_compression_closes() {
     let (s, mut c) = deflate_rig(SlowConsumer::Close(1013));

@@ -38,6 +38,8 @@ pub struct Client {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
     pub fin: bool,
+    /// RSV1: compressed, when permessage-deflate was agreed.
+    pub rsv1: bool,
     pub opcode: OpCode,
     pub payload: Vec<u8>,
 }
@@ -195,6 +197,7 @@ impl Client {
                     self.buf.drain(..total);
                     return Some(Frame {
                         fin: h.fin,
+                        rsv1: h.rsv1,
                         opcode: h.opcode,
                         payload,
                     });
