@@ -772,3 +772,41 @@ def test_unsupported_options_and_an_sslcontext_are_refused_by_name(tmp_path):
                     pass
 
     run(go())
+
+
+def test_a_send_refused_by_a_full_mailbox_waits_for_drain_and_is_sent_again():
+    """Ten handlers each send 3 × 8 MiB, woken in the same loop turn: the
+    host is corked for the turn, so 80 MiB meet one worker's 64 MiB
+    mailbox and some sends get 0 on open connections (counted in
+    ``mailbox_full``). A 0 there is not a close: ``send`` waits for the
+    drain that follows and sends again, and every client gets every
+    message, whole and in order. (It raised ConnectionClosed(1006).)"""
+    size, n, per = 8 << 20, 10, 3
+
+    async def go():
+        joined: set = set()
+        everyone = asyncio.Event()
+
+        async def handler(ws):
+            joined.add(ws)
+            if len(joined) == n:
+                everyone.set()
+            await everyone.wait()
+            me = int(ws.request.query.partition("i=")[2])
+            for k in range(per):
+                await ws.send(bytes([me * per + k]) * size)
+            await ws.wait_closed()
+
+        async with vws.serve(handler, "127.0.0.1", 0) as srv:
+            clients = [await websockets.connect(f"ws://127.0.0.1:{srv.port}/?i={i}", max_size=None,
+                                                compression=None) for i in range(n)]
+
+            async def read(i, c):
+                for k in range(per):
+                    m = await c.recv()
+                    assert len(m) == size and m[0] == m[-1] == i * per + k, (i, k)
+                await c.close()
+
+            await asyncio.gather(*(read(i, c) for i, c in enumerate(clients)))
+            assert srv.server.stats()["mailbox_full"] > 0, "the mailbox never filled: the test proves nothing"
+    run(go())
