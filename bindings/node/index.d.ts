@@ -35,7 +35,8 @@ export interface ServerWebSocket<T = undefined> {
   data: T;
   readonly readyState: WebSocketReadyState;
   readonly remoteAddress: string;
-  binaryType: 'nodebuffer' | 'arraybuffer' | 'uint8array';
+  /** How binary messages arrive (Bun's four): Buffer (default), ArrayBuffer, Uint8Array or Blob. */
+  binaryType: 'nodebuffer' | 'arraybuffer' | 'uint8array' | 'blob';
   getBufferedAmount(): number;
   /** Volley: stop reading from this client (TCP then holds it back). */
   pauseReading(): void;
@@ -44,7 +45,8 @@ export interface ServerWebSocket<T = undefined> {
 
 export interface WebSocketHandler<T = undefined> {
   open?(ws: ServerWebSocket<T>): void | Promise<void>;
-  message(ws: ServerWebSocket<T>, message: string | Buffer): void | Promise<void>;
+  /** Optional, as on Bun. A binary message is its own memory (`.buffer` is exactly the message), in `ws.binaryType`. */
+  message?(ws: ServerWebSocket<T>, message: string | Buffer): void | Promise<void>;
   close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
   drain?(ws: ServerWebSocket<T>): void | Promise<void>;
   ping?(ws: ServerWebSocket<T>, data: Buffer): void | Promise<void>;

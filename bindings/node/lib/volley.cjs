@@ -55,6 +55,28 @@ function toBuffer(data) {
   throw new TypeError('volley: data must be a string, a Buffer, an ArrayBuffer or a typed array');
 }
 
+const BINARY_TYPES = ['nodebuffer', 'arraybuffer', 'uint8array', 'blob'];
+
+/** Bytes `start..end` of `b` as their own memory, in `type` (a socket's
+ * `binaryType`). Never a slice of Node's shared pool or of the event
+ * buffer: code written for Bun reads `message.buffer`, which must hold
+ * exactly this message (a pooled Buffer's `.buffer` is 8 KiB that may
+ * hold other clients' bytes). `allocUnsafeSlow` gives a Buffer with an
+ * ArrayBuffer of its own, exactly this long; the copy fills all of it. */
+function ownBytes(b, start, end, type) {
+  const m = Buffer.allocUnsafeSlow(end - start);
+  b.copy(m, 0, start, end);
+  return asBinaryType(m, type);
+}
+
+/** `m` (a Buffer with an ArrayBuffer of its own) in `type`. */
+function asBinaryType(m, type) {
+  if (type === 'nodebuffer') return m;
+  if (type === 'arraybuffer') return m.buffer;
+  if (type === 'uint8array') return new Uint8Array(m.buffer);
+  return new Blob([m]);
+}
+
 /** A body chunk (bytes, or a string some streams yield) as a Buffer. */
 function chunkBuffer(value) {
   return typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
@@ -192,7 +214,21 @@ class ServerWebSocket {
     this._topics = new Set();
     this._remote = remoteAddress;
     this.data = data;
-    this.binaryType = 'nodebuffer';
+    this._binaryType = 'nodebuffer';
+  }
+
+  /** How binary messages arrive: 'nodebuffer' (Buffer, the default),
+   * 'arraybuffer', 'uint8array' or 'blob', as on Bun; anything else throws
+   * Bun's error. */
+  get binaryType() {
+    return this._binaryType;
+  }
+
+  set binaryType(t) {
+    if (!BINARY_TYPES.includes(t)) {
+      throw new Error('binaryType must be either "uint8array", "arraybuffer", "nodebuffer" or "blob"');
+    }
+    this._binaryType = t;
   }
 
   get readyState() {
@@ -482,7 +518,7 @@ class Server {
 
   _field(p, len, byAddress) {
     if (!byAddress) return [this._buf, p];
-    const copy = Buffer.allocUnsafe(len);
+    const copy = Buffer.allocUnsafeSlow(len);
     f.copy(copy, this._buf.readBigUInt64LE(p), len);
     return [copy, 0];
   }
@@ -507,7 +543,7 @@ class Server {
         // The hot path: a whole message, inline.
         const ws = this._sockets[user];
         if (ws !== null && ws !== undefined && onMessage !== null) {
-          const msg = flags & EV_BINARY ? Buffer.from(buf.subarray(dataAt, dataAt + dlen)) : utf8Slice(buf, dataAt, dataAt + dlen);
+          const msg = flags & EV_BINARY ? ownBytes(buf, dataAt, dataAt + dlen, ws._binaryType) : utf8Slice(buf, dataAt, dataAt + dlen);
           try {
             const r = onMessage.call(this._ws, ws, msg);
             if (r !== undefined && r !== null && typeof r.then === 'function') r.then(undefined, (e) => this._wsError(ws, e));
@@ -525,7 +561,13 @@ class Server {
           const ws = this._sockets[user];
           if (ws) {
             const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
-            const msg = flags & EV_BINARY ? Buffer.from(b.subarray(at, at + dlen)) : b.toString('utf8', at, at + dlen);
+            // Copied out of the library already when by address (a Buffer of
+            // its own): no second copy.
+            const msg = !(flags & EV_BINARY)
+              ? b.toString('utf8', at, at + dlen)
+              : b === this._buf
+                ? ownBytes(b, at, at + dlen, ws._binaryType)
+                : asBinaryType(b, ws._binaryType);
             this._call(ws, 'message', msg);
           }
           break;
@@ -567,7 +609,7 @@ class Server {
           const ws = this._sockets[user];
           if (ws) {
             const [b, at] = this._field(dataAt, dlen, flags & DATA_BY_ADDRESS);
-            this._call(ws, kind === K.PING ? 'ping' : 'pong', Buffer.from(b.subarray(at, at + dlen)));
+            this._call(ws, kind === K.PING ? 'ping' : 'pong', b === this._buf ? ownBytes(b, at, at + dlen, 'nodebuffer') : b);
           }
           break;
         }

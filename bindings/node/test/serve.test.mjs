@@ -642,3 +642,87 @@ test('the library\'s log records reach the console on this thread (a refused TLS
   }
   assert.ok(seen.some((l) => l.includes('TLS')), JSON.stringify(seen));
 });
+
+// Checked on Bun 1.4.5 (Bun.serve with Bun's WebSocket client, 5 binary
+// bytes per socket): the default binaryType is 'nodebuffer' and a message
+// is a Buffer whose .buffer is 5 bytes at byteOffset 0; 'arraybuffer'
+// gives an ArrayBuffer of 5 bytes, 'uint8array' a Uint8Array over 5
+// bytes, 'blob' a Blob; setting 'nope' throws Error('binaryType must be
+// either "uint8array", "arraybuffer", "nodebuffer" or "blob"').
+test('a binary message\'s memory is the message: .buffer holds no other client\'s bytes (binaryType as on Bun)', async (t) => {
+  const seen = [];
+  const server = start(t, {
+    fetch(req, server) {
+      const type = new URL(req.url).searchParams.get('type');
+      if (server.upgrade(req, { data: { type } })) return;
+      return new Response('no\n', { status: 400 });
+    },
+    websocket: {
+      open(ws) {
+        if (ws.data.type) ws.binaryType = ws.data.type;
+      },
+      async message(ws, m) {
+        const whole = m instanceof Blob ? new Uint8Array(await m.arrayBuffer()) : new Uint8Array(m instanceof ArrayBuffer ? m : m.buffer);
+        seen.push({ type: ws.binaryType, name: m.constructor.name, whole: Buffer.from(whole), offset: m.byteOffset ?? 0 });
+        // hono's Bun adapter echoes message.buffer: so do we.
+        ws.send(m instanceof Blob ? whole : m instanceof ArrayBuffer ? m : m.buffer);
+      },
+    },
+  });
+  // Two clients with different secrets, interleaved, small enough for
+  // Node's 8 KiB pool.
+  const a = await client(`ws://127.0.0.1:${server.port}/`);
+  const b = await client(`ws://127.0.0.1:${server.port}/`);
+  const secretA = Buffer.from('AAAA-secret-of-a');
+  const secretB = Buffer.from('bb');
+  for (let i = 0; i < 20; i++) {
+    a.send(secretA);
+    b.send(secretB);
+    assert.deepEqual(await a.next(), secretA, 'A\'s echo of its .buffer is exactly its message');
+    assert.deepEqual(await b.next(), secretB, 'B\'s echo holds none of A\'s bytes');
+  }
+  for (const s of seen) {
+    assert.equal(s.offset, 0);
+    assert.ok(s.whole.equals(secretA) || s.whole.equals(secretB), `.buffer is the message alone: ${s.whole}`);
+  }
+  assert.equal(seen[0].name, 'Buffer');
+  assert.equal(seen[0].type, 'nodebuffer');
+  a.close();
+  b.close();
+  // Each binaryType, as Bun gives it.
+  for (const [type, name] of [['arraybuffer', 'ArrayBuffer'], ['uint8array', 'Uint8Array'], ['blob', 'Blob']]) {
+    seen.length = 0;
+    const c = await client(`ws://127.0.0.1:${server.port}/?type=${type}`);
+    c.send(Buffer.from([1, 2, 3, 4, 5]));
+    assert.deepEqual(await c.next(), Buffer.from([1, 2, 3, 4, 5]));
+    assert.equal(seen[0].name, name, type);
+    assert.ok(seen[0].whole.equals(Buffer.from([1, 2, 3, 4, 5])), type);
+    c.close();
+  }
+});
+
+test('binaryType refuses what Bun refuses, with Bun\'s message', async (t) => {
+  let error;
+  const server = start(t, {
+    fetch(req, server) {
+      if (server.upgrade(req)) return;
+      return new Response('no\n', { status: 400 });
+    },
+    websocket: {
+      open(ws) {
+        try {
+          ws.binaryType = 'nope';
+        } catch (e) {
+          error = e;
+        }
+        ws.send(ws.binaryType);
+      },
+      message() {},
+    },
+  });
+  const c = await client(`ws://127.0.0.1:${server.port}/`);
+  assert.equal(await c.next(), 'nodebuffer');
+  assert.ok(error instanceof Error);
+  assert.equal(error.message, 'binaryType must be either "uint8array", "arraybuffer", "nodebuffer" or "blob"');
+  c.close();
+});
