@@ -1506,7 +1506,9 @@ volley_result volley_ws_cork(const struct volley_server *server,
 
 /**
  * Start the closing handshake with `code` (1000, 3000–4999, or another
- * code a server may send) and a UTF-8 `reason` of at most 123 bytes.
+ * code a server may send) and a UTF-8 `reason` of at most 123 bytes, or
+ * with `code` 1005 and an empty reason: a close frame without a status
+ * code (how a proxy forwards a peer's close that had none).
  * The close event follows when the peer answers (or `close_timeout_ms`).
  * On a request answered with `volley_respond_events`, ends the response
  * (what is queued is written, then the connection closes).

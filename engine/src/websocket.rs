@@ -104,9 +104,11 @@ impl<D> WebSocket<'_, D> {
         self.conns[key].send_prepared(self.ctx, key, msg, false)
     }
 
-    /// Start the closing handshake. An illegal `code` (1005, 1006, 1015, …)
-    /// is sent as 1000; `reason` is cut to 123 bytes. The close handler runs
-    /// when the peer answers or `close_timeout` passes.
+    /// Start the closing handshake. 1005 ("no status") sends a close frame
+    /// without a code or reason; another code no endpoint may send (1006,
+    /// 1015, 999, …) is sent as 1000; `reason` is cut to 123 bytes at a
+    /// character boundary. The close handler runs when the peer answers or
+    /// `close_timeout` passes.
     pub fn close(&mut self, code: u16, reason: &str) {
         let key = self.key;
         self.conns[key].start_close(self.ctx, key, code, reason);

@@ -619,7 +619,9 @@ pub extern "C" fn volley_ws_cork(
 }
 
 /// Start the closing handshake with `code` (1000, 3000–4999, or another
-/// code a server may send) and a UTF-8 `reason` of at most 123 bytes.
+/// code a server may send) and a UTF-8 `reason` of at most 123 bytes, or
+/// with `code` 1005 and an empty reason: a close frame without a status
+/// code (how a proxy forwards a peer's close that had none).
 /// The close event follows when the peer answers (or `close_timeout_ms`).
 /// On a request answered with `volley_respond_events`, ends the response
 /// (what is queued is written, then the connection closes).
@@ -639,7 +641,8 @@ pub extern "C" fn volley_ws_close(
     act(server, ws, |s, id| {
         // SAFETY: documented contract.
         let r = unsafe { crate::error::text(reason, reason_len) }?;
-        if !engine::close::is_sendable(code) || r.len() > 123 {
+        let no_status = code == engine::close::NO_STATUS && r.is_empty();
+        if !(engine::close::is_sendable(code) || no_status) || r.len() > 123 {
             return Err(volley_result::InvalidArgument);
         }
         Ok(on_conn(s, id, |w| w.close(code, r)))
