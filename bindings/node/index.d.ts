@@ -13,20 +13,27 @@ export type WebSocketReadyState = 0 | 1 | 2 | 3;
 export type WebSocketCompressor = 'disable' | 'shared' | 'dedicated' | boolean;
 
 export interface ServerWebSocket<T = undefined> {
-  /** Send a message: the bytes sent, -1 when queued behind a backlog (a `drain` follows), 0 when dropped. */
+  /**
+   * Send a message (compressed only when `compress` is true, as on Bun): the message's bytes
+   * when sent (0 for an empty one), -1 when queued behind a backlog (a `drain` follows), 0
+   * when dropped. A Blob throws TypeError (its bytes cannot be read synchronously on Node).
+   */
   send(data: string | BufferSource, compress?: boolean): number;
   sendText(data: string, compress?: boolean): number;
   sendBinary(data: BufferSource, compress?: boolean): number;
-  /** Publish to every subscriber of `topic` but this one (unless `publishToSelf`). */
+  /** Publish to every subscriber of `topic` but this one (unless `publishToSelf`): the bytes, or 0 when nobody else is subscribed. Compressed unless `compress` is false. */
   publish(topic: string, data: string | BufferSource, compress?: boolean): number;
   publishText(topic: string, data: string, compress?: boolean): number;
   publishBinary(topic: string, data: BufferSource, compress?: boolean): number;
-  subscribe(topic: string): void;
-  unsubscribe(topic: string): void;
+  /** True once subscribed (also when already); false when the socket is not open. */
+  subscribe(topic: string): boolean;
+  /** True when it was subscribed. */
+  unsubscribe(topic: string): boolean;
   isSubscribed(topic: string): boolean;
   readonly subscriptions: string[];
   /** Run `callback` with sends batched (one write, one wake-up). */
   cork<R>(callback: (ws: ServerWebSocket<T>) => R): R;
+  /** 0, 1005 and 1006 send a close frame without a code; a reason past 123 bytes is cut. */
   close(code?: number, reason?: string): void;
   terminate(): void;
   ping(data?: string | BufferSource): number;
@@ -38,7 +45,11 @@ export interface ServerWebSocket<T = undefined> {
   /** How binary messages arrive (Bun's four): Buffer (default), ArrayBuffer, Uint8Array or Blob. */
   binaryType: 'nodebuffer' | 'arraybuffer' | 'uint8array' | 'blob';
   getBufferedAmount(): number;
-  /** Volley: stop reading from this client (TCP then holds it back). */
+  /** Stop reading from this client (TCP then holds it back) until `resume()`. */
+  pause(): void;
+  resume(): void;
+  readonly isPaused: boolean;
+  /** Volley's older names for `pause()` and `resume()`. */
   pauseReading(): void;
   resumeReading(): void;
 }
@@ -51,6 +62,10 @@ export interface WebSocketHandler<T = undefined> {
   drain?(ws: ServerWebSocket<T>): void | Promise<void>;
   ping?(ws: ServerWebSocket<T>, data: Buffer): void | Promise<void>;
   pong?(ws: ServerWebSocket<T>, data: Buffer): void | Promise<void>;
+  /** A handler threw or rejected: the error, first, and the socket (which stays open). */
+  error?(error: Error, ws: ServerWebSocket<T>): void | Promise<void>;
+  /** Bun's idiom for typing `ws.data`: `data: {} as MyData` (not used at run time). */
+  data?: T;
   /** Largest message in bytes (1009 past it). Default 16 MiB. */
   maxPayloadLength?: number;
   /** Seconds of silence before a ping (or a close). Default 120. */
@@ -81,7 +96,7 @@ export type HTTPMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'CONNECT' 
 export interface Server<T = undefined> {
   /** Upgrade the request to a WebSocket with this data; false if it is not an upgrade request. */
   upgrade(req: Request, options?: { data?: T; headers?: HeadersInit }): boolean;
-  /** Publish to every subscriber of `topic`: the bytes published. */
+  /** Publish to every subscriber of `topic`: the bytes, or 0 when nobody is subscribed. */
   publish(topic: string, data: string | BufferSource, compress?: boolean): number;
   subscriberCount(topic: string): number;
   /** WebSockets open now. */
@@ -89,7 +104,23 @@ export interface Server<T = undefined> {
   readonly port: number;
   readonly hostname: string;
   readonly url: URL;
+  /** Bun's: true unless NODE_ENV is production, or the `development` option. */
   readonly development: boolean;
+  readonly id: string;
+  readonly protocol: 'http' | 'https';
+  /** HTTP requests and upgrades not answered yet. */
+  readonly pendingRequests: number;
+  /** New handlers (fetch, routes, error, websocket); the listener stays. */
+  reload(options: Partial<ServeOptions<T>>): Server<T>;
+  /** Run a request through the routes and fetch handler, as if it had come in. */
+  fetch(request: Request | string): Promise<Response>;
+  /** Close the connection of `req` if it is not answered within `seconds` (0 clears). */
+  timeout(req: Request, seconds: number): void;
+  /** Let the process exit while the server runs (`unref`), or not. */
+  unref(): void;
+  ref(): void;
+  /** `stop(true)`, for `using server = serve(...)`. */
+  [Symbol.dispose](): void;
   requestIP(req: Request): { address: string; port: number; family: 'IPv4' | 'IPv6' } | null;
   /**
    * Refuse new connections now. With `closeActiveConnections`, close 1001 to every open
@@ -113,12 +144,21 @@ export interface ServeOptions<T = undefined> {
    */
   reusePort?: boolean;
   maxRequestBodySize?: number;
+  /** Seconds a connection may take to send a request (and a keep-alive one its next), 0 to 255; 0 disables. Default 10. */
+  idleTimeout?: number;
+  /** Reported as `server.development` (Volley serves no development error pages). */
+  development?: boolean | object;
+  /** `server.id`. */
+  id?: string | null;
+  /** Supported only with a specific IPv6 hostname, which is IPv6-only already. */
+  ipv6Only?: boolean;
   /**
    * Carry publishes to every process bridged to the same Redis:
    * `redis://[:password@]host[:port][/prefix]` or `rediss://`.
    */
   pubsubBridge?: string;
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** PEM text or bytes, a file object (`{ path }`, or Bun.file-like `{ name }`), or an array (a chain). */
+  tls?: { cert: TLSValue | TLSValue[]; key: TLSValue | TLSValue[] };
   routes?: Record<string, Response | RouteHandler<T> | Partial<Record<HTTPMethod, RouteHandler<T>>>>;
   fetch?(
     this: Server<T>,
@@ -128,6 +168,8 @@ export interface ServeOptions<T = undefined> {
   websocket?: WebSocketHandler<T>;
   error?(this: Server<T>, error: Error): Response | void | Promise<Response | void>;
 }
+
+export type TLSValue = string | BufferSource | { path: string } | { name: string };
 
 export function serve<T = undefined>(options: ServeOptions<T>): Server<T>;
 

@@ -28,6 +28,8 @@ const STREAM_SLACK = 64 * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const INLINE_MAX = 16 * 1024;
 const TOPICS = Symbol('volley.eventStream');
+/** Where server.publish's volley_publish_result is written (one thread). */
+const PUBLISH_RESULT = Buffer.alloc(32);
 const STILL_WRITING = Symbol('volley.stillWriting');
 /** Text is encoded here once (not measured, then converted again by the FFI). */
 const SCRATCH = Buffer.allocUnsafe(64 * 1024);
@@ -43,8 +45,42 @@ if (f.abi_version() !== ABI_VERSION) {
   throw new Error(`volley: libvolley ABI ${f.abi_version()}, this binding speaks ${ABI_VERSION}`);
 }
 
+/** Bun's `compress` argument for a publish: compressed (when the client
+ * agreed to permessage-deflate) unless `false`. */
 function compressFlags(compress) {
   return compress === true ? SEND_COMPRESS : compress === false ? SEND_NO_COMPRESS : 0;
+}
+
+/** Bun's `compress` argument for a send: compressed only when `true`
+ * (checked on Bun 1.4.5: `ws.send(m)` goes out uncompressed, `ws.send(m,
+ * true)` compressed, while `server.publish(t, m)` compresses). */
+function sendCompressFlags(compress) {
+  return compress === true ? SEND_COMPRESS : SEND_NO_COMPRESS;
+}
+
+/** A Blob's bytes cannot be read synchronously on Node, and Bun's send
+ * answers at once: refuse it by name rather than send something else. */
+function refuseBlob(data, what) {
+  if (typeof Blob !== 'undefined' && data instanceof Blob) {
+    throw new TypeError(`volley: ${what}(Blob) is not supported on Node (a Blob's bytes cannot be read synchronously): pass new Uint8Array(await blob.arrayBuffer())`);
+  }
+}
+
+/** Bun's close(code): 0, 1005 and 1006 send a close frame without a code;
+ * a reason past 123 bytes is cut at a character boundary. */
+function closeArgs(code, reason) {
+  if (code === undefined) code = 1000;
+  code = Number(code);
+  if (code === 0 || code === 1005 || code === 1006) return [1005, ''];
+  let r = reason === undefined ? '' : String(reason);
+  if (Buffer.byteLength(r) > 123) {
+    const b = Buffer.from(r).subarray(0, 124);
+    let n = 123;
+    // Back to the start of the character that crosses byte 123.
+    while (n > 0 && (b[n] & 0xc0) === 0x80) n--;
+    r = b.toString('utf8', 0, n);
+  }
+  return [code, r];
 }
 
 /** A Buffer over the same memory (no copy) for any BufferSource. */
@@ -215,6 +251,8 @@ class ServerWebSocket {
     this._remote = remoteAddress;
     this.data = data;
     this._binaryType = 'nodebuffer';
+    this._closeCalled = false;
+    this._paused = false;
   }
 
   /** How binary messages arrive: 'nodebuffer' (Buffer, the default),
@@ -231,8 +269,9 @@ class ServerWebSocket {
     this._binaryType = t;
   }
 
+  /** Bun's: 3 as soon as close() or terminate() was called. */
   get readyState() {
-    return this._state;
+    return this._closeCalled ? 3 : this._state;
   }
 
   get remoteAddress() {
@@ -248,30 +287,35 @@ class ServerWebSocket {
     return this.sendBinary(data, compress);
   }
 
+  /** Bun's numbers: the message's bytes when sent (0 for an empty one), -1
+   * when queued behind backpressure, 0 when dropped. */
   sendText(text, compress) {
     const s = this._server;
     if (s._srv === null) return 0; // stopped: dropped, as on Bun
     if (!s._draining) s._ensureCork();
     const str = typeof text === 'string' ? text : String(text);
     let r;
+    let n;
     if (str.length <= SCRATCH_CHARS) {
-      const n = SCRATCH.utf8Write(str, 0);
-      r = f.send_at(s._srv, this._key, this._gen, SCRATCH_AT, n, compressFlags(compress));
+      n = SCRATCH.utf8Write(str, 0);
+      r = f.send_at(s._srv, this._key, this._gen, SCRATCH_AT, n, sendCompressFlags(compress));
     } else {
-      r = f.send_text(s._srv, this._key, this._gen, str, Buffer.byteLength(str), compressFlags(compress));
+      n = Buffer.byteLength(str);
+      r = f.send_text(s._srv, this._key, this._gen, str, n, sendCompressFlags(compress));
     }
     if (r <= -100) throw new Error(`volley: send: ${f.error_message(-r)}`);
-    return r;
+    return r > 0 ? n : r;
   }
 
   sendBinary(data, compress) {
+    refuseBlob(data, 'sendBinary');
     const s = this._server;
     if (s._srv === null) return 0;
     if (!s._draining) s._ensureCork();
     const b = toBuffer(data);
-    const r = f.send_bytes(s._srv, this._key, this._gen, b, b.length, SEND_BINARY | compressFlags(compress));
+    const r = f.send_bytes(s._srv, this._key, this._gen, b, b.length, SEND_BINARY | sendCompressFlags(compress));
     if (r <= -100) throw new Error(`volley: send: ${f.error_message(-r)}`);
-    return r;
+    return r > 0 ? b.length : r;
   }
 
   publish(topic, data, compress) {
@@ -279,44 +323,62 @@ class ServerWebSocket {
     return this.publishBinary(topic, data, compress);
   }
 
+  /** Bun's number: the message's bytes, or 0 when nobody else is
+   * subscribed (checked on Bun 1.4.5: 0 when only the publisher is). */
   publishText(topic, text, compress) {
     if (this._server._srv === null) return 0;
     // In (or after) the close handler the connection is gone from the
     // engine, which refuses a publish "as" it (CLOSED). Bun delivers it (its
     // docs' chat room announces "has left the chat" from close): the socket
     // is no longer subscribed, so a server publish reaches the same peers.
-    if (this._state === 3) return this._server.publish(topic, String(text), compress) > 0 ? Buffer.byteLength(String(text)) : 0;
+    if (this._state === 3) return this._server.publish(topic, String(text), compress);
     this._server._ensureCork();
     const t = String(topic);
     const str = String(text);
     const len = Buffer.byteLength(str);
     const r = f.ws_publish_text(this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), str, len, compressFlags(compress));
-    return r > 0 ? len : 0;
+    return r > 0 && this._othersOn(t) ? len : 0;
   }
 
   publishBinary(topic, data, compress) {
+    refuseBlob(data, 'publishBinary');
     if (this._server._srv === null) return 0;
-    if (this._state === 3) return this._server.publish(topic, toBuffer(data), compress) > 0 ? toBuffer(data).length : 0;
+    if (this._state === 3) return this._server.publish(topic, toBuffer(data), compress);
     this._server._ensureCork();
     const t = String(topic);
     const b = toBuffer(data);
     const r = f.ws_publish_bytes(
       this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress));
-    return r > 0 ? b.length : 0;
+    return r > 0 && this._othersOn(t) ? b.length : 0;
   }
 
+  /** Is someone besides this socket subscribed to `t` (the engine reports
+   * the workers a publish went to, which counts the publisher's own)? */
+  _othersOn(t) {
+    if (!this._topics.has(t)) return true;
+    return this._server.subscriberCount(t) > 1;
+  }
+
+  /** Bun's: true once subscribed (also when already), false when the
+   * socket is not open. */
   subscribe(topic) {
     const t = String(topic);
-    if (this._state !== 1 || this._topics.has(t) || this._server._srv === null) return;
+    if (this._state !== 1 || this._server._srv === null) return false;
+    if (this._topics.has(t)) return true;
     this._server._ensureCork();
-    if (check(f.subscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'subscribe')) this._topics.add(t);
+    if (!check(f.subscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'subscribe')) return false;
+    this._topics.add(t);
+    return true;
   }
 
+  /** Bun's: true when it was subscribed, false otherwise. */
   unsubscribe(topic) {
     const t = String(topic);
-    if (!this._topics.delete(t) || this._state === 3 || this._server._srv === null) return;
+    if (!this._topics.delete(t)) return false;
+    if (this._state === 3 || this._server._srv === null) return true;
     this._server._ensureCork();
     check(f.unsubscribe(this._server._srv, this._ws(), t, Buffer.byteLength(t)), 'unsubscribe');
+    return true;
   }
 
   isSubscribed(topic) {
@@ -337,35 +399,41 @@ class ServerWebSocket {
     }
   }
 
+  /** Bun's close: 0, 1005 and 1006 send a close frame without a code, a
+   * long reason is cut at a character boundary, and readyState is 3 at
+   * once. A code no endpoint may send (999, 1004, 5000…) throws RangeError
+   * (Bun puts it on the wire, and the peer fails the connection). */
   close(code, reason) {
-    if (this._state !== 1 || this._server._srv === null) return;
-    const c = code === undefined ? 1000 : code;
-    const r = reason === undefined ? '' : String(reason);
+    if (this._state !== 1 || this._closeCalled || this._server._srv === null) return;
+    const [c, r] = closeArgs(code, reason);
     this._server._ensureCork();
     const res = f.close(this._server._srv, this._ws(), c, r, Buffer.byteLength(r));
-    if (res !== RESULT_OK && res !== RESULT_CLOSED) throw new RangeError(`volley: close(${c}): ${f.error_message(res)}`);
-    this._state = 2;
+    if (res !== RESULT_OK && res !== RESULT_CLOSED) throw new RangeError(`volley: close(${code}): ${f.error_message(res)}`);
+    this._closeCalled = true;
   }
 
   terminate() {
     if (this._state === 3 || this._server._srv === null) return;
     this._server._ensureCork();
     f.terminate(this._server._srv, this._ws());
-    this._state = 2;
+    this._closeCalled = true;
   }
 
+  /** Bun's number: the payload's bytes (0 for none) when sent, else 0. */
   ping(data) {
+    refuseBlob(data, 'ping');
     const b = data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
     if (this._server._srv === null) return 0;
     this._server._ensureCork();
-    return f.ping(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length + 2 : 0;
+    return f.ping(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length : 0;
   }
 
   pong(data) {
+    refuseBlob(data, 'pong');
     const b = data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
     if (this._server._srv === null) return 0;
     this._server._ensureCork();
-    return f.pong(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length + 2 : 0;
+    return f.pong(this._server._srv, this._ws(), b, b.length) === RESULT_OK ? b.length : 0;
   }
 
   getBufferedAmount() {
@@ -373,22 +441,55 @@ class ServerWebSocket {
     return Number(f.buffered(this._server._srv, this._ws()));
   }
 
-  /** Stop reading from this client until resumeReading (Volley; not in Bun). */
-  pauseReading() {
+  /** Bun's pause(): no more message events until resume(); the client is
+   * then held back by TCP. */
+  pause() {
+    if (this._state === 3 || this._server._srv === null) return;
+    if (f.pause(this._server._srv, this._ws()) === RESULT_OK) this._paused = true;
+  }
+
+  resume() {
     if (this._server._srv === null) return;
-    f.pause(this._server._srv, this._ws());
+    this._paused = false;
+    if (this._state !== 3) f.resume(this._server._srv, this._ws());
+  }
+
+  get isPaused() {
+    return this._paused;
+  }
+
+  /** The names Volley had before Bun added pause()/resume(). */
+  pauseReading() {
+    this.pause();
   }
 
   resumeReading() {
-    if (this._server._srv === null) return;
-    f.resume(this._server._srv, this._ws());
+    this.resume();
   }
 }
 
 class Server {
   constructor(options) {
     if (!options || typeof options !== 'object') throw new TypeError('volley: serve() needs options');
+    // Options Bun has and Volley cannot honour are refused by name, never
+    // accepted and ignored.
+    if (options.unix !== undefined) {
+      throw new TypeError('volley: serve: the unix option (a Unix domain socket) is not supported; listen on a port');
+    }
+    // A specific IPv6 address is IPv6-only already; on '::' (every
+    // interface, IPv4 too on Linux) Volley cannot drop IPv4.
+    if (options.ipv6Only && !(typeof options.hostname === 'string' && options.hostname.includes(':') && options.hostname !== '::')) {
+      throw new TypeError("volley: serve: ipv6Only is supported only with a specific IPv6 hostname (such as '::1'), not with '::' or IPv4");
+    }
     this._options = options;
+    this._id = options.id === undefined || options.id === null ? '' : String(options.id);
+    // Bun's: true unless NODE_ENV is production (an object, such as
+    // { hmr }, counts as true). Only reported: Volley never serves Bun's
+    // development error pages, which show stack traces.
+    this._development = options.development === undefined
+      ? process.env.NODE_ENV !== 'production'
+      : Boolean(options.development);
+    this._pendingRequests = 0;
     this._ws = options.websocket || null;
     const w0 = this._ws || {};
     this._onMessage = typeof w0.message === 'function' ? w0.message : null;
@@ -420,6 +521,15 @@ class Server {
     // without it the port is this server's alone ("address in use").
     if (options.reusePort !== undefined) o.reuse_port = options.reusePort ? 1 : 0;
     if (options.maxRequestBodySize !== undefined) o.max_body_bytes = options.maxRequestBodySize;
+    // Bun's HTTP idleTimeout (seconds, 0 disables): the time a connection
+    // may take to send a request, and a keep-alive one to send its next.
+    if (options.idleTimeout !== undefined) {
+      const t = options.idleTimeout;
+      if (typeof t !== 'number' || !(t >= 0) || t > 255) {
+        throw new TypeError('volley: serve: idleTimeout is a number of seconds from 0 to 255');
+      }
+      o.handshake_timeout_ms = t === 0 ? 0xffffffff : Math.round(t * 1000);
+    }
     if (options.pubsubBridge) o.pubsub_bridge = String(options.pubsubBridge);
     const w = this._ws || {};
     if (w.maxPayloadLength !== undefined) o.max_payload_length = w.maxPayloadLength;
@@ -436,13 +546,18 @@ class Server {
       if (pmd.threshold !== undefined) o.deflate_threshold = pmd.threshold;
     }
     if (options.tls) {
-      const pem = (v) => {
-        const s = Buffer.isBuffer(v) ? v : String(v);
-        if (typeof s === 'string' && !s.includes('-----BEGIN')) return fs.readFileSync(s);
-        return Buffer.from(s);
+      // As on Bun: a string or bytes are the PEM itself, a file object
+      // (Bun.file's, or anything with a path) names a file, an array is a
+      // chain (concatenated).
+      const pem = (v, what) => {
+        if (Array.isArray(v)) return Buffer.concat(v.map((x) => pem(x, what)));
+        if (typeof v === 'string') return Buffer.from(v);
+        if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return Buffer.from(toBuffer(v));
+        if (v && typeof v === 'object' && typeof (v.path ?? v.name) === 'string') return fs.readFileSync(v.path ?? v.name);
+        throw new TypeError(`volley: serve: tls.${what} must be PEM text, bytes, a file object or an array of them`);
       };
-      const cert = pem(options.tls.cert);
-      const key = pem(options.tls.key);
+      const cert = pem(options.tls.cert, 'cert');
+      const key = pem(options.tls.key, 'key');
       o.tls_cert_pem = cert;
       o.tls_cert_pem_len = cert.length;
       o.tls_key_pem = key;
@@ -481,7 +596,79 @@ class Server {
   }
 
   get development() {
-    return false;
+    return this._development;
+  }
+
+  get id() {
+    return this._id;
+  }
+
+  get protocol() {
+    return this._tls ? 'https' : 'http';
+  }
+
+  /** HTTP requests (and upgrades) whose answer has not been given yet. */
+  get pendingRequests() {
+    return this._pendingRequests;
+  }
+
+  /** Let the process exit while this server runs (Node's unref), or not. */
+  unref() {
+    if (this._watch) this._watch.unref();
+  }
+
+  ref() {
+    if (this._watch) this._watch.ref();
+  }
+
+  /** Bun's reload: new handlers (fetch, routes, error, websocket) for what
+   * comes next; the listener, port and options stay. */
+  reload(options) {
+    if (!options || typeof options !== 'object') throw new TypeError('volley: reload() needs options');
+    if (options.fetch !== undefined) this._fetch = options.fetch;
+    if (options.routes !== undefined) this._routes = compileRoutes(options.routes);
+    if (options.error !== undefined) this._error = options.error;
+    if (options.websocket !== undefined) {
+      this._ws = options.websocket;
+      this._onMessage = this._ws && typeof this._ws.message === 'function' ? this._ws.message : null;
+    }
+    return this;
+  }
+
+  /** Bun's server.fetch: run a request through the routes and fetch
+   * handler, as if it had come in (it cannot be upgraded). */
+  fetch(request) {
+    const req = typeof request === 'string' ? new Request(request) : request;
+    return Promise.resolve()
+      .then(() => this._route(req))
+      .then((res) => {
+        // Bun 1.4.5 rejects the same way when the handler gives nothing.
+        if (res === undefined || res === null) throw new Error('fetch() returned an empty value');
+        return res;
+      });
+  }
+
+  /** Bun's server.timeout: a request not answered within `seconds` has
+   * its connection closed (0 clears it). */
+  timeout(req, seconds) {
+    const pending = this._pending.get(req);
+    if (!pending || pending.answered) return;
+    if (pending.timer) clearTimeout(pending.timer);
+    pending.timer = null;
+    if (!(seconds > 0)) return;
+    pending.timer = setTimeout(() => {
+      pending.timer = null;
+      if (pending.answered || !this._srv) return;
+      pending.answered = true;
+      this._pendingRequests--;
+      this._ensureCork();
+      f.terminate(this._srv, { generation: pending.generation, key: pending.key, reserved: 0 });
+    }, seconds * 1000);
+    pending.timer.unref();
+  }
+
+  [Symbol.dispose]() {
+    this.stop(true);
   }
 
   // ---- batching -------------------------------------------------------
@@ -629,16 +816,37 @@ class Server {
   _call(ws, name, a, b) {
     const h = this._ws && this._ws[name];
     if (!h) return;
+    const failed = name === 'open' ? (e) => this._openFailed(ws, e) : (e) => this._wsError(ws, e);
     try {
       const r = h.call(this._ws, ws, a, b);
-      if (r && typeof r.then === 'function') r.then(undefined, (e) => this._wsError(ws, e));
+      if (r && typeof r.then === 'function') r.then(undefined, failed);
     } catch (e) {
-      this._wsError(ws, e);
+      failed(e);
     }
   }
 
+  /** A handler threw (or its promise rejected): as on Bun, the error goes
+   * to websocket.error(error, ws) and the socket stays open; without that
+   * handler it is logged. Never rethrown: that would end the process. */
   _wsError(ws, e) {
-    this._report(e);
+    const h = this._ws && this._ws.error;
+    if (typeof h === 'function') {
+      try {
+        const r = h.call(this._ws, e, ws);
+        if (r && typeof r.then === 'function') r.then(undefined, (e2) => console.error('volley: websocket.error threw:', e2));
+        return;
+      } catch (e2) {
+        console.error('volley: websocket.error threw:', e2);
+        return;
+      }
+    }
+    console.error('volley: a websocket handler threw:', e);
+  }
+
+  /** open threw: reported as any handler error, then the socket is closed
+   * with 1011 (Bun drops the TCP connection; a close frame says why). */
+  _openFailed(ws, e) {
+    this._wsError(ws, e);
     if (ws._state === 1) {
       try {
         ws.close(1011, 'internal error');
@@ -674,11 +882,13 @@ class Server {
     try {
       req = new Request(url, init);
     } catch (e) {
-      this._answer({ upgrade, key, generation }, new Response(`bad request: ${e.message}\n`, { status: 400 }));
+      this._pendingRequests++;
+      this._answer({ upgrade, key, generation, answered: false, timer: null }, new Response(`bad request: ${e.message}\n`, { status: 400 }));
       return;
     }
-    const pending = { upgrade, key, generation, address: r.address, protocols: r.protocols, answered: false };
+    const pending = { upgrade, key, generation, address: r.address, protocols: r.protocols, answered: false, timer: null };
     this._pending.set(req, pending);
+    this._pendingRequests++;
     let result;
     try {
       result = this._route(req);
@@ -708,9 +918,44 @@ class Server {
     return undefined;
   }
 
+  /** fetch (or a route) threw: Bun's error option answers with its
+   * Response (or a promise of one); without one, or when it fails too,
+   * the error is logged and the client gets 500. */
   _failed(pending, e) {
-    this._report(e);
-    this._answer(pending, new Response('internal error\n', { status: 500 }));
+    const fallback = () => this._answer(pending, new Response('internal error\n', { status: 500 }));
+    if (!this._error) {
+      console.error('volley:', e);
+      fallback();
+      return;
+    }
+    let r;
+    try {
+      r = this._error.call(this, e);
+    } catch (e2) {
+      console.error('volley: error handler threw:', e2);
+      fallback();
+      return;
+    }
+    Promise.resolve(r).then(
+      (res) => {
+        if (res instanceof Response) this._answer(pending, res);
+        else fallback();
+      },
+      (e2) => {
+        console.error('volley: error handler failed:', e2);
+        fallback();
+      },
+    );
+  }
+
+  /** A request is answered (or upgraded): no longer pending. */
+  _settled(pending) {
+    pending.answered = true;
+    this._pendingRequests--;
+    if (pending.timer) {
+      clearTimeout(pending.timer);
+      pending.timer = null;
+    }
   }
 
   _settle(pending, res) {
@@ -726,7 +971,7 @@ class Server {
 
   _answer(pending, res) {
     if (pending.answered) return;
-    pending.answered = true;
+    this._settled(pending);
     const ws = { generation: pending.generation, key: pending.key, reserved: 0 };
     const [h, hl] = headerArray(res.headers);
     const topics = res[TOPICS];
@@ -847,7 +1092,7 @@ class Server {
     // terminal event that frees its slot.
     const id = { generation: pending.generation, key: pending.key, reserved: 0 };
     if (f.ready_state(this._srv, id) === 3) return false;
-    pending.answered = true;
+    this._settled(pending);
     const index = this._free.length ? this._free.pop() : this._sockets.length;
     const socket = new ServerWebSocket(this, pending.key, pending.generation, index, options.data, pending.address);
     this._sockets[index] = socket;
@@ -879,18 +1124,24 @@ class Server {
     // After stop (the engine says STOPPED, or the server is freed): 0, as
     // Bun's publish returns.
     if (this._srv === null) return 0;
+    refuseBlob(data, 'publish');
+    // volley_publish_result: delivered, backpressured, dropped, forwarded.
+    const out = PUBLISH_RESULT;
+    let r;
+    let len;
     if (typeof data === 'string') {
-      const len = Buffer.byteLength(data);
-      const r = f.publish_text(this._srv, t, Buffer.byteLength(t), data, len, compressFlags(compress), null);
-      if (r === RESULT_STOPPED) return 0;
-      check(r, 'publish');
-      return len;
+      len = Buffer.byteLength(data);
+      r = f.publish_text(this._srv, t, Buffer.byteLength(t), data, len, compressFlags(compress), out);
+    } else {
+      const b = toBuffer(data);
+      len = b.length;
+      r = f.publish(this._srv, t, Buffer.byteLength(t), b, len, SEND_BINARY | compressFlags(compress), out);
     }
-    const b = toBuffer(data);
-    const r = f.publish(this._srv, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress), null);
     if (r === RESULT_STOPPED) return 0;
     check(r, 'publish');
-    return b.length;
+    // Bun's number: the bytes, or 0 when nobody is subscribed.
+    const reached = out.readBigUInt64LE(0) + out.readBigUInt64LE(8) + out.readBigUInt64LE(24);
+    return reached > 0n ? len : 0;
   }
 
   subscriberCount(topic) {

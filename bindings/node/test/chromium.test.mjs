@@ -54,7 +54,7 @@ test('Chromium loads a page from fetch and negotiates deflate on the WebSocket',
       },
       message(ws, m) {
         if (m === 'publish please') server.publish('page', 'from the server');
-        else ws.send(m);
+        else ws.send(m, true); // compressed when asked, as on Bun
       },
     },
   });

@@ -101,7 +101,9 @@ test('close codes and reasons both ways', async (t) => {
         if (m === 'bye') ws.close(4001, 'server says bye');
         if (m === 'illegal') {
           try {
-            ws.close(1005, 'a code no endpoint may send');
+            // Bun puts 999 on the wire (the peer then fails with 1002);
+            // volley refuses it (README, differences from Bun).
+            ws.close(999, 'a code no endpoint may send');
             ws.send('accepted');
           } catch (e) {
             ws.send(e.constructor.name);
@@ -328,7 +330,7 @@ test('backpressure: n, then -1, drain, then 0 past the limit', async (t) => {
   ws._socket.pause(); // read nothing: the server's queue fills
   ws.send('go');
   while (statuses.length < 8) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(statuses[0] > 256 * 1024, `first send went out: ${statuses}`);
+  assert.equal(statuses[0], 256 * 1024, `first send went out, Bun's number (the message's bytes): ${statuses}`);
   assert.ok(statuses.includes(-1), `a -1 before the limit: ${statuses}`);
   assert.equal(statuses.at(-1), 0, `dropped past the limit: ${statuses}`);
   assert.deepEqual(statuses.filter((s) => s !== 0 && s !== -1 && s <= 0), []);
@@ -358,48 +360,105 @@ test('closeOnBackpressureLimit closes with 1008', async (t) => {
   assert.equal((await ws.closed).code, 1008);
 });
 
-test('permessage-deflate is negotiated with ws, both ways', async (t) => {
-  const server = start(t, { ...echo, websocket: { ...echo.websocket, perMessageDeflate: true } });
+test('permessage-deflate is negotiated with ws, both ways; send compresses when asked, as on Bun', async (t) => {
+  const server = start(t, {
+    ...echo,
+    websocket: {
+      perMessageDeflate: true,
+      message(ws, m) {
+        ws.send(m, m.startsWith('please'));
+      },
+    },
+  });
   const ws = await client(`ws://127.0.0.1:${server.port}/`, { perMessageDeflate: { threshold: 0 } });
   assert.match(ws.extensions, /permessage-deflate/);
   const text = 'compressible '.repeat(10_000);
   ws.send(text);
   assert.equal(await ws.next(), text);
+  assert.equal(server.stats().compressions, 0, 'send(m) without compress=true went out uncompressed');
+  ws.send(`please ${text}`);
+  assert.equal(await ws.next(), `please ${text}`);
   assert.ok(server.stats().compressions > 0);
   ws.close();
 });
 
-test('a throwing handler closes only its connection with 1011, and is reported', async (t) => {
-  const errors = [];
+// As on Bun 1.4.5 (testing/bun-probe.mjs checks the message case against
+// real Bun): a handler that throws or rejects has its error passed to
+// websocket.error(error, ws), error first, and the socket stays open; the
+// error option's Response answers a fetch that threw. Volley's difference:
+// an open handler that throws closes the socket with 1011 (Bun drops TCP).
+test('a throwing handler goes to websocket.error and the socket stays open; error()\'s Response answers fetch', async (t) => {
+  const wsErrors = [];
   const server = start(t, {
     fetch(req, server) {
-      if (new URL(req.url).pathname === '/boom') throw new Error('fetch bug');
-      if (server.upgrade(req)) return;
+      const path = new URL(req.url).pathname;
+      if (path === '/boom') throw new Error('fetch bug');
+      if (path === '/async-boom') return Promise.reject(new Error('async fetch bug'));
+      if (server.upgrade(req, { data: { path } })) return;
     },
     error(e) {
-      errors.push(e.message);
+      return new Response(`sorry: ${e.message}`, { status: 503, headers: { 'x-from': 'error' } });
     },
     websocket: {
+      open(ws) {
+        if (ws.data.path === '/bad-open') throw new Error('open bug');
+      },
       message(ws, m) {
         if (m === 'throw') throw new Error('handler bug');
         if (m === 'reject') return Promise.reject(new Error('async bug'));
         ws.send(m);
       },
+      error(error, ws) {
+        wsErrors.push([error.message, ws.data.path]);
+      },
     },
   });
-  const canary = await client(`ws://127.0.0.1:${server.port}/`);
+  const a = await client(`ws://127.0.0.1:${server.port}/a`);
+  a.send('throw');
+  a.send('reject');
+  a.send('still open');
+  assert.equal(await a.next(), 'still open');
+  assert.deepEqual(wsErrors, [['handler bug', '/a'], ['async bug', '/a']]);
+  const bad = await client(`ws://127.0.0.1:${server.port}/bad-open`);
+  assert.equal((await bad.closed).code, 1011);
+  assert.deepEqual(wsErrors.at(-1), ['open bug', '/bad-open']);
+  for (const path of ['/boom', '/async-boom']) {
+    const r = await fetch(`http://127.0.0.1:${server.port}${path}`);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('x-from'), 'error');
+    assert.match(await r.text(), /^sorry: (async )?fetch bug$/);
+  }
+  a.close();
+});
+
+test('without websocket.error a throwing handler is logged and the socket stays open; without error() a fetch that threw gets 500', async (t) => {
+  const logged = [];
+  const origError = console.error;
+  console.error = (...args) => logged.push(args.map(String).join(' '));
+  t.after(() => {
+    console.error = origError;
+  });
+  const server = start(t, {
+    fetch(req, server) {
+      if (new URL(req.url).pathname === '/boom') throw new Error('fetch bug');
+      if (server.upgrade(req)) return;
+    },
+    websocket: {
+      message(ws, m) {
+        if (m === 'throw') throw new Error('handler bug');
+        ws.send(m);
+      },
+    },
+  });
   const a = await client(`ws://127.0.0.1:${server.port}/`);
   a.send('throw');
-  assert.equal((await a.closed).code, 1011);
-  const b = await client(`ws://127.0.0.1:${server.port}/`);
-  b.send('reject');
-  assert.equal((await b.closed).code, 1011);
+  a.send('still open');
+  assert.equal(await a.next(), 'still open');
+  assert.ok(logged.some((l) => l.includes('handler bug')), logged.join('\n'));
   const r = await fetch(`http://127.0.0.1:${server.port}/boom`);
   assert.equal(r.status, 500);
-  canary.send('still here');
-  assert.equal(await canary.next(), 'still here');
-  assert.deepEqual(errors.sort(), ['async bug', 'fetch bug', 'handler bug']);
-  canary.close();
+  assert.ok(logged.some((l) => l.includes('fetch bug')));
+  a.close();
 });
 
 test('stop() without true refuses new connections, lets open ones finish, and resolves when they have', async (t) => {

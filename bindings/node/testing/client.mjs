@@ -35,7 +35,7 @@ export async function client(url, opts = {}) {
 /** Poll `check` every 10 ms until it holds (5 s at most). */
 export async function until(check, what) {
   for (let i = 0; i < 500; i++) {
-    if (check()) return;
+    if (await check()) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`timed out waiting for ${what}`);
