@@ -15,10 +15,10 @@ const server = serve({
       // `drain` follows), 0 when dropped. A client that sends faster than it
       // reads is slowed down, not silently dropped from: stop reading it
       // until its echoes have drained.
-      if (ws.send(message) === -1) ws.pauseReading();
+      if (ws.send(message) === -1) ws.pause();
     },
     drain(ws) {
-      ws.resumeReading();
+      ws.resume();
     },
   },
 });
