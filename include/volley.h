@@ -1241,6 +1241,19 @@ volley_result volley_server_publish(const struct volley_server *server,
                                     struct volley_publish_result *result);
 
 /**
+ * Close the idle HTTP connections: keep-alive ones between requests (no
+ * request arriving, no answer pending or being written). WebSockets,
+ * requests in flight and the listener are untouched, as with Bun's
+ * `closeIdleConnections`. Waits for each worker's turn (up to 5 s).
+ *
+ * Ownership: `server` borrowed; `*closed` written (may be NULL).
+ * Threads: any thread but this server's workers (WRONG_THREAD: a worker
+ * would wait for itself).
+ * Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; WRONG_THREAD; STOPPED.
+ */
+volley_result volley_server_close_idle(const struct volley_server *server, size_t *closed);
+
+/**
  * How many subscribers (WebSocket and Server-Sent Events) `topic` has,
  * all workers together.
  *

@@ -410,6 +410,15 @@ impl ServerHandle {
         self.hub.uncork();
     }
 
+    /// Close the idle HTTP connections (keep-alive ones between requests)
+    /// on every worker, as Bun's `closeIdleConnections` does: returns how
+    /// many. WebSockets, requests in flight and the listener are untouched.
+    /// Waits for each worker's turn (at most 5 s); None when called on one
+    /// of this server's worker threads (it would wait for itself).
+    pub fn close_idle_connections(&self) -> Option<usize> {
+        self.hub.close_idle(std::time::Duration::from_secs(5))
+    }
+
     /// How many corks of this server this thread is inside (0: none).
     pub fn cork_depth(&self) -> u32 {
         self.hub.cork_depth()

@@ -785,3 +785,55 @@ fn an_event_stream_nobody_reads_is_dropped_after_send_timeout() {
     }
     drop(c);
 }
+
+/// Bun's `closeIdleConnections` (checked on Bun 1.4.5: three keep-alive
+/// connections that had each been answered, and one mid-request: it
+/// returned 3 and closed those three): idle keep-alive connections close,
+/// a request on its way in, a request waiting for its answer and an open
+/// WebSocket are untouched.
+#[test]
+fn close_idle_connections_closes_only_keep_alive_connections_between_requests() {
+    let s = start(Options {
+        workers: 2,
+        ..Options::default()
+    });
+    let addr = s.local_addr();
+    let mut idle: Vec<Client> = (0..3)
+        .map(|_| {
+            let mut c = Client::raw(addr);
+            c.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert!(c.read_http_response().starts_with("HTTP/1.1 200 "));
+            c
+        })
+        .collect();
+    let mut partial = Client::raw(addr);
+    partial.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel");
+    let mut waiting = Client::raw(addr);
+    waiting.write(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut ws = Client::connect(addr, "/ws");
+    let t0 = std::time::Instant::now();
+    while s.connections() < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", s.connections());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Time for the workers to read what was written (the partial head).
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(s.handle().close_idle_connections(), Some(3));
+    for c in &mut idle {
+        c.expect_eof();
+    }
+    partial.write(b"lo");
+    assert!(partial.read_http_response().ends_with("\r\n\r\nPOST hello"));
+    ws.frame(true, volley::proto::frame::OpCode::Ping, b"still");
+    let pong = ws.read_frame().unwrap();
+    assert_eq!(
+        (pong.opcode, &pong.payload[..]),
+        (volley::proto::frame::OpCode::Pong, &b"still"[..])
+    );
+    // The waiting request, the partial one (keep-alive again, so idle now)
+    // and the WebSocket: only the answered one is idle.
+    assert_eq!(s.handle().close_idle_connections(), Some(1));
+    partial.expect_eof();
+    assert_eq!(s.connections(), 2);
+    drop(waiting);
+}

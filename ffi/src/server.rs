@@ -941,6 +941,37 @@ pub extern "C" fn volley_server_publish(
     })
 }
 
+/// Close the idle HTTP connections: keep-alive ones between requests (no
+/// request arriving, no answer pending or being written). WebSockets,
+/// requests in flight and the listener are untouched, as with Bun's
+/// `closeIdleConnections`. Waits for each worker's turn (up to 5 s).
+///
+/// Ownership: `server` borrowed; `*closed` written (may be NULL).
+/// Threads: any thread but this server's workers (WRONG_THREAD: a worker
+/// would wait for itself).
+/// Returns: VOLLEY_RESULT_OK; NULL_PARAMETER; WRONG_THREAD; STOPPED.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_server_close_idle(
+    server: *const volley_server,
+    closed: *mut usize,
+) -> volley_result {
+    boundary(volley_result::Panic, || {
+        code((|| {
+            // SAFETY: documented contract.
+            let s = unsafe { self::server(server) }?;
+            let n = s
+                .handle
+                .close_idle_connections()
+                .ok_or(volley_result::WrongThread)?;
+            // SAFETY: the caller's out-parameter, or NULL.
+            if let Some(out) = unsafe { closed.as_mut() } {
+                *out = n;
+            }
+            Ok(())
+        })())
+    })
+}
+
 /// How many subscribers (WebSocket and Server-Sent Events) `topic` has,
 /// all workers together.
 ///

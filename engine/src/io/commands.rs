@@ -214,6 +214,18 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
+            Command::CloseIdle { reply } => {
+                let idle: Vec<usize> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.is_idle_http())
+                    .map(|(k, _)| k)
+                    .collect();
+                for &key in &idle {
+                    self.conns[key].finish(&mut self.ctx, key);
+                }
+                reply.send(idle.len());
+            }
             Command::Inspect { id, f } => match self.target(id) {
                 Some(key) if self.conns[key].data.is_some() => {
                     let mut ws = WebSocket {

@@ -371,6 +371,20 @@ impl<D> Conn<D> {
         self.cold.as_ref().map_or(&[], |c| &c.subs)
     }
 
+    /// An HTTP connection between requests: no request head or body
+    /// arriving, no answer pending or going out (what Bun's
+    /// `closeIdleConnections` closes).
+    pub(crate) fn is_idle_http(&self) -> bool {
+        self.phase == Phase::Handshake
+            && self.out.is_empty()
+            && self.cold.as_ref().is_none_or(|c| {
+                c.stash.is_empty()
+                    && c.body.is_none()
+                    && c.pending.is_none()
+                    && c.tls.as_ref().is_none_or(|t| !t.is_handshaking())
+            })
+    }
+
     pub(crate) fn has_conflated(&self) -> bool {
         self.cold.as_ref().is_some_and(|c| !c.conflated.is_empty())
     }

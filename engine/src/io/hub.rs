@@ -121,6 +121,34 @@ pub(crate) enum Command {
         id: ConnId,
         f: Inspector,
     },
+    /// Close this worker's idle HTTP connections (keep-alive ones between
+    /// requests); the reply takes how many.
+    CloseIdle {
+        reply: IdleReply,
+    },
+}
+
+/// One worker's answer to [`Command::CloseIdle`]: counted when sent, or
+/// when dropped unsent (a worker that exits with it queued), so the
+/// waiter never waits for an answer that cannot come.
+pub(crate) struct IdleReply {
+    tally: Arc<(Mutex<(usize, usize)>, Condvar)>,
+    closed: usize,
+}
+
+impl IdleReply {
+    pub(crate) fn send(mut self, closed: usize) {
+        self.closed = closed;
+    }
+}
+
+impl Drop for IdleReply {
+    fn drop(&mut self) {
+        let mut t = self.tally.0.lock().unwrap_or_else(|e| e.into_inner());
+        t.0 += 1;
+        t.1 += self.closed;
+        self.tally.1.notify_all();
+    }
 }
 
 /// A worker's pending commands and their payload bytes.
@@ -712,6 +740,34 @@ impl Hub {
             .push_limited(&[], 0, Budget::Unbounded, |_| c)?;
         self.owe_wake(w, first);
         Ok(())
+    }
+
+    /// Close every worker's idle HTTP connections (keep-alive ones with no
+    /// request arriving and no answer going out) and say how many; open
+    /// WebSockets, requests in flight and the listener are untouched (Bun's
+    /// `closeIdleConnections`). Waits (at most `limit`) for each worker's
+    /// turn: None on one of this server's worker threads, which would wait
+    /// for itself.
+    pub(crate) fn close_idle(self: &Arc<Self>, limit: std::time::Duration) -> Option<usize> {
+        if self.current_worker().is_some() {
+            return None;
+        }
+        let tally = Arc::new((Mutex::new((0usize, 0usize)), Condvar::new()));
+        for w in 0..self.links.len() {
+            let reply = IdleReply {
+                tally: tally.clone(),
+                closed: 0,
+            };
+            // Refused (a worker gone): the reply drops here and counts.
+            let _ = self.command_now(w, Command::CloseIdle { reply });
+        }
+        let n = self.links.len();
+        let t = tally.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (t, _) = tally
+            .1
+            .wait_timeout_while(t, limit, |t| t.0 < n)
+            .unwrap_or_else(|e| e.into_inner());
+        Some(t.1)
     }
 
     /// Queue a command and wake the worker now, corked or not (someone is
