@@ -10,7 +10,8 @@ export type BufferSource = ArrayBufferView | ArrayBuffer | SharedArrayBuffer;
 export type WebSocketReadyState = 0 | 1 | 2 | 3;
 
 /** Bun's per-message compression settings. */
-export type WebSocketCompressor = 'disable' | 'shared' | 'dedicated' | boolean;
+export type WebSocketCompressor =
+  | 'disable' | 'shared' | 'dedicated' | '3KB' | '4KB' | '8KB' | '16KB' | '32KB' | '64KB' | '128KB' | '256KB' | boolean;
 
 export interface ServerWebSocket<T = undefined> {
   /**
@@ -18,13 +19,13 @@ export interface ServerWebSocket<T = undefined> {
    * when sent (0 for an empty one), -1 when queued behind a backlog (a `drain` follows), 0
    * when dropped. A Blob throws TypeError (its bytes cannot be read synchronously on Node).
    */
-  send(data: string | BufferSource, compress?: boolean): number;
+  send(data: string | BufferSource | Blob, compress?: boolean): number;
   sendText(data: string, compress?: boolean): number;
-  sendBinary(data: BufferSource, compress?: boolean): number;
+  sendBinary(data: BufferSource | Blob, compress?: boolean): number;
   /** Publish to every subscriber of `topic` but this one (unless `publishToSelf`): the bytes, or 0 when nobody else is subscribed. Compressed unless `compress` is false. */
-  publish(topic: string, data: string | BufferSource, compress?: boolean): number;
+  publish(topic: string, data: string | BufferSource | Blob, compress?: boolean): number;
   publishText(topic: string, data: string, compress?: boolean): number;
-  publishBinary(topic: string, data: BufferSource, compress?: boolean): number;
+  publishBinary(topic: string, data: BufferSource | Blob, compress?: boolean): number;
   /** True once subscribed (also when already); false when the socket is not open. */
   subscribe(topic: string): boolean;
   /** True when it was subscribed. */
@@ -36,8 +37,8 @@ export interface ServerWebSocket<T = undefined> {
   /** 0, 1005 and 1006 send a close frame without a code; a reason past 123 bytes is cut. */
   close(code?: number, reason?: string): void;
   terminate(): void;
-  ping(data?: string | BufferSource): number;
-  pong(data?: string | BufferSource): number;
+  ping(data?: string | BufferSource | Blob): number;
+  pong(data?: string | BufferSource | Blob): number;
   /** The value given to `server.upgrade(req, { data })`; settable. */
   data: T;
   readonly readyState: WebSocketReadyState;
@@ -97,7 +98,7 @@ export interface Server<T = undefined> {
   /** Upgrade the request to a WebSocket with this data; false if it is not an upgrade request. */
   upgrade(req: Request, options?: { data?: T; headers?: HeadersInit }): boolean;
   /** Publish to every subscriber of `topic`: the bytes, or 0 when nobody is subscribed. */
-  publish(topic: string, data: string | BufferSource, compress?: boolean): number;
+  publish(topic: string, data: string | BufferSource | Blob, compress?: boolean): number;
   subscriberCount(topic: string): number;
   /** WebSockets open now. */
   readonly pendingWebSockets: number;
@@ -111,7 +112,7 @@ export interface Server<T = undefined> {
   /** HTTP requests and upgrades not answered yet. */
   readonly pendingRequests: number;
   /** New handlers (fetch, routes, error, websocket); the listener stays. */
-  reload(options: Partial<ServeOptions<T>>): Server<T>;
+  reload(options: Partial<ServeOptions<T>> | object): Server<T>;
   /** Run a request through the routes and fetch handler, as if it had come in. */
   fetch(request: Request | string): Promise<Response>;
   /** Close the connection of `req` if it is not answered within `seconds` (0 clears). */
@@ -119,6 +120,8 @@ export interface Server<T = undefined> {
   /** Let the process exit while the server runs (`unref`), or not. */
   unref(): void;
   ref(): void;
+  /** Close keep-alive HTTP connections between requests: how many. */
+  closeIdleConnections(): number;
   /** `stop(true)`, for `using server = serve(...)`. */
   [Symbol.dispose](): void;
   requestIP(req: Request): { address: string; port: number; family: 'IPv4' | 'IPv6' } | null;
@@ -158,7 +161,7 @@ export interface ServeOptions<T = undefined> {
    */
   pubsubBridge?: string;
   /** PEM text or bytes, a file object (`{ path }`, or Bun.file-like `{ name }`), or an array (a chain). */
-  tls?: { cert: TLSValue | TLSValue[]; key: TLSValue | TLSValue[] };
+  tls?: TLSConfig | TLSConfig[];
   routes?: Record<string, Response | RouteHandler<T> | Partial<Record<HTTPMethod, RouteHandler<T>>>>;
   fetch?(
     this: Server<T>,
@@ -169,7 +172,14 @@ export interface ServeOptions<T = undefined> {
   error?(this: Server<T>, error: Error): Response | void | Promise<Response | void>;
 }
 
-export type TLSValue = string | BufferSource | { path: string } | { name: string };
+/** PEM text or bytes, or a file: `{ path }`, or a Bun.file-like Blob with a `name`. */
+export type TLSValue = string | BufferSource | Blob | { path: string } | { name: string };
+
+/** `tls`: one certificate and key. An array (Bun's SNI list) throws TypeError: not supported. */
+export interface TLSConfig {
+  cert?: TLSValue | TLSValue[];
+  key?: TLSValue | TLSValue[];
+}
 
 export function serve<T = undefined>(options: ServeOptions<T>): Server<T>;
 

@@ -89,6 +89,7 @@ const f = {
   copy: lib.func('uint32_t volley_copy(uint8_t *dst, uint64_t address, size_t len)'),
   publish: lib.func(`uint32_t volley_server_publish(${srv} s, const char *t, size_t tl, ${u8p} d, size_t l, uint32_t flags, void *r)`),
   publish_text: lib.func(`uint32_t volley_server_publish(${srv} s, const char *t, size_t tl, const char *d, size_t l, uint32_t flags, void *r)`),
+  close_idle: lib.func(`uint32_t volley_server_close_idle(${srv} s, _Out_ size_t *closed)`),
   subscriber_count: lib.func(`uint32_t volley_server_subscriber_count(${srv} s, const char *t, size_t tl, _Out_ size_t *n)`),
   cork: lib.func(`uint32_t volley_server_cork(${srv} s)`),
   uncork: lib.func(`uint32_t volley_server_uncork(${srv} s)`),

@@ -28,6 +28,9 @@ const STREAM_SLACK = 64 * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const INLINE_MAX = 16 * 1024;
 const TOPICS = Symbol('volley.eventStream');
+/** Bun's dedicated compressor sizes, as window bits (uWebSockets'
+ * DEDICATED_COMPRESSOR_3KB … _256KB). */
+const COMPRESSOR_WINDOW_BITS = { '3KB': 9, '4KB': 9, '8KB': 10, '16KB': 11, '32KB': 12, '64KB': 13, '128KB': 14, '256KB': 15 };
 /** Where server.publish's volley_publish_result is written (one thread). */
 const PUBLISH_RESULT = Buffer.alloc(32);
 const STILL_WRITING = Symbol('volley.stillWriting');
@@ -51,9 +54,10 @@ function compressFlags(compress) {
   return compress === true ? SEND_COMPRESS : compress === false ? SEND_NO_COMPRESS : 0;
 }
 
-/** Bun's `compress` argument for a send: compressed only when `true`
- * (checked on Bun 1.4.5: `ws.send(m)` goes out uncompressed, `ws.send(m,
- * true)` compressed, while `server.publish(t, m)` compresses). */
+/** Bun's `compress` argument for a send and a ws.publish: compressed only
+ * when `true` (checked on Bun 1.4.5: `ws.send(m)` and `ws.publish(t, m)` go
+ * out uncompressed, with `true` compressed, while `server.publish(t, m)`
+ * compresses). */
 function sendCompressFlags(compress) {
   return compress === true ? SEND_COMPRESS : SEND_NO_COMPRESS;
 }
@@ -336,7 +340,7 @@ class ServerWebSocket {
     const t = String(topic);
     const str = String(text);
     const len = Buffer.byteLength(str);
-    const r = f.ws_publish_text(this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), str, len, compressFlags(compress));
+    const r = f.ws_publish_text(this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), str, len, sendCompressFlags(compress));
     return r > 0 && this._othersOn(t) ? len : 0;
   }
 
@@ -348,7 +352,7 @@ class ServerWebSocket {
     const t = String(topic);
     const b = toBuffer(data);
     const r = f.ws_publish_bytes(
-      this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | compressFlags(compress));
+      this._server._srv, this._key, this._gen, t, Buffer.byteLength(t), b, b.length, SEND_BINARY | sendCompressFlags(compress));
     return r > 0 && this._othersOn(t) ? b.length : 0;
   }
 
@@ -540,10 +544,27 @@ class Server {
     if (w.publishToSelf !== undefined) o.publish_to_self = !!w.publishToSelf;
     const pmd = w.perMessageDeflate;
     if (pmd) {
-      const mode = (v) => (v === false || v === 'disable' ? 0 : v === 'dedicated' ? 2 : 1);
-      o.deflate_compress = pmd === true ? 1 : mode(pmd.compress === undefined ? true : pmd.compress);
-      o.deflate_decompress = pmd === true ? 1 : mode(pmd.decompress === undefined ? true : pmd.decompress);
+      // Bun's compressors: 'shared' (true), 'dedicated' ('256KB'), or a
+      // dedicated one of a size ('3KB'…'128KB'), which is its window: the
+      // server's window bits as uWebSockets sizes them. A decompressor's
+      // size does not narrow the window clients may use (a larger window
+      // always inflates).
+      const mode = (v, what) => {
+        if (v === false || v === 'disable') return [0, 15];
+        if (v === true || v === 'shared') return [1, 15];
+        if (v === 'dedicated') return [2, 15];
+        if (typeof v === 'string' && v in COMPRESSOR_WINDOW_BITS) return [2, COMPRESSOR_WINDOW_BITS[v]];
+        throw new TypeError(`volley: serve: websocket.perMessageDeflate.${what} must be a boolean, 'disable', 'shared', 'dedicated' or a size ('3KB' to '256KB'), not ${JSON.stringify(v)}`);
+      };
+      const [c, bits] = pmd === true ? [1, 15] : mode(pmd.compress === undefined ? true : pmd.compress, 'compress');
+      const [d] = pmd === true ? [1] : mode(pmd.decompress === undefined ? true : pmd.decompress, 'decompress');
+      o.deflate_compress = c;
+      o.deflate_decompress = d;
+      o.deflate_max_window_bits = bits;
       if (pmd.threshold !== undefined) o.deflate_threshold = pmd.threshold;
+    }
+    if (Array.isArray(options.tls)) {
+      throw new TypeError('volley: serve: tls as an array (several certificates by server name) is not supported; give one { cert, key }');
     }
     if (options.tls) {
       // As on Bun: a string or bytes are the PEM itself, a file object
@@ -665,6 +686,16 @@ class Server {
       f.terminate(this._srv, { generation: pending.generation, key: pending.key, reserved: 0 });
     }, seconds * 1000);
     pending.timer.unref();
+  }
+
+  /** Bun's closeIdleConnections: close keep-alive HTTP connections
+   * between requests; WebSockets and requests in flight stay. Returns how
+   * many were closed. */
+  closeIdleConnections() {
+    if (this._srv === null) return 0;
+    const n = [0];
+    check(f.close_idle(this._srv, n), 'closeIdleConnections');
+    return Number(n[0]);
   }
 
   [Symbol.dispose]() {

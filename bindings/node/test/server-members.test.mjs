@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,4 +169,30 @@ test('tls: strings and bytes are the PEM itself, a file object names a file (as 
   }
   // A path given as a string is PEM text to Bun, so it is refused, never read.
   assert.throws(() => serve({ port: 0, tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, fetch: upgrade }));
+});
+
+test('closeIdleConnections closes keep-alive connections between requests, as Bun\'s does', async (t) => {
+  // Bun 1.4.5: three answered keep-alive connections and one mid-request:
+  // it returned 3 and closed those three.
+  const net = await import('node:net');
+  const server = start(t, { fetch: () => new Response('x') });
+  const conns = [];
+  for (let i = 0; i < 3; i++) {
+    const c = net.connect(server.port, '127.0.0.1');
+    await once(c, 'connect');
+    c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(c, 'data');
+    conns.push(c);
+  }
+  const partial = net.connect(server.port, '127.0.0.1');
+  await once(partial, 'connect');
+  partial.write('GET / HTTP/1.1\r\nHost: x\r\n');
+  await new Promise((r) => setTimeout(r, 200));
+  const closed = conns.map((c) => once(c, 'close'));
+  assert.equal(server.closeIdleConnections(), 3);
+  await Promise.all(closed);
+  partial.write('\r\n');
+  const [answer] = await once(partial, 'data');
+  assert.match(answer.toString(), /^HTTP\/1.1 200 /);
+  partial.destroy();
 });

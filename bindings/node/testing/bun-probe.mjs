@@ -47,6 +47,11 @@ const handlers = {
       const big = 'a'.repeat(100000);
       ws.send(big); ws.send(big, true); ws.send(big, false);
       ws.subscribe('d'); server.publish('d', big); server.publish('d', big, true);
+    } else if (q === 'deflate_sub') {
+      ws.subscribe('e');
+    } else if (q === 'deflate_pub') {
+      const big = 'b'.repeat(100000);
+      ws.publish('e', big); ws.publish('e', big, true); ws.publish('e', big, false);
     } else if (q === 'throw') {
       ws.send('ready');
     }
@@ -95,6 +100,10 @@ for (const q of ['close_1005', 'close_0', 'close_1006', 'close_999', 'close_1004
 }
 const d = await raw('deflate', { deflate: true });
 out.deflate_wire = d.map((f) => [f.rsv1, f.len]);
+const sub = raw('deflate_sub', { deflate: true, ms: 600 });
+await new Promise((r) => setTimeout(r, 150));
+await raw('deflate_pub', { deflate: true, ms: 100 });
+out.ws_publish_deflate_wire = (await sub).map((f) => [f.rsv1, f.len]);
 const t = await raw('throw', { sends: ['one', 'boom', 'two'], ms: 600 });
 out.throw_wire = t.map((f) => f.op === 8 ? ['close', f.payload.length >= 2 ? f.payload.readUInt16BE(0) : null] : String(f.payload));
 console.log(JSON.stringify(out, null, 0));
