@@ -72,8 +72,9 @@ class WsLayer:
             return None
 
         async def handler(ws):
-            path = ws.request.path
-            user = ws.request.query.partition("user=")[2] or "anon"
+            # websockets' request.path keeps the query string.
+            path, _, query = ws.request.path.partition("?")
+            user = query.partition("user=")[2] or "anon"
             if path == "/room":
                 for other in list(self.rooms):
                     await other.send(f"{user} joined")
@@ -745,8 +746,10 @@ def test_origins_are_checked_as_websockets_does():
 def test_unsupported_options_and_an_sslcontext_are_refused_by_name(tmp_path):
     import ssl as ssl_mod
 
-    with pytest.raises(TypeError, match="ping_timeout"):
-        vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, ping_timeout=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="subprotocols"):
+        vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, subprotocols=["chat"])  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="unsupported compression"):
+        vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, compression="zstd")
     with pytest.raises(TypeError, match="TLS\\(certfile, keyfile\\)"):
         vws.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, ssl=ssl_mod.create_default_context())
     if shutil.which("openssl") is None:
@@ -809,4 +812,39 @@ def test_a_send_refused_by_a_full_mailbox_waits_for_drain_and_is_sent_again():
 
             await asyncio.gather(*(read(i, c) for i, c in enumerate(clients)))
             assert srv.server.stats()["mailbox_full"] > 0, "the mailbox never filled: the test proves nothing"
+    run(go())
+
+
+def test_publish_numbers_agree_with_buns():
+    """Bun 1.4.5 (bindings/node/testing/bun-probe.mjs checks it on real Bun):
+    server.publish with nobody subscribed is 0, else the bytes; ws.publish
+    is 0 when only the publisher is subscribed, the bytes when another is."""
+    async def go():
+        seen = {}
+        joined = asyncio.Event()
+
+        def open_(ws):
+            ws.subscribe("p")
+            if ws.data == "first":
+                seen["server_nobody"] = srv.publish("nobody", "hello")
+                seen["ws_only_self"] = ws.publish("p", "hello")
+                seen["server_one"] = srv.publish("p", "hello")
+            else:
+                seen["ws_with_another"] = ws.publish("p", "hello")
+                joined.set()
+
+        n = {"i": 0}
+
+        def upgrade(req):
+            n["i"] += 1
+            return "first" if n["i"] == 1 else "second"
+
+        srv = await volley.serve(port=0, upgrade=upgrade, open=open_)
+        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/") as a:
+            await a.recv()  # server_one's message
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/"):
+                await asyncio.wait_for(joined.wait(), 5)
+                assert await a.recv() == "hello"
+        await srv.stop()
+        assert seen == {"server_nobody": 0, "ws_only_self": 0, "server_one": 5, "ws_with_another": 5}
     run(go())

@@ -313,7 +313,12 @@ class ServerWebSocket(Generic[T]):
         else:
             b, flags = bytes(data), SEND_BINARY | _compress(compress)
         r = int(n.publish_parts(s._srv, self._key, self._gen, t, len(t), b, len(b), flags))
-        return len(b) if r > 0 else 0
+        # Bun's number, as server.publish gives it: the bytes, or 0 when
+        # nobody but this socket is subscribed (the engine counts the
+        # workers it went to, this socket's own among them).
+        if r <= 0 or (topic in self._topics and s.subscriber_count(topic) <= 1):
+            return 0
+        return len(b)
 
     def publish_text(self, topic: str, data: str, compress: bool | None = None) -> int:
         return self.publish(topic, str(data), compress)
@@ -673,7 +678,8 @@ class Server:
         return self._open
 
     def publish(self, topic: str, data: Data, compress: bool | None = None) -> int:
-        """Publish to every subscriber of ``topic``: the bytes published."""
+        """Publish to every subscriber of ``topic``: the bytes published, 0
+        when nobody is subscribed (Bun's numbers)."""
         if self._srv is None:
             return 0  # stopped: as Bun's publish after stop
         self._ensure_cork()
@@ -682,11 +688,13 @@ class Server:
             b, flags = data.encode(), _compress(compress)
         else:
             b, flags = bytes(data), SEND_BINARY | _compress(compress)
-        r = n.server_publish(self._srv, t, len(t), b, len(b), flags, None)
+        out = (ctypes.c_uint64 * 4)()  # volley_publish_result: delivered, backpressured, dropped, forwarded
+        r = n.server_publish(self._srv, t, len(t), b, len(b), flags, ctypes.cast(out, ctypes.c_void_p))
         if r == RESULT_STOPPED:
             return 0
         _check(r, "publish")
-        return len(b)
+        # Bun's number: the bytes, or 0 when nobody is subscribed.
+        return len(b) if out[0] + out[1] + out[3] > 0 else 0
 
     def subscriber_count(self, topic: str) -> int:
         t = topic.encode()
