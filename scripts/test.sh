@@ -64,7 +64,6 @@ python_binding() {
   python3 -m venv "$venv" || return 1
   VOLLEY_LIB="$root/target/release/libvolley.so" "$venv/bin/pip" install -q --disable-pip-version-check \
     "./bindings/python[test]" || return 1
-  rm -rf bindings/python/build bindings/python/*.egg-info
   (cd bindings/python && MYPYPATH=. "$venv/bin/mypy" --strict volley examples) || return 1
   (cd tests/interop/node && npm ci --silent --no-audit --no-fund) || return 1
   (cd bindings/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
@@ -86,6 +85,7 @@ step "Node binding: types, node --test (ws, eventsource, Chromium)" node_binding
 step "Node binding on Node 22 and 24" node_versions
 step "Node package: npm pack with the prebuilt linux-x64 library (glibc 2.28), installed without cargo" scripts/node-package-test.sh
 step "Python binding: pip install, mypy --strict, pytest" python_binding
+step "Python wheel: py3-none-manylinux_2_28, auditwheel, CPython 3.9 tags, installed and run" scripts/python-wheel-test.sh
 step "interop: Python websockets" python_interop
 step "interop: Node ws" node_interop
 step "Autobahn|Testsuite, all 517 cases, --deflate" tests/autobahn/run.sh deflate

@@ -426,7 +426,7 @@ def broadcast(
                 log.warning("volley: %s", e)
     if errors:
         if sys.version_info >= (3, 11):
-            raise ExceptionGroup("skipped broadcast", errors)
+            raise ExceptionGroup("skipped broadcast", errors)  # novermin (guarded: 3.11+)
         raise errors[0]
 
 
