@@ -193,7 +193,12 @@ int main(void) {
         VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_server_stop(s, 0x100) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("flag"));
   CHECK(volley_ws_close(s, stale, 1000, NULL, 0) == VOLLEY_RESULT_CLOSED);
-  CHECK(volley_ws_close(s, stale, 1005, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  /* 1005 with no reason is a close frame without a status code; with a
+   * reason, or any code a server may not send, it is refused. */
+  CHECK(volley_ws_close(s, stale, 1005, NULL, 0) == VOLLEY_RESULT_CLOSED);
+  CHECK(volley_ws_close(s, stale, 1005, (const uint8_t *)"x", 1) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_ws_close(s, stale, 1006, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
+  CHECK(volley_ws_close(s, stale, 999, NULL, 0) == VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_ws_subscribe(s, stale, (const uint8_t *)"t", 1) == VOLLEY_RESULT_CLOSED);
   CHECK(volley_ws_terminate(s, stale) == VOLLEY_RESULT_CLOSED);
   CHECK(volley_ws_pause(s, stale) == VOLLEY_RESULT_CLOSED);
