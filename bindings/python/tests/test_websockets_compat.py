@@ -325,11 +325,20 @@ def test_without_websockets_installed_the_same_names_and_attributes_exist():
                     await ws.recv()
                 except vws.ConnectionClosed as e:
                     caught.append((type(e).__name__, e.rcvd.code, e.sent.code, e.code))
-            async with vws.serve(handler, "127.0.0.1", 0) as server:
+            def added(connection, request, response):
+                response.headers["X-Added"] = "1"
+            async with vws.serve(handler, "127.0.0.1", 0, subprotocols=["chat"], process_response=added) as server:
                 r, w = await asyncio.open_connection("127.0.0.1", server.port)
                 w.write(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+                        b"Sec-WebSocket-Protocol: chat\\r\\n"
                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
-                await r.readuntil(b"\\r\\n\\r\\n")
+                head = await r.readuntil(b"\\r\\n\\r\\n")
+                assert b"\\r\\nSec-WebSocket-Protocol: chat\\r\\n" in head and b"\\r\\nX-Added: 1\\r\\n" in head, head
+                r2, w2 = await asyncio.open_connection("127.0.0.1", server.port)
+                w2.write(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
+                assert (await r2.readuntil(b"\\r\\n\\r\\n")).startswith(b"HTTP/1.1 400 ")  # no subprotocol
+                w2.close()
                 w.write(bytes([0x88, 0x82, 0, 0, 0, 0, 0x0f, 0xa0]))  # close 4000, mask 0
                 await r.read()
                 for _ in range(200):
@@ -344,3 +353,222 @@ def test_without_websockets_installed_the_same_names_and_attributes_exist():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[('ConnectionClosedError', 4000, 4000, 4000)]"
+
+
+@pytest.fixture(params=["websockets", "volley"])
+def impl(request):
+    """The module: websockets' server (the reference) or volley.asyncio."""
+    return ws_server if request.param == "websockets" else vws
+
+
+def test_subprotocols_are_chosen_as_websockets_chooses_them(impl):
+    # The server's order wins; a client offering none (or none in common)
+    # gets 400; select_subprotocol(connection, offered) overrides the rule.
+    from websockets.asyncio.client import connect
+
+    async def go():
+        async def handler(ws):
+            await ws.send(f"sub={ws.subprotocol}")
+
+        async with impl.serve(handler, "127.0.0.1", 0, subprotocols=["chat", "superchat"]) as server:
+            uri = f"ws://127.0.0.1:{port_of(server)}/"
+            async with connect(uri, subprotocols=["superchat", "chat"]) as c:
+                assert c.subprotocol == "chat"
+                assert await c.recv() == "sub=chat"
+            for offer in (None, ["other"]):
+                with pytest.raises(wse.InvalidStatus) as e:
+                    async with connect(uri, subprotocols=offer):
+                        pass
+                assert e.value.response.status_code == 400
+                assert b"subprotocol" in e.value.response.body
+
+        def pick(connection, offered):
+            assert connection.request.path == "/"
+            return "chat" if "chat" in offered else None
+
+        async with impl.serve(handler, "127.0.0.1", 0, select_subprotocol=pick) as server:
+            uri = f"ws://127.0.0.1:{port_of(server)}/"
+            async with connect(uri) as c:
+                assert c.subprotocol is None and await c.recv() == "sub=None"
+            async with connect(uri, subprotocols=["x", "chat"]) as c:
+                assert c.subprotocol == "chat" and await c.recv() == "sub=chat"
+
+    run(go())
+
+
+def test_process_response_changes_or_replaces_every_answer(impl):
+    # It sees the 101 (added headers reach the client, connection.response
+    # is it) and refusals (a 401 from process_request), and a response it
+    # returns replaces the 101: the upgrade is refused.
+    from websockets.asyncio.client import connect
+
+    async def go():
+        seen = []
+
+        def process_request(connection, request):
+            if request.path == "/private":
+                return connection.respond(401, "no\n")
+            return None
+
+        def process_response(connection, request, response):
+            seen.append((request.path, response.status_code))
+            response.headers["X-Checked"] = "yes"
+            if request.path == "/refuse":
+                return connection.respond(403, "refused late\n")
+            return None
+
+        async def handler(ws):
+            await ws.send(f"{ws.response.status_code} {ws.response.headers['X-Checked']}")
+
+        async with impl.serve(handler, "127.0.0.1", 0, process_request=process_request,
+                              process_response=process_response) as server:
+            uri = f"ws://127.0.0.1:{port_of(server)}"
+            async with connect(uri + "/") as c:
+                assert c.response.headers["X-Checked"] == "yes"
+                assert await c.recv() == "101 yes"
+            with pytest.raises(wse.InvalidStatus) as e:
+                async with connect(uri + "/private"):
+                    pass
+            assert e.value.response.status_code == 401
+            assert e.value.response.headers["X-Checked"] == "yes"
+            with pytest.raises(wse.InvalidStatus) as e:
+                async with connect(uri + "/refuse"):
+                    pass
+            assert e.value.response.status_code == 403 and e.value.response.body == b"refused late\n"
+        assert seen == [("/", 101), ("/private", 401), ("/refuse", 101)]
+
+    run(go())
+
+
+def test_open_timeout_closes_a_client_that_sends_no_request(impl):
+    async def go():
+        async def handler(ws):
+            pass
+
+        async with impl.serve(handler, "127.0.0.1", 0, open_timeout=1) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+            writer.write(b"GET / HTTP/1.1\r\n")  # and nothing more
+            t0 = time.monotonic()
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed without an answer
+            took = time.monotonic() - t0
+            writer.close()
+        assert 0.5 < took < 3, took
+
+    run(go())
+
+
+def test_close_timeout_bounds_a_close_the_peer_never_answers(impl):
+    async def go():
+        took = {}
+
+        async def handler(ws):
+            t0 = time.monotonic()
+            await ws.close()
+            took["close"] = time.monotonic() - t0
+
+        async with impl.serve(handler, "127.0.0.1", 0, close_timeout=1, ping_interval=None) as server:
+            reader, writer = await raw_client(port_of(server))
+            for _ in range(1000):
+                if took:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+        assert 0.5 < took["close"] < 3, took
+
+    run(go())
+
+
+def test_logger_gets_the_records_websockets_logs(impl):
+    import logging
+
+    async def go():
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record.getMessage())
+
+        logger = logging.getLogger(f"compat-test-{impl.__name__}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(Keep())
+        from websockets.asyncio.client import connect
+
+        async def handler(ws):
+            raise RuntimeError("boom")
+
+        def process_request(connection, request):
+            return connection.respond(403, "no\n") if request.path == "/no" else None
+
+        async with impl.serve(handler, "127.0.0.1", 0, logger=logger, process_request=process_request) as server:
+            uri = f"ws://127.0.0.1:{port_of(server)}"
+            async with connect(uri + "/") as c:
+                with pytest.raises(wse.ConnectionClosedError):
+                    await c.recv()
+            with pytest.raises(wse.InvalidStatus):
+                async with connect(uri + "/no"):
+                    pass
+        return records
+
+    records = run(go())
+    assert any(r.startswith("server listening on ") for r in records), records
+    for want in ("connection open", "connection handler failed", "connection rejected (403 Forbidden)",
+                 "server closing", "server closed"):
+        assert want in records, (want, records)
+
+
+def test_basic_auth_refuses_without_the_right_credentials(impl):
+    from websockets.asyncio.client import connect
+
+    async def go():
+        async def handler(ws):
+            await ws.send(ws.username)
+
+        auth = impl.basic_auth(realm="volley test", credentials=[("alice", "s3cret"), ("bob", "pw")])
+        async with impl.serve(handler, "127.0.0.1", 0, process_request=auth) as server:
+            port = port_of(server)
+            async with connect(f"ws://alice:s3cret@127.0.0.1:{port}/") as c:
+                assert await c.recv() == "alice"
+            for uri, why in ((f"ws://127.0.0.1:{port}/", b"Missing credentials\n"),
+                             (f"ws://alice:wrong@127.0.0.1:{port}/", b"Invalid credentials\n"),
+                             (f"ws://nobody:s3cret@127.0.0.1:{port}/", b"Invalid credentials\n")):
+                with pytest.raises(wse.InvalidStatus) as e:
+                    async with connect(uri):
+                        pass
+                r = e.value.response
+                assert (r.status_code, r.body) == (401, why)
+                assert r.headers["WWW-Authenticate"] == 'Basic realm="volley test", charset="UTF-8"'
+            with pytest.raises(wse.InvalidStatus) as e:
+                async with connect(f"ws://127.0.0.1:{port}/", additional_headers={"Authorization": "Bearer x"}):
+                    pass
+            assert e.value.response.body == b"Unsupported credentials\n"
+
+        async def check(user, password):
+            return (user, password) == ("carol", "pw")
+
+        async with impl.serve(handler, "127.0.0.1", 0,
+                              process_request=impl.basic_auth(check_credentials=check)) as server:
+            async with connect(f"ws://carol:pw@127.0.0.1:{port_of(server)}/") as c:
+                assert await c.recv() == "carol"
+        with pytest.raises(ValueError):
+            impl.basic_auth()
+
+    run(go())
+
+
+def test_server_header_is_sent_or_left_out(serve):
+    from websockets.asyncio.client import connect
+
+    async def go():
+        async def handler(ws):
+            await ws.send("hi")
+
+        for header in ("Test/1.0", None):
+            async with serve(handler, "127.0.0.1", 0, server_header=header) as server:
+                async with connect(f"ws://127.0.0.1:{port_of(server)}/") as c:
+                    assert c.response.headers.get("Server") == header
+                    assert await c.recv() == "hi"
+                status, _ = await asyncio.to_thread(http_get, port_of(server), "/")
+                assert status == 426
+
+    run(go())

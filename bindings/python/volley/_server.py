@@ -450,6 +450,9 @@ class Server:
                 setattr(o, field, opts[k])
         if opts.get("idle_timeout") is not None:
             o.idle_timeout_ms = int(float(opts["idle_timeout"]) * 1000)
+        for k, field in (("handshake_timeout", "handshake_timeout_ms"), ("close_timeout", "close_timeout_ms")):
+            if opts.get(k) is not None:
+                setattr(o, field, min(int(float(opts[k]) * 1000), 2**32 - 1))
         pmd = opts.get("per_message_deflate")
         if pmd:
             def mode(v: Any) -> int:
@@ -774,6 +777,8 @@ async def serve(
     max_request_body_size: int | None = None,
     pubsub_bridge: str | None = None,
     reuse_port: bool | None = None,
+    handshake_timeout: float | None = None,
+    close_timeout: float | None = None,
 ) -> Server:
     """Start a server on the running loop, Bun-style.
 
@@ -786,6 +791,9 @@ async def serve(
     publishes to every process bridged to the same Redis. The port is this
     server's alone (``OSError`` "address in use" when taken) unless
     ``reuse_port`` (Bun's ``reusePort``) shares it with other processes.
+    ``handshake_timeout`` (seconds, default 10): time for a request and an
+    upgrade's answer; ``close_timeout`` (default 5): time for the peer to
+    answer our close frame.
     """
     loop = asyncio.get_running_loop()
     handlers = {"open": open, "message": message, "close": close, "drain": drain, "ping": ping, "pong": pong,
@@ -794,7 +802,8 @@ async def serve(
                 idle_timeout=idle_timeout, backpressure_limit=backpressure_limit,
                 close_on_backpressure_limit=close_on_backpressure_limit, send_pings=send_pings,
                 publish_to_self=publish_to_self, workers=workers, tls=tls, max_request_body_size=max_request_body_size,
-                pubsub_bridge=pubsub_bridge, reuse_port=reuse_port)
+                pubsub_bridge=pubsub_bridge, reuse_port=reuse_port, handshake_timeout=handshake_timeout,
+                close_timeout=close_timeout)
     return Server(loop, handlers, opts)
 
 

@@ -21,10 +21,17 @@ stops while it is full). The protocol itself runs in the engine.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import email.utils
 import enum
+import hashlib
+import hmac
+import http
 import inspect
 import logging
 import os
+import re
 import socket as _socket
 import sys
 import time
@@ -33,14 +40,14 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Union
 
-from ._server import Headers, Request, Response, Server, ServerWebSocket, serve as _serve
+from ._server import Accept, Headers, Request, Response, Server, ServerWebSocket, serve as _serve
 
 log = logging.getLogger("volley")
 
 Data = Union[str, bytes]
 
 __all__ = ["ConcurrencyError", "ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK", "Handshake",
-           "ServerConnection", "State", "TLS", "WebSocketServer", "broadcast", "serve"]
+           "NegotiationError", "ServerConnection", "State", "TLS", "WebSocketServer", "basic_auth", "broadcast", "serve"]
 
 # The exceptions: websockets' own classes when it is installed (15 and 16
 # are what this is tested with; 14 brought ConcurrencyError and the
@@ -54,9 +61,57 @@ try:
         ConnectionClosedError,
         ConnectionClosedOK,
     )
+    from websockets.datastructures import Headers as HandshakeHeaders
+    from websockets.exceptions import NegotiationError
     from websockets.frames import Close
+    from websockets.http11 import Response as HandshakeResponse
     from websockets.protocol import State
 except ImportError:  # pragma: no cover - exercised by the test without websockets
+
+    class HandshakeHeaders:  # type: ignore[no-redef]
+        """Response headers as websockets has them: case-insensitive,
+        ``headers[name] = value`` adds one, repeats kept in order."""
+
+        def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+            self._items = list(items)
+
+        def __getitem__(self, name: str) -> str:
+            for k, v in self._items:
+                if k.lower() == name.lower():
+                    return v
+            raise KeyError(name)
+
+        def __setitem__(self, name: str, value: str) -> None:
+            self._items.append((name, value))
+
+        def __delitem__(self, name: str) -> None:
+            if name not in self:
+                raise KeyError(name)
+            self._items = [(k, v) for k, v in self._items if k.lower() != name.lower()]
+
+        def __contains__(self, name: object) -> bool:
+            return isinstance(name, str) and any(k.lower() == name.lower() for k, _ in self._items)
+
+        def get(self, name: str, default: Any = None) -> Any:
+            return self[name] if name in self else default
+
+        def get_all(self, name: str) -> list[str]:
+            return [v for k, v in self._items if k.lower() == name.lower()]
+
+        def raw_items(self) -> list[tuple[str, str]]:
+            return list(self._items)
+
+    class HandshakeResponse:  # type: ignore[no-redef]
+        """An HTTP response as websockets' ``Response``."""
+
+        def __init__(self, status_code: int, reason_phrase: str, headers: HandshakeHeaders, body: bytes = b"") -> None:
+            self.status_code = status_code
+            self.reason_phrase = reason_phrase
+            self.headers = headers
+            self.body = body
+
+    class NegotiationError(Exception):  # type: ignore[no-redef]
+        """Raised by ``select_subprotocol`` to refuse the handshake (400)."""
 
     class Close:  # type: ignore[no-redef]
         """A close frame's code and reason."""
@@ -176,6 +231,8 @@ class ServerConnection:
         self._closing = False
         self.close_code: int | None = None
         self.close_reason: str | None = None
+        self.subprotocol: str | None = None
+        self.logger: LoggerLike = log
 
     # ---- what websockets offers ------------------------------------------
 
@@ -452,6 +509,7 @@ class WebSocketServer:
         self._closing = False
         self.connections: set[ServerConnection] = set()
         self._host = ""
+        self._logger: LoggerLike = log
 
     async def __aenter__(self) -> WebSocketServer:
         await self.start()
@@ -492,13 +550,22 @@ class WebSocketServer:
         if self._server is None or self._closing:
             return
         self._closing = True
+        self._logger.info("server closing")
         if close_connections:
             for conn in list(self.connections):
                 if conn.close_code is None and not conn._closing:
                     conn._closing = True
                     conn._ws.close(1001, "")
         task = asyncio.get_running_loop().create_task(self._server.stop(close_active_connections=close_connections))
-        task.add_done_callback(lambda _: self._closed.set())
+        task.add_done_callback(lambda _: self._ended())
+
+    def _ended(self) -> None:
+        self._logger.info("server closed")
+        self._closed.set()
+
+    @property
+    def logger(self) -> LoggerLike:
+        return self._logger
 
     async def wait_closed(self) -> None:
         if self._server is not None:
@@ -532,23 +599,60 @@ class TLS:
 
 
 class Handshake:
-    """The ``connection`` argument of ``process_request``: the handshake
-    under way (``websockets``' ``ServerConnection`` before it opens)."""
+    """The ``connection`` argument of ``process_request``,
+    ``select_subprotocol`` and ``process_response``: the handshake under way
+    (``websockets``' ``ServerConnection`` before it opens). Attributes set
+    on it (``basic_auth`` sets ``username``) stay on the open connection."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: WsRequest, logger: LoggerLike) -> None:
         self.request = request
         self.remote_address = request.remote_address
+        self.id = uuid.uuid4()
+        self.logger = logger
+        self.response: Any = None
+        self.subprotocol: str | None = None
 
-    def respond(self, status: int, text: str) -> Response:
-        """A plain-text response that refuses the upgrade when returned."""
-        return Response(text, int(status), {"Content-Type": "text/plain; charset=utf-8"})
+    def respond(self, status: int, text: str) -> HandshakeResponse:
+        """A plain-text response that refuses the upgrade when returned (as
+        websockets': ``response.headers[...] = ...`` adds to it)."""
+        return _plain(status, text)
 
 
-def _as_response(r: Any) -> Response:
-    """What ``process_request`` returned, as a refusal: a Volley
-    ``Response``, or a ``websockets`` one (``status_code``, ``headers``,
-    ``body``). Anything else is a programming error, answered with 500
-    (never an accepted upgrade)."""
+LoggerLike = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+
+# What the engine writes itself on a 101 (and so what process_response's
+# changes to them cannot reach): everything else it sees added is sent.
+_ENGINE_101 = {"upgrade", "connection", "sec-websocket-accept", "sec-websocket-extensions", "sec-websocket-protocol"}
+
+# What websockets sends as ``Server`` by default, with this library's name.
+SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} volley"
+
+
+def _plain(status: int, text: str) -> HandshakeResponse:
+    st = http.HTTPStatus(status)
+    body = text.encode()
+    headers = HandshakeHeaders()
+    headers["Date"] = email.utils.formatdate(usegmt=True)
+    headers["Connection"] = "close"
+    headers["Content-Length"] = str(len(body))
+    headers["Content-Type"] = "text/plain; charset=utf-8"
+    return HandshakeResponse(st.value, st.phrase, headers, body)
+
+
+def _as_handshake_response(r: Any) -> Any:
+    """A Volley ``Response`` as websockets' (what ``process_response``
+    sees); a websockets one as it is."""
+    if isinstance(r, Response):
+        st = http.HTTPStatus(r.status)
+        return HandshakeResponse(st.value, st.phrase, HandshakeHeaders(list(r.headers)), bytes(r.body))
+    return r
+
+
+def _as_response(r: Any, logger: LoggerLike) -> Response:
+    """What ``process_request`` or ``process_response`` returned, as a
+    refusal: a Volley ``Response``, or a ``websockets`` one
+    (``status_code``, ``headers``, ``body``). Anything else is a programming
+    error, answered with 500 (never an accepted upgrade)."""
     if isinstance(r, Response):
         return r
     status = getattr(r, "status_code", None)
@@ -562,8 +666,12 @@ def _as_response(r: Any) -> Response:
             items = list(dict(headers).items())
         body = getattr(r, "body", b"") or b""
         return Response(bytes(body), status, items)
-    log.error("volley: process_request returned %r, not a response: refusing the upgrade", r)
-    return Response("internal error\n", 500)
+    logger.error("opening handshake failed: process_request or process_response returned %r, not a response", r)
+    return _as_response(_handshake_failed(), logger)
+
+
+def _handshake_failed() -> HandshakeResponse:
+    return _plain(500, "Failed to open a WebSocket connection.\nSee server log for more information.\n")
 
 
 def _origin_allowed(origin: str | None, origins: Iterable[Any]) -> bool:
@@ -579,19 +687,132 @@ def _origin_allowed(origin: str | None, origins: Iterable[Any]) -> bool:
     return False
 
 
+def _accept_key(key: str) -> str:
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _default_subprotocol(available: list[str], offered: list[str]) -> str | None:
+    """websockets' rule: none when the server has none; else the first of
+    the server's that the client offered; NegotiationError (400) when the
+    client offered none or none of them."""
+    if not available:
+        return None
+    if not offered:
+        raise NegotiationError("missing subprotocol")
+    for p in available:
+        if p in offered:
+            return p
+    raise NegotiationError("invalid subprotocol; expected one of " + ", ".join(available))
+
+
+async def _maybe_await(r: Any) -> Any:
+    return await r if inspect.isawaitable(r) else r
+
+
+ProcessRequest = Callable[[Handshake, WsRequest], Any]
+ProcessResponse = Callable[[Handshake, WsRequest, Any], Any]
+SelectSubprotocol = Callable[[Handshake, list[str]], Union[str, None]]
+
+
+def basic_auth(
+    realm: str = "",
+    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
+    check_credentials: Callable[[str, str], bool | Awaitable[bool]] | None = None,
+) -> ProcessRequest:
+    """HTTP Basic authentication as websockets' ``basic_auth``: a
+    ``process_request`` that answers 401 (with ``WWW-Authenticate``) to a
+    request without valid credentials and sets ``connection.username``
+    otherwise. Give ``credentials`` (a pair or pairs) or
+    ``check_credentials(username, password)`` (may be a coroutine)."""
+    if (credentials is None) == (check_credentials is None):
+        raise ValueError("provide either credentials or check_credentials")
+    if credentials is not None:
+        pairs: list[Any] = [credentials] if _is_pair(credentials) else list(credentials)
+        if not all(_is_pair(c) for c in pairs):
+            raise TypeError(f"invalid credentials argument: {credentials}")
+        known = {u: pw.encode() for u, pw in pairs}
+
+        def check(username: str, password: str) -> bool:
+            expected = known.get(username)
+            # Compared in constant time whether or not the user exists.
+            ok = hmac.compare_digest(expected or b"\0" * 32, password.encode())
+            return ok and expected is not None
+
+        checker: Callable[[str, str], Any] = check
+    else:
+        assert check_credentials is not None
+        checker = check_credentials
+    challenge = 'Basic realm="{}", charset="UTF-8"'.format(realm.replace("\\", "\\\\").replace('"', '\\"'))
+
+    def refuse(connection: Handshake, why: str) -> HandshakeResponse:
+        r = connection.respond(401, why)
+        r.headers["WWW-Authenticate"] = challenge
+        return r
+
+    async def process_request(connection: Handshake, request: WsRequest) -> HandshakeResponse | None:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return refuse(connection, "Missing credentials\n")
+        parsed = _parse_basic(header)
+        if parsed is None:
+            return refuse(connection, "Unsupported credentials\n")
+        if not await _maybe_await(checker(*parsed)):
+            return refuse(connection, "Invalid credentials\n")
+        connection.username = parsed[0]  # type: ignore[attr-defined]
+        return None
+
+    return process_request
+
+
+def _is_pair(c: Any) -> bool:
+    return isinstance(c, (tuple, list)) and len(c) == 2 and all(isinstance(x, str) for x in c)
+
+
+def _parse_basic(header: str) -> tuple[str, str] | None:
+    scheme, sep, token = header.partition(" ")
+    if scheme.lower() != "basic" or not sep or not _TOKEN68.fullmatch(token):
+        return None
+    try:
+        user, colon, password = base64.b64decode(token.encode(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if colon else None
+
+
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _seconds_ms(v: float | None, what: str) -> int:
+    """A timeout in seconds as the engine's milliseconds; ``None``: never
+    (the engine's longest, 49 days)."""
+    if v is None:
+        return 2**32 - 1
+    if v < 0:
+        raise ValueError(f"{what} must be >= 0 or None")
+    return min(int(v * 1000), 2**32 - 1)
+
+
 def serve(
     handler: Callable[[ServerConnection], Awaitable[None]],
     host: str | None = None,
     port: int | None = None,
     *,
-    process_request: Callable[[Handshake, Request], Any] | None = None,
+    process_request: ProcessRequest | None = None,
+    process_response: ProcessResponse | None = None,
+    server_header: str | None = SERVER,
     origins: Iterable[Any] | None = None,
+    subprotocols: Iterable[str] | None = None,
+    select_subprotocol: SelectSubprotocol | None = None,
     ssl: Any = None,
+    open_timeout: float | None = 10,
+    close_timeout: float | None = 10,
     max_size: int | None = 2**20,
     max_queue: int | None | tuple[int | None, int | None] = 16,
     compression: str | None = "deflate",
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    logger: LoggerLike | None = None,
     workers: int | None = None,
     reuse_port: bool | None = None,
 ) -> WebSocketServer:
@@ -600,19 +821,30 @@ def serve(
     ``process_request(connection, request)`` sees every request, plain HTTP
     ones too (health checks), and may return a response
     (``connection.respond(status, text)``, a Volley ``Response`` or a
-    ``websockets`` one) to answer it instead of upgrading. ``origins``: the
-    ``Origin`` values allowed (strings, compiled patterns, ``None`` for no
-    header); others get 403, as in ``websockets``. ``ssl=TLS(certfile,
-    keyfile)`` serves ``wss://``. ``host`` ``None`` or ``""`` binds every
-    interface. ``ping_interval``/``ping_timeout`` drop a peer that stops
-    answering pings, as websockets' keepalive does. Options ``websockets``
-    has and this layer does not raise ``TypeError`` (Python's own, naming
-    the argument): nothing is accepted and ignored. When ``handler``
-    returns the connection is closed (1000); when it raises, 1011.
+    ``websockets`` one) to answer it instead of upgrading;
+    ``process_response(connection, request, response)`` sees every answer
+    (the 101 too) and may change its headers or return another.
+    ``server_header`` is sent as ``Server`` (``None``: none).
+    ``origins``: the ``Origin`` values allowed (strings, compiled patterns,
+    ``None`` for no header); others get 403, as in ``websockets``.
+    ``subprotocols`` / ``select_subprotocol(connection, offered)`` choose
+    the subprotocol as websockets does (400 when none fits). ``ssl=TLS(
+    certfile, keyfile)`` serves ``wss://``. ``host`` ``None`` or ``""``
+    binds every interface. ``open_timeout`` closes a client that has not
+    finished its handshake; ``close_timeout`` bounds the closing handshake;
+    ``ping_interval``/``ping_timeout`` drop a peer that stops answering
+    pings, as websockets' keepalive does. ``logger`` gets the records
+    websockets logs (default ``logging.getLogger("websockets.server")``).
+    Options ``websockets`` has and this layer does not raise ``TypeError``
+    (Python's own, naming the argument): nothing is accepted and ignored.
+    When ``handler`` returns the connection is closed (1000); when it
+    raises, 1011.
     """
     if compression not in (None, "deflate"):
         raise ValueError(f"unsupported compression: {compression}")
     _queue_bounds(max_queue)  # refuse a bad one now, not at the first message
+    handshake_ms = _seconds_ms(open_timeout, "open_timeout")
+    close_ms = _seconds_ms(close_timeout, "close_timeout")
     tls: dict[str, str] | None = None
     if ssl is not None:
         if not isinstance(ssl, TLS):
@@ -623,36 +855,90 @@ def serve(
             )
         tls = {"cert": ssl.certfile, "key": ssl.keyfile}
     allowed = list(origins) if origins is not None else None
+    available = list(subprotocols) if subprotocols is not None else []
+    lg: LoggerLike = logger if logger is not None else logging.getLogger("websockets.server")
     tasks: set[asyncio.Task[None]] = set()
     state: dict[str, Any] = {}
 
-    async def asked(req: WsRequest) -> Response | None:
-        if process_request is None:
-            return None
-        r = process_request(Handshake(req), req)
-        if inspect.isawaitable(r):
-            r = await r
-        return None if r is None else _as_response(r)
+    async def answer(hs: Handshake, req: WsRequest, upgrading: bool) -> Any:
+        """websockets' handshake: process_request, then (upgrades) the
+        origin and the subprotocol, then process_response on whatever the
+        answer is. A websockets-style response, or the 101's."""
+        try:
+            r = None if process_request is None else await _maybe_await(process_request(hs, req))
+        except Exception:
+            lg.error("opening handshake failed", exc_info=True)
+            r = _handshake_failed()
+        if r is None and not upgrading:
+            r = _plain(426, "Failed to open a WebSocket connection: missing Upgrade header.\n\n"
+                            "You cannot access a WebSocket server directly with a browser. "
+                            "You need a WebSocket client.\n")
+            r.headers["Upgrade"] = "websocket"
+        if r is None and allowed is not None and not _origin_allowed(req.headers.get("origin"), allowed):
+            r = _plain(403, "Failed to open a WebSocket connection: invalid Origin header: "
+                            f"{req.headers.get('origin')}.\n")
+        if r is None:
+            try:
+                offered = list(req.protocols)
+                if select_subprotocol is not None:
+                    hs.subprotocol = select_subprotocol(hs, offered)
+                else:
+                    hs.subprotocol = _default_subprotocol(available, offered)
+            except NegotiationError as e:
+                r = _plain(400, f"Failed to open a WebSocket connection: {e}.\n")
+            except Exception:
+                lg.error("opening handshake failed", exc_info=True)
+                r = _handshake_failed()
+        if r is None:
+            headers = HandshakeHeaders()
+            headers["Upgrade"] = "websocket"
+            headers["Connection"] = "Upgrade"
+            headers["Sec-WebSocket-Accept"] = _accept_key(req.headers.get("sec-websocket-key", ""))
+            if hs.subprotocol is not None:
+                headers["Sec-WebSocket-Protocol"] = hs.subprotocol
+            r = HandshakeResponse(101, "Switching Protocols", headers, b"")
+        else:
+            r = _as_handshake_response(r)
+        if server_header:
+            r.headers["Server"] = server_header
+        hs.response = r
+        if process_response is not None:
+            try:
+                other = await _maybe_await(process_response(hs, req, r))
+            except Exception:
+                lg.error("opening handshake failed", exc_info=True)
+                other = _handshake_failed()
+            if other is not None:
+                hs.response = r = _as_handshake_response(other)
+        return r
+
+    def refused(r: Any) -> Response:
+        out = _as_response(r, lg)
+        lg.info("connection rejected (%d %s)", out.status, http.HTTPStatus(out.status).phrase)
+        return out
 
     async def upgrade(req: Request) -> Any:
         w = WsRequest.of(req)
-        r = await asked(w)
-        if r is not None:
-            return r
-        # websockets checks the origin after process_request.
-        if allowed is not None and not _origin_allowed(req.headers.get("origin"), allowed):
-            return Response("Forbidden: origin not allowed\n", 403)
-        return w
+        hs = Handshake(w, lg)
+        r = await answer(hs, w, True)
+        if getattr(r, "status_code", None) != 101:
+            return refused(r)
+        # The 101 goes out as the engine writes it, with what
+        # process_response added (its own headers it writes itself).
+        extra = {k: v for k, v in r.headers.raw_items() if k.lower() not in _ENGINE_101}
+        protocol = r.headers.get("Sec-WebSocket-Protocol")
+        w._handshake = hs  # type: ignore[attr-defined]
+        return Accept(w, protocol, extra)
 
     async def fetch(req: Request) -> Response:
         # A plain request: process_request may answer it (a health check);
         # else what websockets answers a request that is no upgrade.
-        r = await asked(WsRequest.of(req))
-        if r is not None:
-            return r
-        return Response("Failed to open a WebSocket connection: missing Upgrade header.\n\n"
-                        "You cannot access a WebSocket server directly with a browser. You need a WebSocket client.\n",
-                        426, {"Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8"})
+        w = WsRequest.of(req)
+        r = await answer(Handshake(w, lg), w, False)
+        if getattr(r, "status_code", None) == 101:
+            lg.error("opening handshake failed: a 101 to a request that is no upgrade")
+            r = _handshake_failed()
+        return refused(r)
 
     async def run(conn: ServerConnection) -> None:
         keepalive = None
@@ -663,7 +949,7 @@ def serve(
         except ConnectionClosed:
             pass
         except Exception:
-            log.exception("volley: connection handler failed")
+            lg.error("connection handler failed", exc_info=True)
             if conn.close_code is None:
                 conn._closing = True
                 conn._ws.close(1011, "internal error")
@@ -677,7 +963,16 @@ def serve(
 
     def open_(ws: ServerWebSocket[Any]) -> None:
         server: WebSocketServer = state["server"]
-        conn = ServerConnection(ws, ws.data, max_queue, (state["host"], server.port))
+        w: WsRequest = ws.data
+        conn = ServerConnection(ws, w, max_queue, (state["host"], server.port))
+        hs: Handshake = w._handshake  # type: ignore[attr-defined]
+        conn.response = hs.response
+        conn.subprotocol = hs.subprotocol
+        conn.logger = lg
+        conn.id = hs.id
+        if hasattr(hs, "username"):
+            conn.username = hs.username  # type: ignore[attr-defined]
+        lg.info("connection open")
         ws.data = conn
         server.connections.add(conn)
         t = asyncio.get_running_loop().create_task(run(conn))
@@ -702,6 +997,7 @@ def serve(
 
     async def factory(server: WebSocketServer) -> Server:
         state["server"] = server
+        server._logger = lg
         opts: dict[str, Any] = dict(
             port=port or 0,
             upgrade=upgrade,
@@ -721,6 +1017,8 @@ def serve(
             workers=workers,
             reuse_port=reuse_port,
             tls=tls,
+            handshake_timeout=handshake_ms / 1000,
+            close_timeout=close_ms / 1000,
         )
         # None or "": every interface, IPv6 and IPv4 where the system has
         # both, as websockets binds them.
@@ -732,6 +1030,7 @@ def serve(
                     raise
                 continue
             state["host"] = server._host = h
+            lg.info("server listening on %s", f"[{h}]:{srv.port}" if ":" in h else f"{h}:{srv.port}")
             return srv
         raise OSError("volley.asyncio.serve: could not bind")
 
