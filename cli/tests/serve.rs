@@ -1,11 +1,13 @@
 //! `volley serve` as a user runs it: the demo server binary.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Serve(Child, u16);
+/// A running `volley serve`, its port, and its stdout (held open: the
+/// server prints to it).
+struct Serve(Child, u16, #[allow(dead_code)] BufReader<ChildStdout>);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -14,26 +16,29 @@ impl Drop for Serve {
     }
 }
 
+/// Starts `volley serve` on port 0 and reads the port it got from its
+/// "listening on" line. (Picking a free port first and passing it races
+/// with the other tests here: another test's server, one that is about to
+/// be killed, can take that port in between, and the probe then talks to
+/// the wrong server; CI once saw that as a reset.)
 fn serve(args: &[&str]) -> Serve {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(env!("CARGO_BIN_EXE_volley"))
-        .args(["serve", "--port", &port.to_string()])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_volley"))
+        .args(["serve", "--port", "0"])
         .args(args)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "volley serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Serve(child, port)
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("volley serve did not start: {line:?}"));
+    Serve(child, port, out)
 }
 
 fn upgrade(port: u16) -> TcpStream {
