@@ -172,6 +172,40 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 }
 
 #[test]
+fn a_closed_socket_stops_counting_at_its_close_not_at_its_fin() {
+    // Bun (uWebSockets) ends a socket's subscriptions with its close
+    // handler. A client that completes the closing handshake but is slow to
+    // close TCP (its FIN comes when its event loop gets to it) must not
+    // keep counting as a subscriber meanwhile: frameworks read
+    // subscriberCount right after "has left" reaches the others. (The
+    // close timeout, which would reap b anyway, is out of the way.)
+    let rig = start(Options {
+        close_timeout: Duration::from_secs(60),
+        ..Options::default()
+    });
+    let addr = rig.server.local_addr();
+    let mut a = Client::connect(addr, "/");
+    let mut b = Client::connect(addr, "/");
+    for x in [&mut a, &mut b] {
+        x.text("sub:room");
+        assert_eq!(text(x), "subscribed room true");
+    }
+    assert_eq!(rig.server.subscriber_count("room"), 2);
+    b.frame(true, OpCode::Close, &1000u16.to_be_bytes());
+    b.expect_close(1000); // the server's close frame, then its FIN
+    // b's socket stays open (no FIN from this side).
+    wait_until("b no longer counted", || {
+        rig.server.subscriber_count("room") == 1
+    });
+    a.text("pub:room:still here");
+    let mut c = Client::connect(addr, "/");
+    c.text("sub:room");
+    assert_eq!(text(&mut c), "subscribed room true");
+    assert_eq!(rig.server.subscriber_count("room"), 2);
+    drop(b);
+}
+
+#[test]
 fn publish_reaches_other_subscribers_not_the_sender() {
     let rig = start(Options::default());
     let addr = rig.server.local_addr();

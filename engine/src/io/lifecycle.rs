@@ -34,7 +34,8 @@ impl<H: Handler> Worker<H> {
             return;
         }
         self.report_close(key, close::ABNORMAL, "");
-        // Subscriptions end with the connection.
+        // Subscriptions end with the connection (an SSE stream, or one
+        // never reported; a reported WebSocket has none left).
         while let Some((topic, _)) = self.conns[key].subs().last().cloned() {
             publish::unsubscribe(&mut self.conns, &mut self.ctx, key, &topic);
         }
@@ -117,6 +118,13 @@ pub(super) fn report_close<H: Handler>(
     let mut ws = WebSocket { conns, ctx, key };
     if panic::catch_unwind(AssertUnwindSafe(|| h.close(&mut ws, code, reason))).is_err() {
         log::error!("volley: close handler panicked");
+    }
+    // Subscriptions end with the close handler (as on Bun/uWebSockets),
+    // not when the socket is finally reaped: a peer that is slow to send
+    // its FIN must not keep counting in `subscriber_count`, nor keep
+    // receiving a topic's publishes encoded for it in the meantime.
+    while let Some((topic, _)) = conns[key].subs().last().cloned() {
+        publish::unsubscribe(conns, ctx, key, &topic);
     }
     if phase == Phase::Done {
         conns[key].phase = Phase::Done;
