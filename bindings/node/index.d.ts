@@ -84,8 +84,86 @@ export interface WebSocketHandler<T = undefined> {
     | { compress?: WebSocketCompressor; decompress?: WebSocketCompressor; threshold?: number };
 }
 
-/** A request as handlers see it: the WHATWG Request, with route parameters. */
-export type BunRequest<P extends string = string> = Request & { readonly params: Record<P, string> };
+/** Bun's `CookieMap.set` options (and a `Cookie`'s attributes). */
+export interface CookieInit {
+  name?: string;
+  value?: string;
+  domain?: string;
+  /** Defaults to '/'; '' leaves Path out. */
+  path?: string;
+  /** A Date, a number of seconds since the epoch, or an HTTP date string. */
+  expires?: number | Date | string;
+  secure?: boolean;
+  /** Defaults to 'lax'. */
+  sameSite?: CookieSameSite;
+  httpOnly?: boolean;
+  partitioned?: boolean;
+  maxAge?: number;
+}
+
+export type CookieSameSite = 'strict' | 'lax' | 'none';
+
+export interface CookieStoreDeleteOptions {
+  name: string;
+  domain?: string | null;
+  path?: string;
+}
+
+/** Bun's `Cookie`: a name, a value and its attributes. */
+export declare class Cookie {
+  constructor(name: string, value: string, options?: CookieInit);
+  constructor(cookieString: string);
+  constructor(cookieObject?: CookieInit);
+  readonly name: string;
+  value: string;
+  domain: string | null;
+  path: string;
+  expires?: Date;
+  secure: boolean;
+  sameSite: CookieSameSite;
+  partitioned: boolean;
+  maxAge?: number;
+  httpOnly: boolean;
+  isExpired(): boolean;
+  serialize(): string;
+  toString(): string;
+  toJSON(): CookieInit;
+  static parse(cookieString: string): Cookie;
+  static from(name: string, value: string, options?: CookieInit): Cookie;
+}
+
+/** Bun's `CookieMap`: a route request's cookies and the changes made to
+ * them, which its answer carries as Set-Cookie headers. */
+export declare class CookieMap implements Iterable<[string, string]> {
+  constructor(init?: string[][] | Record<string, string> | string);
+  get(name: string): string | null;
+  toSetCookieHeaders(): string[];
+  has(name: string): boolean;
+  set(name: string, value: string, options?: CookieInit): void;
+  set(options: CookieInit): void;
+  set(cookie: Cookie): void;
+  delete(name: string): void;
+  delete(options: CookieStoreDeleteOptions): void;
+  delete(name: string, options: Omit<CookieStoreDeleteOptions, 'name'>): void;
+  toJSON(): Record<string, string>;
+  readonly size: number;
+  entries(): IterableIterator<[string, string]>;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<string>;
+  forEach(callback: (value: string, key: string, map: CookieMap) => void): void;
+  [Symbol.iterator](): IterableIterator<[string, string]>;
+}
+
+/** A route's request: the WHATWG Request, with route parameters and its
+ * cookies (Bun's BunRequest). */
+export type BunRequest<P extends string = string> = Request & {
+  readonly params: Record<P, string>;
+  readonly cookies: CookieMap;
+  clone(): BunRequest<P>;
+};
+
+/** A request as `fetch` sees it: the WHATWG Request (no cookies, as on Bun). */
+export type FetchRequest = Request & { readonly params: Record<string, string> };
 
 export type RouteHandler<T> = (
   req: BunRequest,
@@ -165,7 +243,7 @@ export interface ServeOptions<T = undefined> {
   routes?: Record<string, Response | RouteHandler<T> | Partial<Record<HTTPMethod, RouteHandler<T>>>>;
   fetch?(
     this: Server<T>,
-    req: BunRequest,
+    req: FetchRequest,
     server: Server<T>,
   ): Response | undefined | void | Promise<Response | undefined | void>;
   websocket?: WebSocketHandler<T>;
@@ -186,5 +264,10 @@ export function serve<T = undefined>(options: ServeOptions<T>): Server<T>;
 /** A Response that streams publishes to `topics` as Server-Sent Events. */
 export function eventStream(topics: string | string[], init?: { status?: number; headers?: HeadersInit }): Response;
 
-declare const volley: { serve: typeof serve; eventStream: typeof eventStream };
+declare const volley: {
+  serve: typeof serve;
+  eventStream: typeof eventStream;
+  Cookie: typeof Cookie;
+  CookieMap: typeof CookieMap;
+};
 export default volley;

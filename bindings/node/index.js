@@ -2,5 +2,5 @@
 // `import` and `require` get the same objects.
 import volley from './lib/volley.cjs';
 
-export const { serve, eventStream, Server, ServerWebSocket } = volley;
+export const { serve, eventStream, Server, ServerWebSocket, Cookie, CookieMap } = volley;
 export default volley;

@@ -8,6 +8,7 @@
 const net = require('node:net');
 const fs = require('node:fs');
 const { f, koffi, ABI_VERSION } = require('./native.cjs');
+const { Cookie, CookieMap } = require('./cookies.cjs');
 
 const K = { UPGRADE: 1, REQUEST: 2, OPEN: 3, MESSAGE: 4, CLOSE: 5, DRAIN: 6, PING: 7, PONG: 8, DROPPED: 9, TOPIC: 10 };
 const EV_BINARY = 1;
@@ -128,6 +129,41 @@ function bytes(s) {
 }
 
 /** Headers (any HeadersInit or a Headers) as the C ABI's header array. */
+/** A route request's `cookies` (Bun's BunRequest): a CookieMap over its
+ * Cookie header, made on first use and kept on the pending request, whose
+ * answer then carries the changes (withCookies). `req.clone()` keeps
+ * `params` and `cookies`, as on Bun. */
+function routeCookies(req, pending) {
+  if (!pending) return;
+  Object.defineProperty(req, 'cookies', {
+    enumerable: true,
+    get() {
+      if (!pending.cookies) pending.cookies = new CookieMap(req.headers.get('cookie') || '');
+      return pending.cookies;
+    },
+  });
+  const clone = req.clone;
+  Object.defineProperty(req, 'clone', {
+    value() {
+      const c = clone.call(req);
+      Object.defineProperty(c, 'params', { value: req.params, enumerable: true });
+      Object.defineProperty(c, 'cookies', { get: () => req.cookies, enumerable: true });
+      return c;
+    },
+  });
+}
+
+/** Headers with the Set-Cookie values of the request's cookie changes
+ * appended after the ones already there (Bun's order); the input as it was
+ * when nothing changed. */
+function withCookies(init, pending) {
+  const set = pending && pending.cookies ? pending.cookies.toSetCookieHeaders() : [];
+  if (set.length === 0) return init;
+  const h = new Headers(init || undefined);
+  for (const v of set) h.append('set-cookie', v);
+  return h;
+}
+
 function headerArray(init) {
   if (!init) return [[], 0];
   const list = [];
@@ -939,6 +975,7 @@ class Server {
     const m = this._routes.length ? matchRoute(this._routes, path) : null;
     if (m) {
       Object.defineProperty(req, 'params', { value: m.params, enumerable: true });
+      routeCookies(req, this._pending.get(req));
       let v = m.route.value;
       if (v && typeof v === 'object' && !(v instanceof Response)) v = v[req.method] || v.default;
       if (v instanceof Response) return v.clone();
@@ -1004,7 +1041,7 @@ class Server {
     if (pending.answered) return;
     this._settled(pending);
     const ws = { generation: pending.generation, key: pending.key, reserved: 0 };
-    const [h, hl] = headerArray(res.headers);
+    const [h, hl] = headerArray(withCookies(res.headers, pending));
     const topics = res[TOPICS];
     // A text/event-stream body streams live (as on Bun): each chunk is
     // written as it comes, and the response ends with the stream.
@@ -1128,7 +1165,7 @@ class Server {
     const socket = new ServerWebSocket(this, pending.key, pending.generation, index, options.data, pending.address);
     this._sockets[index] = socket;
     let protocol = null;
-    let headers = options.headers;
+    let headers = withCookies(options.headers, pending);
     if (headers) {
       const h = new Headers(headers);
       const p = h.get('sec-websocket-protocol');
@@ -1257,4 +1294,4 @@ function eventStream(topics, init = {}) {
   return res;
 }
 
-module.exports = { serve, eventStream, Server, ServerWebSocket };
+module.exports = { serve, eventStream, Server, ServerWebSocket, Cookie, CookieMap };

@@ -35,3 +35,28 @@ const server = serve<User>({
 const count: number = server.subscriberCount('room');
 void count;
 void server.stop(true);
+
+// Route requests carry Bun's req.cookies (a CookieMap); fetch's do not.
+import { CookieMap, Cookie } from 'volley';
+serve({
+  port: 0,
+  routes: {
+    '/login': (req) => {
+      const sid: string | null = req.cookies.get('sid');
+      req.cookies.set('sid', 'abc', { httpOnly: true, sameSite: 'strict', maxAge: 3600 });
+      req.cookies.delete({ name: 'old', path: '/' });
+      for (const [name, value] of req.cookies) void [name, value];
+      return new Response(sid ?? 'none');
+    },
+  },
+  fetch(req) {
+    // @ts-expect-error: only route requests have cookies (as on Bun)
+    req.cookies;
+    return new Response('x');
+  },
+});
+const jar = new CookieMap('a=1; b=2');
+jar.set(new Cookie('c', '3', { secure: true }));
+const headers: string[] = jar.toSetCookieHeaders();
+const parsed: Cookie = Cookie.parse('n=v; Path=/');
+void [headers, parsed.serialize(), jar.size];

@@ -68,3 +68,11 @@ import { createRouter } from '@ws-kit/zod';
 
 const wsKit = createBunHandler(createRouter());
 serve({ port: 0, fetch: wsKit.fetch, websocket: wsKit.websocket });
+
+// A route written against Bun's BunRequest (req.cookies, Bun's CookieMap).
+import type { BunRequest } from 'bun';
+const bunRoute = (req: BunRequest<'/me'>) => {
+  req.cookies.set('seen', '1');
+  return new Response(req.cookies.get('sid') ?? 'anonymous');
+};
+serve({ port: 0, routes: { '/me': bunRoute } });
