@@ -64,7 +64,7 @@ python_binding() {
   python3 -m venv "$venv" || return 1
   VOLLEY_LIB="$root/target/release/libvolley.so" "$venv/bin/pip" install -q --disable-pip-version-check \
     "./bindings/python[test]" || return 1
-  (cd bindings/python && MYPYPATH=. "$venv/bin/mypy" --strict volley examples) || return 1
+  (cd bindings/python && MYPYPATH=. "$venv/bin/mypy" --strict volley examples tests/typing) || return 1
   (cd tests/interop/node && npm ci --silent --no-audit --no-fund) || return 1
   (cd bindings/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 }

@@ -411,6 +411,18 @@ class ServerWebSocket(Generic[T]):
 
 
 Handler = Callable[..., Any]
+# What each handler is called with (each may also be a coroutine function:
+# the return value is awaited when it is awaitable).
+SocketHandler = Callable[[ServerWebSocket[Any]], Any]
+"""``open(ws)``, ``drain(ws)``."""
+MessageHandler = Callable[[ServerWebSocket[Any], Data], Any]
+"""``message(ws, msg)``: ``str`` for a text message, ``bytes`` for binary."""
+CloseHandler = Callable[[ServerWebSocket[Any], int, str], Any]
+"""``close(ws, code, reason)``."""
+ControlHandler = Callable[[ServerWebSocket[Any], bytes], Any]
+"""``ping(ws, payload)``, ``pong(ws, payload)``."""
+RequestHandler = Callable[[Request], Any]
+"""``upgrade(request)``, ``fetch(request)``."""
 
 
 class Server:
@@ -757,14 +769,14 @@ async def serve(
     *,
     port: int = 0,
     host: str = "127.0.0.1",
-    open: Handler | None = None,
-    message: Handler | None = None,
-    close: Handler | None = None,
-    drain: Handler | None = None,
-    ping: Handler | None = None,
-    pong: Handler | None = None,
-    upgrade: Handler | None = None,
-    fetch: Handler | None = None,
+    open: SocketHandler | None = None,
+    message: MessageHandler | None = None,
+    close: CloseHandler | None = None,
+    drain: SocketHandler | None = None,
+    ping: ControlHandler | None = None,
+    pong: ControlHandler | None = None,
+    upgrade: RequestHandler | None = None,
+    fetch: RequestHandler | None = None,
     per_message_deflate: bool | dict[str, Any] = False,
     max_payload_length: int | None = None,
     idle_timeout: float | None = None,
