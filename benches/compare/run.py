@@ -59,7 +59,11 @@ def servers():
         # py-websockets server with its import changed), and picows (Cython).
         "py-volley": {"cmd": [str(py), str(HERE / "servers" / "py_volley.py")], "pubsub": True, "deflate": True},
         "py-volley-ws": {"cmd": [str(py), str(HERE / "servers" / "py_volley_ws.py")], "pubsub": True, "deflate": True},
+        # picows as its authors run it (uvloop), and on the stock asyncio
+        # loop that the volley layers use.
         "py-picows": {"cmd": [str(py), str(HERE / "servers" / "py_picows.py")], "pubsub": True},
+        "py-picows-asyncio": {"cmd": [str(py), str(HERE / "servers" / "py_picows.py")], "pubsub": True,
+                              "env": {"PICOWS_LOOP": "asyncio"}},
         # Bun's serve() on Node through the binding, one worker.
         "node-volley": {"cmd": ["node", str(HERE / "servers" / "node_volley.mjs")], "pubsub": True, "deflate": True},
     }
@@ -100,7 +104,8 @@ def install():
         sh(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=HERE)
     if not (VENV / "bin" / "python").exists():
         sh([sys.executable, "-m", "venv", str(VENV)])
-    sh([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "websockets==15.0.1", "picows==2.3.1"])
+    sh([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "websockets==15.0.1", "picows==2.3.1",
+        "uvloop==0.22.1"])
     sh(["cargo", "build", "--release", "-q"], cwd=HERE / "rust-peers")
     sh(["cargo", "build", "--release", "-q", "-p", "volley-cli"], cwd=ROOT)
     prefix = CBIN / "prefix"
@@ -115,7 +120,7 @@ def install():
 
 def start(name, spec, port, deflate=False):
     cmd = [c.replace("{port}", str(port)) for c in spec["cmd"]]
-    env = dict(os.environ, PORT=str(port))
+    env = dict(os.environ, PORT=str(port), **spec.get("env", {}))
     if deflate:
         env["WS_DEFLATE"] = "1"
         if spec.get("deflate_flag"):

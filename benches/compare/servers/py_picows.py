@@ -1,5 +1,9 @@
 """picows (Cython WebSocket on asyncio) peer for benches/compare: /echo
-echoes with the opcode; /sub and /pub publish to the subscribers of /sub."""
+echoes with the opcode; /sub and /pub publish to the subscribers of /sub.
+
+Configured as picows' authors run it (their README and examples): on
+uvloop, the frame's payload echoed as a memoryview. PICOWS_LOOP=asyncio
+runs it on the stock asyncio loop instead."""
 
 import asyncio
 import os
@@ -61,4 +65,8 @@ async def main():
     await server.serve_forever()
 
 
+if os.environ.get("PICOWS_LOOP", "uvloop") == "uvloop":
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 asyncio.run(main())
