@@ -92,7 +92,8 @@ function toMaxAge(v) {
 /** A value on the wire: percent-encoded as encodeURIComponent does (a lone
  * surrogate becomes U+FFFD first rather than throwing). */
 function encodeValue(v) {
-  return encodeURIComponent(String(v).toWellFormed ? String(v).toWellFormed() : String(v));
+  const s = String(v);
+  return encodeURIComponent(s.toWellFormed ? s.toWellFormed() : s);
 }
 
 /** A request's cookie value: %XX decoded as UTF-8; a '%' with two more
@@ -100,19 +101,19 @@ function encodeValue(v) {
  * U+FFFD, bytes that are not UTF-8 are U+FFFD (as Bun reads them). */
 function decodeValue(s) {
   if (!s.includes('%')) return s;
-  const bytes = [];
-  const flush = (out) => {
+  const out = [];
+  const bytes = []; // a run of %XX, decoded together as UTF-8
+  const flush = () => {
     if (bytes.length) {
       out.push(Buffer.from(bytes).toString('utf8'));
       bytes.length = 0;
     }
   };
-  const out = [];
   let i = 0;
   while (i < s.length) {
     const c = s[i];
     if (c !== '%') {
-      flush(out);
+      flush();
       out.push(c);
       i++;
     } else if (i + 2 < s.length) {
@@ -120,17 +121,17 @@ function decodeValue(s) {
       if (/^[0-9a-fA-F]{2}$/.test(hex)) {
         bytes.push(parseInt(hex, 16));
       } else {
-        flush(out);
+        flush();
         out.push('\uFFFD');
       }
       i += 3;
     } else {
-      flush(out);
+      flush();
       out.push('\uFFFD');
       i++;
     }
   }
-  flush(out);
+  flush();
   return out.join('');
 }
 
