@@ -128,7 +128,6 @@ function bytes(s) {
   return { data: b, len: b.length };
 }
 
-/** Headers (any HeadersInit or a Headers) as the C ABI's header array. */
 /** A route request's `cookies` (Bun's BunRequest): a CookieMap over its
  * Cookie header, made on first use and kept on the pending request, whose
  * answer then carries the changes (withCookies). `req.clone()` keeps
@@ -164,6 +163,7 @@ function withCookies(init, pending) {
   return h;
 }
 
+/** Headers (any HeadersInit or a Headers) as the C ABI's header array. */
 function headerArray(init) {
   if (!init) return [[], 0];
   const list = [];

@@ -36,9 +36,7 @@ impl<H: Handler> Worker<H> {
         self.report_close(key, close::ABNORMAL, "");
         // Subscriptions end with the connection (an SSE stream, or one
         // never reported; a reported WebSocket has none left).
-        while let Some((topic, _)) = self.conns[key].subs().last().cloned() {
-            publish::unsubscribe(&mut self.conns, &mut self.ctx, key, &topic);
-        }
+        end_subscriptions(&mut self.conns, &mut self.ctx, key);
         let mut conn = self.conns.remove(key);
         self.ctx.slot(key).set_state(slots::CLOSED);
         self.ctx.queued_delta -= conn.out.len() as i64;
@@ -123,11 +121,16 @@ pub(super) fn report_close<H: Handler>(
     // not when the socket is finally reaped: a peer that is slow to send
     // its FIN must not keep counting in `subscriber_count`, nor keep
     // receiving a topic's publishes encoded for it in the meantime.
-    while let Some((topic, _)) = conns[key].subs().last().cloned() {
-        publish::unsubscribe(conns, ctx, key, &topic);
-    }
+    end_subscriptions(conns, ctx, key);
     if phase == Phase::Done {
         conns[key].phase = Phase::Done;
+    }
+}
+
+/// Unsubscribe connection `key` from every topic it is on.
+fn end_subscriptions<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize) {
+    while let Some((topic, _)) = conns[key].subs().last().cloned() {
+        publish::unsubscribe(conns, ctx, key, &topic);
     }
 }
 
