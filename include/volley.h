@@ -571,6 +571,18 @@ typedef struct volley_options {
    * in use") when it is taken.
    */
   uint8_t reuse_port;
+  /**
+   * Listen on a Unix stream socket at this path (NUL-terminated,
+   * borrowed for `volley_server_new`) instead of TCP: `host` is then not
+   * used, and `port` and `reuse_port` must be 0 (INVALID_ARGUMENT
+   * otherwise). The path must not exist (IO, "address in use", when it
+   * does: an old socket file is the caller's to remove) and is left in
+   * place when the server stops. Peers have no IP address: their
+   * `remote_address` is empty. Default NULL (TCP). Added after ABI
+   * version 1's `VOLLEY_OPTIONS_V1_SIZE`: a struct of that size leaves it
+   * NULL.
+   */
+  const char *unix_path;
 } volley_options;
 
 /**
@@ -1123,7 +1135,8 @@ bool volley_server_is_running(const struct volley_server *server);
  *
  * Ownership: `server` is borrowed for the call.
  * Threads: any thread.
- * Returns: the port; 0 for a NULL `server`.
+ * Returns: the port; 0 for a NULL `server` and for one on a Unix socket
+ * (`unix_path`).
  */
 uint16_t volley_server_port(const struct volley_server *server);
 

@@ -216,6 +216,14 @@ export interface Server<T = undefined> {
 export interface ServeOptions<T = undefined> {
   port?: number | string;
   hostname?: string;
+  /**
+   * Bun's `unix`: listen on a Unix stream socket at this path instead of
+   * TCP (no `port` beside it: refused). The server's `port` and `hostname`
+   * are then undefined (as in Bun, whose types say number and string too),
+   * peers have no address, a path in use is "address in use", and the
+   * socket file is removed when the server stops.
+   */
+  unix?: string;
   /** Worker threads running the protocol (default: one per core). */
   workers?: number;
   /**

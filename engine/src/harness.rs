@@ -106,7 +106,8 @@ impl Harness {
         server.set_nonblocking(true)?;
         client.set_nonblocking(true)?;
         let _ = server.set_nodelay(true);
-        self.worker.adopt(mio::net::TcpStream::from_std(server))?;
+        self.worker
+            .adopt(mio::net::TcpStream::from_std(server).into())?;
         let mut out = Vec::new();
         let mut writable = true;
         for piece in input.chunks(split.max(1)) {

@@ -4,7 +4,6 @@
 use crate::id::ConnId;
 use crate::io::hub::{Answer, Command, Hub};
 use crate::proto;
-use mio::net::TcpStream;
 use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -198,7 +197,7 @@ pub struct Request<'a> {
     pub(crate) route: Option<&'a str>,
     pub(crate) params: Vec<(&'a str, &'a str)>,
     /// The connection, for `remote_address` (a `getpeername` only when asked).
-    pub(crate) sock: &'a TcpStream,
+    pub(crate) sock: &'a crate::io::sock::Stream,
     pub(crate) id: ConnId,
     pub(crate) body: &'a [u8],
     pub(crate) secure: bool,
@@ -271,9 +270,9 @@ impl<'a> Request<'a> {
         self.head.tokens("sec-websocket-protocol")
     }
 
-    /// The peer's address.
+    /// The peer's address (`None` on a Unix socket).
     pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.sock.peer_addr().ok()
+        self.sock.peer_addr()
     }
 
     /// Does the client accept `text/event-stream` (an `EventSource`)?

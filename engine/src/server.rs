@@ -4,17 +4,19 @@
 use crate::http::{Accept, Response};
 use crate::id::{ConnId, MAX_WORKERS};
 use crate::io::hub::{self, Answer, Command, Hub, Link, Mailbox};
+use crate::io::sock::Listener;
 use crate::io::worker::{self, Shared};
 use crate::pubsub::{Prepared, Registry, SlowConsumer};
 use crate::queue::{EventQueue, QueueHandler, QueueShared};
 use crate::route::Router;
 use crate::websocket::{WsHandle, op_of};
 use crate::{Handler, Message, Options};
-use mio::net::TcpListener;
+use mio::net::{TcpListener, UnixListener};
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -64,6 +66,7 @@ pub struct Stats {
 #[derive(Debug, Default)]
 pub struct ServerBuilder {
     addr: Option<String>,
+    unix: Option<PathBuf>,
     opts: Options,
     router: Router,
 }
@@ -72,6 +75,17 @@ impl ServerBuilder {
     /// Listen on this address (default `127.0.0.1:0`: a free port).
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.addr = Some(addr.into());
+        self
+    }
+
+    /// Listen on a Unix stream socket at `path` instead of TCP (a server
+    /// behind a local reverse proxy). The path must not exist (the server
+    /// does not remove files; an old socket left by an earlier run is the
+    /// caller's to remove), and it stays after the server stops. Peers have
+    /// no IP address: `remote_address` is `None`. `reuse_port` does not
+    /// apply and is refused.
+    pub fn bind_unix(mut self, path: impl Into<PathBuf>) -> Self {
+        self.unix = Some(path.into());
         self
     }
 
@@ -162,38 +176,22 @@ impl ServerBuilder {
         listen_too: bool,
         queue: Option<Arc<QueueShared>>,
     ) -> io::Result<(SocketAddr, Arc<Hub>, Vec<worker::Worker<H>>)> {
-        let addr = self
-            .addr
-            .as_deref()
-            .unwrap_or("127.0.0.1:0")
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
         let n = self.opts.workers.clamp(1, MAX_WORKERS);
-        let mut local = addr;
         let mut parts = Vec::new();
         let mut links = Vec::new();
-        // Exclusive (the default): one listening socket, bound without
-        // SO_REUSEPORT so that no other socket can join the port, shared by
-        // the workers. reuse_port: one SO_REUSEPORT listener per worker
-        // (the kernel spreads connections; others may join the group).
-        let shared_listener = match listen_too && !self.opts.reuse_port {
-            true => Some(listen(addr, false)?),
-            false => None,
+        let mut listeners = match (listen_too, &self.unix) {
+            (false, _) => (0..n).map(|_| None).collect(),
+            (true, Some(path)) => listen_unix(path, n, self.opts.reuse_port)?,
+            (true, None) => listen_tcp(self.addr.as_deref(), n, self.opts.reuse_port)?,
         };
-        if let Some(l) = &shared_listener {
-            local = l.local_addr()?;
-        }
-        for me in 0..n {
-            let listener = match &shared_listener {
-                _ if !listen_too => None,
-                Some(l) => Some(TcpListener::from_std(l.try_clone()?)),
-                None => {
-                    let l = listen(local, true)?;
-                    local = l.local_addr()?;
-                    Some(TcpListener::from_std(l))
-                }
-            };
+        let local = match listeners.first() {
+            Some(Some(Listener::Tcp(l))) => l.local_addr()?,
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        // Exclusive (the default): one listening socket, bound without
+        // SO_REUSEPORT, shared by the workers; see `listen_tcp`.
+        let shared_listener = listen_too && !self.opts.reuse_port;
+        for (me, listener) in listeners.drain(..).enumerate() {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), worker::WAKER)?;
             links.push(Link {
@@ -203,7 +201,7 @@ impl ServerBuilder {
             parts.push(worker::Parts {
                 poll,
                 listener,
-                shared_listener: shared_listener.is_some(),
+                shared_listener,
                 me,
             });
         }
@@ -241,6 +239,59 @@ fn start_bridge(_: &Arc<Hub>, _: &str) -> io::Result<()> {
         io::ErrorKind::Unsupported,
         "pubsub_bridge needs volley built with the `redis-bridge` feature",
     ))
+}
+
+/// One listener per worker on a TCP address. Exclusive (the default): one
+/// listening socket, bound without `SO_REUSEPORT` so that no other socket
+/// can join the port, shared by the workers (a duplicate descriptor each).
+/// `reuse_port`: one `SO_REUSEPORT` listener per worker (the kernel spreads
+/// connections; other processes may join the group).
+fn listen_tcp(addr: Option<&str>, n: usize, reuse_port: bool) -> io::Result<Vec<Option<Listener>>> {
+    let mut addr = addr
+        .unwrap_or("127.0.0.1:0")
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+    let mut out = Vec::with_capacity(n);
+    if !reuse_port {
+        let l = listen(addr, false)?;
+        for _ in 0..n {
+            out.push(Some(Listener::Tcp(TcpListener::from_std(l.try_clone()?))));
+        }
+        return Ok(out);
+    }
+    for _ in 0..n {
+        let l = listen(addr, true)?;
+        // The first one fixes the port (when 0 was asked) for the others.
+        addr = l.local_addr()?;
+        out.push(Some(Listener::Tcp(TcpListener::from_std(l))));
+    }
+    Ok(out)
+}
+
+/// One Unix stream socket at `path`, shared by the workers as the exclusive
+/// TCP listener is. `SO_REUSEPORT` has no meaning for a path: refused.
+fn listen_unix(
+    path: &std::path::Path,
+    n: usize,
+    reuse_port: bool,
+) -> io::Result<Vec<Option<Listener>>> {
+    if reuse_port {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "reuse_port does not apply to a Unix socket",
+        ));
+    }
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    s.bind(&socket2::SockAddr::unix(path)?)?;
+    s.listen(4096)?;
+    let l: std::os::unix::net::UnixListener = s.into();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(Some(Listener::Unix(UnixListener::from_std(l.try_clone()?))));
+    }
+    Ok(out)
 }
 
 /// A listener with `SO_REUSEADDR` (a restart binds over TIME_WAIT; on
@@ -291,7 +342,8 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// The address the server listens on (with the real port when bound to 0).
+    /// The address the server listens on (with the real port when bound to
+    /// 0); `0.0.0.0:0` for a server on a Unix socket.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

@@ -160,9 +160,10 @@ impl<D> WebSocket<'_, D> {
         ready_state(self.conn_ref().phase)
     }
 
-    /// The peer's address (a `getpeername` call: connections do not store it).
+    /// The peer's address (a `getpeername` call: connections do not store
+    /// it); `None` on a Unix socket.
     pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.conn_ref().sock.peer_addr().ok()
+        self.conn_ref().sock.peer_addr()
     }
 
     /// Bytes queued and not yet written to the socket.

@@ -55,6 +55,7 @@ fn defaults() -> volley_options {
         pubsub_bridge: std::ptr::null(),
         send_timeout_ms: ms(o.send_timeout),
         reuse_port: o.reuse_port.into(),
+        unix_path: std::ptr::null(),
     }
 }
 
@@ -169,6 +170,7 @@ fn whole_fields(size: usize) -> usize {
         pubsub_bridge,
         send_timeout_ms,
         reuse_port,
+        unix_path,
     );
     if size >= size_of::<volley_options>() {
         return size_of::<volley_options>();
@@ -179,6 +181,8 @@ fn whole_fields(size: usize) -> usize {
 /// What `volley_server_new` needs from the options.
 pub(crate) struct Config {
     pub addr: String,
+    /// A Unix socket's path, listened on instead of `addr`.
+    pub unix: Option<String>,
     pub routes: Vec<String>,
     pub opts: Options,
 }
@@ -374,7 +378,25 @@ fn from(v: &volley_options) -> Res<Config> {
         }
         opts.pubsub_bridge = Some(url.to_string());
     }
-    Ok(Config { addr, routes, opts })
+    // SAFETY: documented contract of `unix_path`: NUL-terminated or NULL.
+    let unix = unsafe { cstr(v.unix_path) }?.map(str::to_string);
+    if unix.is_some() && v.port != 0 {
+        return Err(invalid(format!(
+            "volley_options.port: {} with unix_path (a Unix socket has no port; leave it 0)",
+            v.port
+        )));
+    }
+    if unix.is_some() && opts.reuse_port {
+        return Err(invalid(
+            "volley_options.reuse_port: does not apply to a Unix socket (unix_path)",
+        ));
+    }
+    Ok(Config {
+        addr,
+        unix,
+        routes,
+        opts,
+    })
 }
 
 /// A policy from its C form.

@@ -160,6 +160,9 @@ pub extern "C" fn volley_server_new(
             // SAFETY: documented contract of `options`.
             let cfg = unsafe { options::config(options) }?;
             let mut b = ServerBuilder::default().bind(cfg.addr).options(cfg.opts);
+            if let Some(path) = cfg.unix {
+                b = b.bind_unix(path);
+            }
             for r in &cfg.routes {
                 b = b.route(r);
             }
@@ -487,7 +490,8 @@ pub extern "C" fn volley_server_is_running(server: *const volley_server) -> bool
 ///
 /// Ownership: `server` is borrowed for the call.
 /// Threads: any thread.
-/// Returns: the port; 0 for a NULL `server`.
+/// Returns: the port; 0 for a NULL `server` and for one on a Unix socket
+/// (`unix_path`).
 #[unsafe(no_mangle)]
 pub extern "C" fn volley_server_port(server: *const volley_server) -> u16 {
     boundary(0, || {

@@ -365,6 +365,16 @@ pub struct volley_options {
     /// this server's alone, and `volley_server_new` fails with IO ("address
     /// in use") when it is taken.
     pub reuse_port: u8,
+    /// Listen on a Unix stream socket at this path (NUL-terminated,
+    /// borrowed for `volley_server_new`) instead of TCP: `host` is then not
+    /// used, and `port` and `reuse_port` must be 0 (INVALID_ARGUMENT
+    /// otherwise). The path must not exist (IO, "address in use", when it
+    /// does: an old socket file is the caller's to remove) and is left in
+    /// place when the server stops. Peers have no IP address: their
+    /// `remote_address` is empty. Default NULL (TCP). Added after ABI
+    /// version 1's `VOLLEY_OPTIONS_V1_SIZE`: a struct of that size leaves it
+    /// NULL.
+    pub unix_path: *const c_char,
 }
 
 /// Counters (`volley_server_stats`).

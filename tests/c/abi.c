@@ -122,6 +122,27 @@ int main(void) {
   VOLLEY_OPTIONS_INIT(&o);
   o.max_payload_length = 4ull << 30;
   CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("max_payload_length"));
+  /* A Unix socket: no port, no reuse_port; a path that exists is refused
+   * and left alone; a v1-sized struct leaves unix_path NULL (TCP). */
+  VOLLEY_OPTIONS_INIT(&o);
+  o.unix_path = "/tmp/volley-abi-test.sock";
+  o.port = 8080;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("port"));
+  o.port = 0;
+  o.reuse_port = 1;
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("reuse_port"));
+  o.reuse_port = 0;
+  o.unix_path = "/";
+  CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_IO);
+  {
+    const char *path = "/tmp/volley-abi-unix.sock";
+    remove(path);
+    o.unix_path = path;
+    CHECK(volley_server_new(&o, NULL, NULL, &s) == VOLLEY_RESULT_OK && volley_server_port(s) == 0);
+    volley_server_free(s);
+    s = NULL;
+    CHECK(remove(path) == 0); /* left in place by the stop */
+  }
   CHECK(volley_options_init_sized(&o, 3) == VOLLEY_RESULT_ABI_MISMATCH);
   CHECK(volley_options_init_sized(NULL, sizeof o) == VOLLEY_RESULT_NULL_PARAMETER);
   {

@@ -90,6 +90,7 @@ const Options = koffi.struct('volley_options', {
   // Past ABI v1's 208 bytes (filled by volley_options_init_sized).
   send_timeout_ms: 'uint32_t',
   reuse_port: 'uint8_t',
+  unix_path: 'const char *',
 });
 koffi.opaque('volley_server');
 const srv = 'volley_server *';

@@ -315,7 +315,8 @@ class ServerWebSocket {
   }
 
   get remoteAddress() {
-    return splitAddress(this._remote).address;
+    // Undefined on a Unix socket, as in Bun (its peers have no address).
+    return this._remote ? splitAddress(this._remote).address : undefined;
   }
 
   _ws() {
@@ -513,8 +514,12 @@ class Server {
     if (!options || typeof options !== 'object') throw new TypeError('volley: serve() needs options');
     // Options Bun has and Volley cannot honour are refused by name, never
     // accepted and ignored.
-    if (options.unix !== undefined) {
-      throw new TypeError('volley: serve: the unix option (a Unix domain socket) is not supported; listen on a port');
+    if (options.unix !== undefined && typeof options.unix !== 'string') {
+      throw new TypeError('volley: serve: unix must be a path (a string)');
+    }
+    if (options.unix !== undefined && options.port !== undefined) {
+      // Bun ignores port beside unix; here nothing is accepted and ignored.
+      throw new TypeError('volley: serve: port does not apply with unix (a Unix socket has no port)');
     }
     // A specific IPv6 address is IPv6-only already; on '::' (every
     // interface, IPv4 too on Linux) Volley cannot drop IPv4.
@@ -547,13 +552,20 @@ class Server {
     const ab = new ArrayBuffer(POLL_BYTES);
     this._buf = Buffer.from(ab);
     this._u32 = new Uint32Array(ab);
-    this._hostname = options.hostname || '0.0.0.0';
+    this._unix = options.unix;
+    this._hostname = this._unix === undefined ? options.hostname || '0.0.0.0' : undefined;
 
     const o = {};
     f.options_init_sized(o, f.options_size);
     const env = Number(process.env.PORT || process.env.NODE_PORT || 3000);
     o.port = options.port === undefined ? env : Number(options.port);
-    o.host = this._hostname;
+    o.host = this._hostname || '0.0.0.0';
+    if (this._unix !== undefined) {
+      // Bun's unix: a Unix stream socket instead of TCP; the server has no
+      // port or hostname, and removes its socket file when it stops.
+      o.unix_path = this._unix;
+      o.port = 0;
+    }
     o.routes = null;
     o.routes_len = 0;
     if (options.workers !== undefined) o.workers = options.workers;
@@ -629,7 +641,7 @@ class Server {
       throw new Error(`volley: serve: ${f.error_message(r)}${detail ? `: ${detail}` : ''}`);
     }
     this._srv = out[0];
-    this.port = f.server_port(this._srv);
+    this.port = this._unix === undefined ? f.server_port(this._srv) : undefined;
     const fd = [0];
     check(f.server_fd(this._srv, fd), 'fd');
     // Our own descriptor for libuv (the server keeps and closes its own).
@@ -644,6 +656,7 @@ class Server {
   }
 
   get url() {
+    if (this._unix !== undefined) return new URL(`unix://${this._unix}`);
     const host = this._hostname === '0.0.0.0' ? 'localhost' : this._hostname;
     return new URL(`${this._tls ? 'https' : 'http'}://${host}:${this.port}/`);
   }
@@ -1221,7 +1234,7 @@ class Server {
 
   requestIP(req) {
     const p = this._pending.get(req);
-    return p ? splitAddress(p.address) : null;
+    return p && p.address ? splitAddress(p.address) : null;
   }
 
   /** Bun's stop: refuse new connections at once; with
@@ -1257,6 +1270,13 @@ class Server {
         }
         this._watch.destroy();
         f.server_free(s);
+        if (this._unix !== undefined) {
+          // As Bun: the socket file goes with the server (the library
+          // leaves it to its host).
+          try {
+            if (fs.statSync(this._unix).isSocket()) fs.unlinkSync(this._unix);
+          } catch {}
+        }
         resolve();
       };
       tick();

@@ -851,3 +851,39 @@ def test_publish_numbers_agree_with_buns():
         await srv.stop()
         assert seen == {"server_nobody": 0, "ws_only_self": 0, "server_one": 5, "ws_with_another": 5}
     run(go())
+
+
+def test_bun_layer_serves_a_unix_socket(tmp_path):
+    # Bun's `unix` option: the server listens on the path, has no port, and
+    # removes its socket file when it stops (Bun 1.4.5 does both); a socket
+    # file already there is "address in use" (as in Bun); a port besides
+    # `unix` is refused by name (Bun ignores it: never silently dropped
+    # here).
+    from websockets.asyncio.client import unix_connect
+
+    path = str(tmp_path / "bun.sock")
+
+    async def go():
+        def message(ws, m):
+            ws.send(f"{ws.remote_address!r} {m}")
+
+        server = await volley.serve(unix=path, message=message)
+        try:
+            assert server.port == 0 and server.unix == path
+            async with unix_connect(path) as c:
+                await c.send("hi")
+                assert await c.recv() == "'' hi"
+        finally:
+            await server.stop()
+        assert not os.path.exists(path)
+        import socket
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        with pytest.raises(OSError, match="in use"):
+            await volley.serve(unix=path, message=message)
+        os.remove(path)
+        with pytest.raises(OSError, match="port"):
+            await volley.serve(unix=path, port=8080, message=message)
+
+    asyncio.run(asyncio.wait_for(go(), 30))

@@ -6,6 +6,7 @@ websockets clients (or a raw socket where a client must misbehave)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
@@ -570,5 +571,64 @@ def test_server_header_is_sent_or_left_out(serve):
                     assert await c.recv() == "hi"
                 status, _ = await asyncio.to_thread(http_get, port_of(server), "/")
                 assert status == 426
+
+    run(go())
+
+
+def test_unix_serve_behind_a_local_proxy(impl, tmp_path):
+    # websockets' nginx deployment: unix_serve on a path. A socket file left
+    # by an earlier run is replaced; server.sockets lists the path (AF_UNIX);
+    # the peer's address is "" and the local one the path; plain requests
+    # reach process_request; any other file at the path is "address
+    # already in use"; no path is a ValueError. The file stays after close
+    # before Python 3.13 (asyncio's cleanup_socket removes it from 3.13 on).
+    import errno
+    import socket
+    import sys
+
+    from websockets.asyncio.client import unix_connect
+
+    path = str(tmp_path / "ws.sock")
+
+    async def go():
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+
+        async def handler(ws):
+            await ws.send(repr((ws.remote_address, ws.local_address, ws.request.path)))
+            await ws.send(await ws.recv())
+
+        def health(connection, request):
+            if request.path == "/healthz":
+                return connection.respond(200, "OK\n")
+
+        async with impl.unix_serve(handler, path, process_request=health) as server:
+            assert [(s.family, s.getsockname()) for s in server.sockets] == [(socket.AF_UNIX, path)]
+            async with unix_connect(path, uri="ws://localhost/chat?x=1") as c:
+                assert await c.recv() == repr(("", path, "/chat?x=1"))
+                await c.send("over the socket")
+                assert await c.recv() == "over the socket"
+            r, w = await asyncio.open_unix_connection(path)
+            w.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            head = await r.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+            w.close()
+            assert os.path.exists(path)
+        assert os.path.exists(path) == (sys.version_info < (3, 13))
+        if os.path.exists(path):
+            os.remove(path)
+
+        with open(path, "w") as f:
+            f.write("not a socket")
+        with pytest.raises(OSError) as e:
+            async with impl.unix_serve(handler, path):
+                pass
+        assert e.value.errno == errno.EADDRINUSE
+        with open(path) as f:
+            assert f.read() == "not a socket"
+        with pytest.raises(ValueError, match="path was not specified"):
+            async with impl.unix_serve(handler):
+                pass
 
     run(go())

@@ -93,6 +93,7 @@ class Options(ctypes.Structure):
         # Past ABI v1's 208 bytes (filled by volley_options_init_sized).
         ("send_timeout_ms", c_uint32),
         ("reuse_port", c_uint8),
+        ("unix_path", c_char_p),
     ]
 
 

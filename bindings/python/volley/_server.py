@@ -15,6 +15,8 @@ import ctypes
 import inspect
 import json
 import logging
+import os
+import stat
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, Union
@@ -446,6 +448,16 @@ class Server:
         self._host_bytes = host.encode()
         o.host = self._host_bytes
         self.host = host
+        self.unix: str | None = None
+        if opts.get("unix") is not None:
+            # Bun's `unix`: a Unix stream socket instead of TCP (the port
+            # is then 0; a port besides it is refused by the library).
+            self.unix = os.fsdecode(opts["unix"])
+            self._unix_bytes = os.fsencode(self.unix)
+            o.unix_path = self._unix_bytes
+        # Bun removes its socket file when the server stops (the library
+        # leaves it; volley.asyncio keeps it where asyncio does).
+        self._unlink_on_stop = True
         simple = {
             "workers": "workers",
             "max_payload_length": "max_payload_length",
@@ -756,6 +768,12 @@ class Server:
             self._corked = False
             n.uncork(srv)
         n.server_free(srv)
+        if self.unix is not None and self._unlink_on_stop:
+            try:
+                if stat.S_ISSOCK(os.stat(self.unix).st_mode):
+                    os.remove(self.unix)
+            except OSError:
+                pass
         self._stopping.set_result(None)
 
     async def __aenter__(self) -> Server:
@@ -791,6 +809,7 @@ async def serve(
     reuse_port: bool | None = None,
     handshake_timeout: float | None = None,
     close_timeout: float | None = None,
+    unix: str | os.PathLike[str] | None = None,
 ) -> Server:
     """Start a server on the running loop, Bun-style.
 
@@ -805,7 +824,10 @@ async def serve(
     ``reuse_port`` (Bun's ``reusePort``) shares it with other processes.
     ``handshake_timeout`` (seconds, default 10): time for a request and an
     upgrade's answer; ``close_timeout`` (default 5): time for the peer to
-    answer our close frame.
+    answer our close frame. ``unix`` (Bun's ``unix``): listen on a Unix
+    stream socket at this path instead of TCP (``port`` must then be 0;
+    the path must not exist; the socket file is removed when the server
+    stops, as Bun removes it).
     """
     loop = asyncio.get_running_loop()
     handlers = {"open": open, "message": message, "close": close, "drain": drain, "ping": ping, "pong": pong,
@@ -815,7 +837,7 @@ async def serve(
                 close_on_backpressure_limit=close_on_backpressure_limit, send_pings=send_pings,
                 publish_to_self=publish_to_self, workers=workers, tls=tls, max_request_body_size=max_request_body_size,
                 pubsub_bridge=pubsub_bridge, reuse_port=reuse_port, handshake_timeout=handshake_timeout,
-                close_timeout=close_timeout)
+                close_timeout=close_timeout, unix=unix)
     return Server(loop, handlers, opts)
 
 

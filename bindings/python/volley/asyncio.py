@@ -25,6 +25,7 @@ import base64
 import binascii
 import email.utils
 import enum
+import errno
 import hashlib
 import hmac
 import http
@@ -33,6 +34,7 @@ import logging
 import os
 import re
 import socket as _socket
+import stat
 import sys
 import time
 import uuid
@@ -47,7 +49,8 @@ log = logging.getLogger("volley")
 Data = Union[str, bytes]
 
 __all__ = ["ConcurrencyError", "ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK", "Handshake",
-           "NegotiationError", "ServerConnection", "State", "TLS", "WebSocketServer", "basic_auth", "broadcast", "serve"]
+           "NegotiationError", "ServerConnection", "State", "TLS", "WebSocketServer", "basic_auth", "broadcast", "serve",
+           "unix_serve"]
 
 # The exceptions: websockets' own classes when it is installed (15 and 16
 # are what this is tested with; 14 brought ConcurrencyError and the
@@ -212,7 +215,7 @@ class ServerConnection:
         ws: ServerWebSocket[ServerConnection],
         request: WsRequest,
         max_queue: int | None | tuple[int | None, int | None],
-        local_address: tuple[str, int],
+        local_address: tuple[str, int] | str,
     ) -> None:
         self._ws = ws
         self.request = request
@@ -237,8 +240,9 @@ class ServerConnection:
     # ---- what websockets offers ------------------------------------------
 
     @property
-    def remote_address(self) -> tuple[str, int] | None:
-        return self.request.remote_address
+    def remote_address(self) -> tuple[str, int] | str | None:
+        # On a Unix socket, asyncio's peername: "" (the peer is unnamed).
+        return "" if isinstance(self.local_address, str) else self.request.remote_address
 
     @property
     def request_headers(self) -> Headers:
@@ -489,13 +493,15 @@ def broadcast(
 
 class _BoundSocket:
     """What ``server.sockets`` lists: the listener's address, for the idiom
-    ``server.sockets[0].getsockname()[1]`` (the port)."""
+    ``server.sockets[0].getsockname()[1]`` (the port); a Unix socket's
+    path, family ``AF_UNIX``, as asyncio lists it."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self._addr = (host, port)
-        self.family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+    def __init__(self, host: str, port: int, unix: str | None = None) -> None:
+        self._addr: tuple[str, int] | str = unix if unix is not None else (host, port)
+        self.family = (_socket.AF_UNIX if unix is not None
+                       else _socket.AF_INET6 if ":" in host else _socket.AF_INET)
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> Any:
         return self._addr
 
 
@@ -509,6 +515,7 @@ class WebSocketServer:
         self._closing = False
         self.connections: set[ServerConnection] = set()
         self._host = ""
+        self._unix: str | None = None
         self._logger: LoggerLike = log
 
     async def __aenter__(self) -> WebSocketServer:
@@ -536,7 +543,7 @@ class WebSocketServer:
     def sockets(self) -> list[_BoundSocket]:
         if self._server is None or self._closing:
             return []
-        return [_BoundSocket(self._host, self._server.port)]
+        return [_BoundSocket(self._host, self._server.port, self._unix)]
 
     @property
     def server(self) -> Server:
@@ -560,6 +567,16 @@ class WebSocketServer:
         task.add_done_callback(lambda _: self._ended())
 
     def _ended(self) -> None:
+        # asyncio removes a Unix server's socket file when it closes from
+        # Python 3.13 on (create_unix_server's cleanup_socket), and leaves
+        # it before: websockets' unix_serve does what the running Python
+        # does, and so does this.
+        if self._unix is not None and sys.version_info >= (3, 13):
+            try:
+                if stat.S_ISSOCK(os.stat(self._unix).st_mode):
+                    os.remove(self._unix)
+            except OSError:
+                pass
         self._logger.info("server closed")
         self._closed.set()
 
@@ -606,7 +623,7 @@ class Handshake:
 
     def __init__(self, request: WsRequest, logger: LoggerLike) -> None:
         self.request = request
-        self.remote_address = request.remote_address
+        self.remote_address: tuple[str, int] | str | None = request.remote_address
         self.id = uuid.uuid4()
         self.logger = logger
         self.response: Any = None
@@ -815,6 +832,8 @@ def serve(
     logger: LoggerLike | None = None,
     workers: int | None = None,
     reuse_port: bool | None = None,
+    unix: bool = False,
+    path: str | os.PathLike[str] | None = None,
 ) -> WebSocketServer:
     """Serve ``handler`` on each connection, ``websockets``-style.
 
@@ -838,8 +857,15 @@ def serve(
     Options ``websockets`` has and this layer does not raise ``TypeError``
     (Python's own, naming the argument): nothing is accepted and ignored.
     When ``handler`` returns the connection is closed (1000); when it
-    raises, 1011.
+    raises, 1011. ``unix=True, path=...`` (what ``unix_serve`` passes)
+    listens on a Unix socket instead, as asyncio's ``create_unix_server``
+    does: a socket file left at ``path`` is replaced, any other file is
+    "address already in use".
     """
+    if unix and (host is not None or port is not None):
+        raise TypeError("volley.asyncio.serve: host and port do not apply with unix=True (give path)")
+    if path is not None and not unix:
+        raise TypeError("volley.asyncio.serve: path= needs unix=True (or use unix_serve)")
     if compression not in (None, "deflate"):
         raise ValueError(f"unsupported compression: {compression}")
     _queue_bounds(max_queue)  # refuse a bad one now, not at the first message
@@ -864,6 +890,8 @@ def serve(
         """websockets' handshake: process_request, then (upgrades) the
         origin and the subprotocol, then process_response on whatever the
         answer is. A websockets-style response, or the 101's."""
+        if state.get("unix") is not None:
+            hs.remote_address = ""  # asyncio's peername on a Unix socket
         try:
             r = None if process_request is None else await _maybe_await(process_request(hs, req))
         except Exception:
@@ -964,7 +992,8 @@ def serve(
     def open_(ws: ServerWebSocket[Any]) -> None:
         server: WebSocketServer = state["server"]
         w: WsRequest = ws.data
-        conn = ServerConnection(ws, w, max_queue, (state["host"], server.port))
+        local: tuple[str, int] | str = state["unix"] if state["unix"] is not None else (state["host"], server.port)
+        conn = ServerConnection(ws, w, max_queue, local)
         hs: Handshake = w._handshake  # type: ignore[attr-defined]
         conn.response = hs.response
         conn.subprotocol = hs.subprotocol
@@ -1020,6 +1049,29 @@ def serve(
             handshake_timeout=handshake_ms / 1000,
             close_timeout=close_ms / 1000,
         )
+        state["unix"] = None
+        if unix:
+            if path is None:
+                raise ValueError("path was not specified, and no sock specified")
+            p = os.fsdecode(path)
+            try:
+                # A socket left by an earlier run is replaced, as asyncio's
+                # create_unix_server does; any other file stays and the
+                # bind fails.
+                if stat.S_ISSOCK(os.stat(p).st_mode):
+                    os.remove(p)
+            except FileNotFoundError:
+                pass
+            try:
+                srv = await _serve(unix=p, **opts)
+            except OSError as e:
+                if os.path.exists(p):
+                    raise OSError(errno.EADDRINUSE, f"Address {p!r} is already in use") from e
+                raise
+            srv._unlink_on_stop = False  # asyncio's rule, in WebSocketServer._ended
+            state["unix"] = server._unix = p
+            lg.info("server listening on %s", p)
+            return srv
         # None or "": every interface, IPv6 and IPv4 where the system has
         # both, as websockets binds them.
         for h in [host] if host else ["::", "0.0.0.0"]:
@@ -1035,3 +1087,14 @@ def serve(
         raise OSError("volley.asyncio.serve: could not bind")
 
     return WebSocketServer(factory)
+
+
+def unix_serve(
+    handler: Callable[[ServerConnection], Awaitable[None]],
+    path: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> WebSocketServer:
+    """``serve`` on a Unix socket at ``path`` (websockets' ``unix_serve``:
+    a server behind a local reverse proxy such as nginx). Takes ``serve``'s
+    keyword arguments but ``host`` and ``port``."""
+    return serve(handler, unix=True, path=path, **kwargs)

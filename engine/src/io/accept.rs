@@ -1,11 +1,11 @@
-//! Accepting: new TCP connections from the worker's listener.
+//! Accepting: new connections (TCP or Unix) from the worker's listener.
 
 use super::conn::Conn;
+use super::sock::Stream;
 use super::tls;
 use super::worker::{WAKER, Worker};
 use crate::Handler;
 use crate::id::MAX_SLOTS;
-use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -24,7 +24,7 @@ impl<H: Handler> Worker<H> {
                 return;
             };
             match listener.accept() {
-                Ok((mut sock, _addr)) => {
+                Ok(mut sock) => {
                     let max = self.ctx.opts.max_connections;
                     if max > 0 && self.ctx.hub.stats.connections.load(Ordering::Relaxed) >= max {
                         // Refused before reading a byte. A plain client gets a
@@ -38,7 +38,6 @@ impl<H: Handler> Worker<H> {
                         }
                         continue;
                     }
-                    let _ = sock.set_nodelay(true);
                     if let Err(e) = self.adopt(sock) {
                         log::warn!("volley: new connection: {e}");
                         if e.kind() == io::ErrorKind::OutOfMemory {
@@ -68,7 +67,7 @@ impl<H: Handler> Worker<H> {
 
     /// Take a new connection (from the listener, or accepted elsewhere: the
     /// fuzzing harness's): it starts reading its request like any other.
-    pub(crate) fn adopt(&mut self, mut sock: TcpStream) -> io::Result<usize> {
+    pub(crate) fn adopt(&mut self, mut sock: Stream) -> io::Result<usize> {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if key >= WAKER.0 || key >= MAX_SLOTS {

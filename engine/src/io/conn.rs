@@ -3,6 +3,7 @@
 use super::hub::Hub;
 use super::out::{OutQueue, Pool};
 use super::slots::{self, Slot};
+use super::sock::Stream;
 use super::timer::{Stamp, Wheel};
 use crate::id::ConnId;
 use crate::proto::close;
@@ -12,7 +13,6 @@ use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::proto::http::BodyReader;
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
-use mio::net::TcpStream;
 use std::io::{IoSlice, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -247,7 +247,7 @@ impl Cold {
 }
 
 pub(crate) struct Conn<D> {
-    pub sock: TcpStream,
+    pub sock: Stream,
     /// The low 32 bits of this occupant's generation, for the worker's own
     /// bookkeeping (timer entries, subscriber lists), which never outlives
     /// the connection; ids from elsewhere are checked against the slot's
@@ -290,7 +290,7 @@ pub(crate) struct Conn<D> {
 }
 
 impl<D> Conn<D> {
-    pub(crate) fn new(sock: TcpStream, generation: u32, now: Stamp) -> Self {
+    pub(crate) fn new(sock: Stream, generation: u32, now: Stamp) -> Self {
         Conn {
             sock,
             generation,

@@ -17,6 +17,7 @@ pub(crate) mod out;
 pub(crate) mod publish;
 pub(crate) mod read;
 pub(crate) mod slots;
+pub(crate) mod sock;
 pub(crate) mod stop;
 pub(crate) mod timer;
 pub(crate) mod timers;

@@ -5,11 +5,11 @@
 
 use super::conn::{Conn, Ctx};
 use super::hub::{self, Hub, Inbox};
+use super::sock::Listener;
 use super::timer::{Stamp, Wheel};
 use crate::Handler;
 use crate::proto::decoder::Limits;
 use crate::route::Router;
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io;
@@ -36,7 +36,7 @@ pub(crate) struct Shared<H> {
 /// What a worker needs at start.
 pub(crate) struct Parts {
     pub poll: Poll,
-    pub listener: Option<TcpListener>,
+    pub listener: Option<Listener>,
     /// The listener is one socket shared by every worker (a duplicate
     /// descriptor each): registered with `EPOLLEXCLUSIVE`, so that a new
     /// connection wakes one worker rather than all of them.
@@ -49,7 +49,7 @@ pub(crate) struct Worker<H: Handler> {
     pub(super) epoch: Instant,
     pub(super) poll: Poll,
     pub(super) events: Option<Events>,
-    pub(super) listener: Option<TcpListener>,
+    pub(super) listener: Option<Listener>,
     pub(super) shared: Arc<Shared<H>>,
     pub(super) conns: Conns<H::Data>,
     pub(super) ctx: Ctx,
@@ -280,7 +280,7 @@ impl<H: Handler> Worker<H> {
 /// connection wakes one waiting worker, not every one. The event carries
 /// the `LISTENER` token as mio's own registrations do; mio's `deregister`
 /// (an `EPOLL_CTL_DEL` by descriptor) removes it.
-fn register_exclusive(poll: &Poll, l: &TcpListener) -> io::Result<()> {
+fn register_exclusive(poll: &Poll, l: &Listener) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut ev = libc::epoll_event {
         events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
