@@ -20,14 +20,8 @@ else:
 
 def process_request(connection: Any, request: Any) -> Any:
     if request.path == "/private":
-        return connection.respond(403, "private\n") if connection else _forbidden()
+        return connection.respond(403, "private\n")
     return None
-
-
-def _forbidden() -> Any:
-    from volley import Response
-
-    return Response("private\n", 403)
 
 
 async def handler(ws: Any) -> None:

@@ -887,3 +887,72 @@ def test_bun_layer_serves_a_unix_socket(tmp_path):
             await volley.serve(unix=path, port=8080, message=message)
 
     asyncio.run(asyncio.wait_for(go(), 30))
+
+
+def test_the_websockets_counter_example_runs_unchanged_on_both_libraries():
+    """examples/websockets_counter.py (broadcast of a shared state, JSON
+    actions, a /healthz answered by process_request, SIGTERM closing the
+    server), served by `websockets` and by Volley, one import apart: the
+    same answers from each, and each exits cleanly on SIGTERM."""
+    import signal
+    import socket as _s
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "websockets_counter.py"
+
+    async def drive(port):
+        out = []
+        url = f"ws://127.0.0.1:{port}/"
+        async with websockets.connect(url) as a:
+            out.append(json.loads(await a.recv()))
+            async with websockets.connect(url) as b:
+                out.append(json.loads(await a.recv()))
+                out.append(json.loads(await b.recv()))
+                seen = []
+                for sender, action in ((a, "+"), (b, "+"), (a, "-")):
+                    await sender.send(json.dumps({"action": action}))
+                    seen.append(json.loads(await b.recv()))
+                    assert json.loads(await a.recv()) == seen[-1]
+                out.append(seen)
+                await b.send(json.dumps({"action": "x"}))
+                out.append(json.loads(await b.recv()))
+            out.append(json.loads(await a.recv()))  # b left
+        status, body = await asyncio.to_thread(_http_get, port, "/healthz")
+        out.append((status, body))
+        return out
+
+    results = {}
+    for impl in ("websockets", "volley"):
+        s = _s.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        env = dict(os.environ, VOLLEY_IMPL=impl)
+        p = subprocess.Popen([sys.executable, str(example), str(port)], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().startswith("listening")
+            results[impl] = run(drive(port))
+            p.send_signal(signal.SIGTERM)
+            assert p.stdout.readline().strip() == "closed"
+            assert p.wait(10) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert results["volley"] == results["websockets"] == [
+        {"value": 0, "users": 1},
+        {"value": 0, "users": 2},
+        {"value": 0, "users": 2},
+        [{"value": 1, "users": 2}, {"value": 2, "users": 2}, {"value": 1, "users": 2}],
+        {"error": "unknown action 'x'"},
+        {"value": 1, "users": 1},
+        (200, "OK\n"),
+    ]
+
+
+def _http_get(port, path):
+    import urllib.error
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
