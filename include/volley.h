@@ -22,28 +22,6 @@
 #include <stdint.h>
 
 /**
- * Payloads up to this size are copied into a packed record; larger ones
- * are passed by address (valid until the next poll), so a 16 MiB message
- * is not copied again.
- */
-#define VOLLEY_PACKED_INLINE_MAX (16 * 1024)
-
-/**
- * Smallest buffer `volley_server_poll_packed` accepts (one record always fits).
- */
-#define VOLLEY_PACKED_MIN_BUFFER (64 * 1024)
-
-/**
- * Packed record flag: the payload field holds an 8-byte address.
- */
-#define VOLLEY_PACKED_DATA_BY_ADDRESS 128
-
-/**
- * Packed record flag: the topic field holds an 8-byte address.
- */
-#define VOLLEY_PACKED_TOPIC_BY_ADDRESS 64
-
-/**
  * `flags` of a binary message (or dropped message).
  */
 #define VOLLEY_EVENT_BINARY 1
@@ -114,6 +92,80 @@
  * `volley_options_init` writes, whatever later headers add.
  */
 #define VOLLEY_OPTIONS_V1_SIZE 208
+
+/**
+ * Payloads up to this size are copied into a packed record; larger ones
+ * are passed by address (valid until the next poll), so a 16 MiB message
+ * is not copied again.
+ */
+#define VOLLEY_PACKED_INLINE_MAX (16 * 1024)
+
+/**
+ * Smallest buffer `volley_server_poll_packed` accepts (one record always fits).
+ */
+#define VOLLEY_PACKED_MIN_BUFFER (64 * 1024)
+
+/**
+ * Packed record flag: the payload field holds an 8-byte address.
+ */
+#define VOLLEY_PACKED_DATA_BY_ADDRESS 128
+
+/**
+ * Packed record flag: the topic field holds an 8-byte address.
+ */
+#define VOLLEY_PACKED_TOPIC_BY_ADDRESS 64
+
+/**
+ * Packed record: offset of the kind (1 byte, a `volley_event_kind`).
+ */
+#define VOLLEY_RECORD_KIND 0
+
+/**
+ * Packed record: offset of the flags (1 byte: `VOLLEY_EVENT_BINARY`,
+ * `VOLLEY_EVENT_ACTIVE`, `VOLLEY_PACKED_*_BY_ADDRESS`).
+ */
+#define VOLLEY_RECORD_FLAGS 1
+
+/**
+ * Packed record: offset of the close code (u16).
+ */
+#define VOLLEY_RECORD_CODE 2
+
+/**
+ * Packed record: offset of `volley_ws.key` (u32).
+ */
+#define VOLLEY_RECORD_KEY 4
+
+/**
+ * Packed record: offset of `volley_ws.generation` (u64).
+ */
+#define VOLLEY_RECORD_GENERATION 8
+
+/**
+ * Packed record: offset of the user value (u64).
+ */
+#define VOLLEY_RECORD_USER 16
+
+/**
+ * Packed record: offset of the payload's length (u32).
+ */
+#define VOLLEY_RECORD_DATA_LEN 24
+
+/**
+ * Packed record: offset of the topic's length (u32).
+ */
+#define VOLLEY_RECORD_TOPIC_LEN 28
+
+/**
+ * Packed record: size of the fixed part; the payload starts here, the
+ * topic right after it.
+ */
+#define VOLLEY_RECORD_HEADER 32
+
+/**
+ * Packed records start at multiples of this (the buffer's start too).
+ */
+#define VOLLEY_RECORD_ALIGN 8
 
 /**
  * What a call did. Numbers are grouped by hundreds and never reused; a
@@ -1187,17 +1239,18 @@ volley_result volley_server_poll(const struct volley_server *server,
  *
  * | offset | size | field |
  * |---|---|---|
- * | 0 | 1 | kind (`volley_event_kind`) |
- * | 1 | 1 | flags: `VOLLEY_EVENT_BINARY`, `VOLLEY_EVENT_ACTIVE`, `VOLLEY_PACKED_*_BY_ADDRESS` |
- * | 2 | 2 | close code |
- * | 4 | 4 | `volley_ws.key` |
- * | 8 | 8 | `volley_ws.generation` |
- * | 16 | 8 | user value |
- * | 24 | 4 | payload length |
- * | 28 | 4 | topic length |
- * | 32 | … | payload, then topic: inline, or an 8-byte address when longer than `VOLLEY_PACKED_INLINE_MAX` (flags say which) |
+ * | `VOLLEY_RECORD_KIND` (0) | 1 | kind (`volley_event_kind`) |
+ * | `VOLLEY_RECORD_FLAGS` (1) | 1 | flags: `VOLLEY_EVENT_BINARY`, `VOLLEY_EVENT_ACTIVE`, `VOLLEY_PACKED_*_BY_ADDRESS` |
+ * | `VOLLEY_RECORD_CODE` (2) | 2 | close code |
+ * | `VOLLEY_RECORD_KEY` (4) | 4 | `volley_ws.key` |
+ * | `VOLLEY_RECORD_GENERATION` (8) | 8 | `volley_ws.generation` |
+ * | `VOLLEY_RECORD_USER` (16) | 8 | user value |
+ * | `VOLLEY_RECORD_DATA_LEN` (24) | 4 | payload length |
+ * | `VOLLEY_RECORD_TOPIC_LEN` (28) | 4 | topic length |
+ * | `VOLLEY_RECORD_HEADER` (32) | … | payload, then topic: inline, or an 8-byte address when longer than `VOLLEY_PACKED_INLINE_MAX` (flags say which) |
  *
- * The record's length is 32 plus both fields, rounded up to 8. For
+ * The record's length is `VOLLEY_RECORD_HEADER` plus both fields, rounded
+ * up to `VOLLEY_RECORD_ALIGN`. For
  * upgrade and request events the payload is the request, packed: method,
  * path, query as (u32 length, bytes); headers and route parameters as a
  * u32 count of such fields, names and values alternating; subprotocols

@@ -338,39 +338,89 @@ impl std::fmt::Debug for RequestView<'_> {
     }
 }
 
-/// Writes the packed form: fields as (u32 length, bytes), lists as a u32
-/// count of such fields.
+/// How a packed request field is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestField {
+    /// A u32 length, then that many bytes.
+    Bytes,
+    /// A u32 count, then that many `Bytes` fields (name/value pairs
+    /// alternate, so pairs count twice).
+    List,
+}
+
+/// The packed request (the payload of upgrade and request events), field by
+/// field in order: the one definition the writer below, [`RequestView`],
+/// and the bindings' generated wire files (`ffi/tests/wire.rs`) follow.
+/// `secure` is "s" over TLS and empty otherwise; `address` is `ip:port`,
+/// empty when the peer has none (a Unix socket).
+pub const REQUEST_FIELDS: [(&str, RequestField); 9] = [
+    ("method", RequestField::Bytes),
+    ("path", RequestField::Bytes),
+    ("query", RequestField::Bytes),
+    ("headers", RequestField::List),
+    ("params", RequestField::List),
+    ("protocols", RequestField::List),
+    ("address", RequestField::Bytes),
+    ("secure", RequestField::Bytes),
+    ("body", RequestField::Bytes),
+];
+
+/// Indexes into [`REQUEST_FIELDS`].
+mod at {
+    pub const METHOD: usize = 0;
+    pub const PATH: usize = 1;
+    pub const QUERY: usize = 2;
+    pub const HEADERS: usize = 3;
+    pub const PARAMS: usize = 4;
+    pub const PROTOCOLS: usize = 5;
+    pub const ADDRESS: usize = 6;
+    pub const SECURE: usize = 7;
+    pub const BODY: usize = 8;
+}
+
+/// Writes the packed form, in [`REQUEST_FIELDS`]' order.
 fn pack_request(b: &mut Vec<u8>, req: &Request<'_>) {
     fn field(b: &mut Vec<u8>, s: &[u8]) {
         b.extend_from_slice(&(s.len() as u32).to_le_bytes());
         b.extend_from_slice(s);
     }
-    field(b, req.method().as_bytes());
-    field(b, req.path().as_bytes());
-    field(b, req.query().as_bytes());
-    let n = req.headers().count();
-    b.extend_from_slice(&(n as u32 * 2).to_le_bytes());
-    for (k, v) in req.headers() {
-        field(b, k.as_bytes());
-        field(b, v);
+    fn count(b: &mut Vec<u8>, n: usize) {
+        b.extend_from_slice(&(n as u32).to_le_bytes());
     }
-    b.extend_from_slice(&(req.params().len() as u32 * 2).to_le_bytes());
-    for (k, v) in req.params() {
-        field(b, k.as_bytes());
-        field(b, v.as_bytes());
+    for i in 0..REQUEST_FIELDS.len() {
+        match i {
+            at::METHOD => field(b, req.method().as_bytes()),
+            at::PATH => field(b, req.path().as_bytes()),
+            at::QUERY => field(b, req.query().as_bytes()),
+            at::HEADERS => {
+                count(b, req.headers().count() * 2);
+                for (k, v) in req.headers() {
+                    field(b, k.as_bytes());
+                    field(b, v);
+                }
+            }
+            at::PARAMS => {
+                count(b, req.params().len() * 2);
+                for (k, v) in req.params() {
+                    field(b, k.as_bytes());
+                    field(b, v.as_bytes());
+                }
+            }
+            at::PROTOCOLS => {
+                count(b, req.protocols().count());
+                for p in req.protocols() {
+                    field(b, p.as_bytes());
+                }
+            }
+            at::ADDRESS => {
+                let addr = req.remote_address().map(|a| a.to_string());
+                field(b, addr.as_deref().unwrap_or_default().as_bytes());
+            }
+            at::SECURE => field(b, if req.is_secure() { b"s" } else { b"" }),
+            at::BODY => field(b, req.body()),
+            _ => unreachable!("REQUEST_FIELDS has {} fields", REQUEST_FIELDS.len()),
+        }
     }
-    let protocols: Vec<&str> = req.protocols().collect();
-    b.extend_from_slice(&(protocols.len() as u32).to_le_bytes());
-    for p in protocols {
-        field(b, p.as_bytes());
-    }
-    let addr = req
-        .remote_address()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    field(b, addr.as_bytes());
-    field(b, if req.is_secure() { b"s" } else { b"" });
-    field(b, req.body());
 }
 
 /// Reads the packed form field by field.
@@ -413,14 +463,13 @@ impl<'a> RequestView<'a> {
         RequestView { bytes }
     }
 
-    /// The fields before the `i`th (0 method, 1 path, 2 query, 3 headers,
-    /// 4 params, 5 protocols, 6 address, 7 secure, 8 body).
+    /// The fields from the `i`th of [`REQUEST_FIELDS`] on.
     fn at(&self, i: usize) -> Fields<'a> {
         let mut f = Fields(self.bytes);
-        for j in 0..i {
-            match j {
-                3..=5 => f.skip_list(),
-                _ => {
+        for (_, kind) in &REQUEST_FIELDS[..i] {
+            match kind {
+                RequestField::List => f.skip_list(),
+                RequestField::Bytes => {
                     f.field();
                 }
             }
@@ -430,22 +479,22 @@ impl<'a> RequestView<'a> {
 
     /// `GET`, `POST`, …
     pub fn method(&self) -> &'a str {
-        text(self.at(0).field())
+        text(self.at(at::METHOD).field())
     }
 
     /// The path without the query.
     pub fn path(&self) -> &'a str {
-        text(self.at(1).field())
+        text(self.at(at::PATH).field())
     }
 
     /// The query without `?`.
     pub fn query(&self) -> &'a str {
-        text(self.at(2).field())
+        text(self.at(at::QUERY).field())
     }
 
     /// Header lines, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        pairs(self.at(3)).map(|(k, v)| (text(k), v))
+        pairs(self.at(at::HEADERS)).map(|(k, v)| (text(k), v))
     }
 
     /// The first header with this name (case-insensitive).
@@ -457,27 +506,27 @@ impl<'a> RequestView<'a> {
 
     /// Route parameters.
     pub fn params(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        pairs(self.at(4)).map(|(k, v)| (text(k), text(v)))
+        pairs(self.at(at::PARAMS)).map(|(k, v)| (text(k), text(v)))
     }
 
     /// Offered subprotocols.
     pub fn protocols(&self) -> impl Iterator<Item = &'a str> {
-        self.at(5).list().map(text)
+        self.at(at::PROTOCOLS).list().map(text)
     }
 
     /// The peer's address (`ip:port`), empty when unknown.
     pub fn remote_address(&self) -> &'a str {
-        text(self.at(6).field())
+        text(self.at(at::ADDRESS).field())
     }
 
     /// Did it come over TLS?
     pub fn is_secure(&self) -> bool {
-        !self.at(7).field().is_empty()
+        !self.at(at::SECURE).field().is_empty()
     }
 
     /// The body.
     pub fn body(&self) -> &'a [u8] {
-        self.at(8).field()
+        self.at(at::BODY).field()
     }
 
     /// The packed form itself: method, path, query as (u32 length, bytes);

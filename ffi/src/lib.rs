@@ -34,6 +34,7 @@ mod request;
 pub mod server;
 pub mod types;
 mod version;
+pub mod wire;
 mod ws;
 
 pub use answer::*;
@@ -43,4 +44,5 @@ pub use options::volley_options_init;
 pub use server::*;
 pub use types::*;
 pub use version::*;
+pub use wire::*;
 pub use ws::*;

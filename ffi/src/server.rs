@@ -12,6 +12,7 @@ use crate::types::{
     volley_bytes, volley_event, volley_event_kind, volley_handlers, volley_options,
     volley_publish_result, volley_stats, volley_ws,
 };
+use crate::wire::{Fields, VOLLEY_PACKED_MIN_BUFFER, pack};
 use engine::queue::{Batch, Event, EventQueue};
 use engine::{Message, PublishResult, Server, ServerBuilder, ServerHandle};
 use std::ffi::c_void;
@@ -637,7 +638,7 @@ impl HostQueue {
         let (mut used, mut n) = (0, 0);
         while let Some((b, e)) = self.next() {
             let ev = self.batches[b].event(e);
-            let Some(len) = pack(ev, &mut out[used..]) else {
+            let Some(len) = pack(&fields(&ev), &mut out[used..]) else {
                 break;
             };
             note_open(&mut self.queue, &ev);
@@ -649,58 +650,6 @@ impl HostQueue {
     }
 }
 
-/// Payloads up to this size are copied into a packed record; larger ones
-/// are passed by address (valid until the next poll), so a 16 MiB message
-/// is not copied again.
-pub const VOLLEY_PACKED_INLINE_MAX: usize = 16 * 1024;
-/// Smallest buffer `volley_server_poll_packed` accepts (one record always fits).
-pub const VOLLEY_PACKED_MIN_BUFFER: usize = 64 * 1024;
-/// Packed record flag: the payload field holds an 8-byte address.
-pub const VOLLEY_PACKED_DATA_BY_ADDRESS: u32 = 0x80;
-/// Packed record flag: the topic field holds an 8-byte address.
-pub const VOLLEY_PACKED_TOPIC_BY_ADDRESS: u32 = 0x40;
-
-/// Write one event as a packed record into `out`; `None` when it does not fit.
-fn pack(ev: Event<'_>, out: &mut [u8]) -> Option<usize> {
-    let f = fields(&ev);
-    let mut flags = f.flags;
-    let mut width = |b: &[u8], by_address: u32| {
-        if b.len() > VOLLEY_PACKED_INLINE_MAX {
-            flags |= by_address;
-            8
-        } else {
-            b.len()
-        }
-    };
-    let dl = width(f.data, VOLLEY_PACKED_DATA_BY_ADDRESS);
-    let tl = width(f.topic, VOLLEY_PACKED_TOPIC_BY_ADDRESS);
-    let len = (32 + dl + tl).next_multiple_of(8);
-    if len > out.len() {
-        return None;
-    }
-    let r = &mut out[..len];
-    r[0] = f.kind as u8;
-    r[1] = flags as u8;
-    r[2..4].copy_from_slice(&f.code.to_le_bytes());
-    r[4..8].copy_from_slice(&f.ws.key.to_le_bytes());
-    r[8..16].copy_from_slice(&f.ws.generation.to_le_bytes());
-    r[16..24].copy_from_slice(&f.user.to_le_bytes());
-    r[24..28].copy_from_slice(&(f.data.len() as u32).to_le_bytes());
-    r[28..32].copy_from_slice(&(f.topic.len() as u32).to_le_bytes());
-    let mut at = 32;
-    for b in [f.data, f.topic] {
-        if b.len() > VOLLEY_PACKED_INLINE_MAX {
-            r[at..at + 8].copy_from_slice(&(b.as_ptr() as u64).to_le_bytes());
-            at += 8;
-        } else {
-            r[at..at + b.len()].copy_from_slice(b);
-            at += b.len();
-        }
-    }
-    r[at..].fill(0);
-    Some(len)
-}
-
 /// Event-queue mode, for hosts that read memory faster than they call
 /// functions (JavaScript, Python): move waiting events into `buf` as
 /// packed records, with one call. Each record, little-endian, 8-byte
@@ -708,17 +657,18 @@ fn pack(ev: Event<'_>, out: &mut [u8]) -> Option<usize> {
 ///
 /// | offset | size | field |
 /// |---|---|---|
-/// | 0 | 1 | kind (`volley_event_kind`) |
-/// | 1 | 1 | flags: `VOLLEY_EVENT_BINARY`, `VOLLEY_EVENT_ACTIVE`, `VOLLEY_PACKED_*_BY_ADDRESS` |
-/// | 2 | 2 | close code |
-/// | 4 | 4 | `volley_ws.key` |
-/// | 8 | 8 | `volley_ws.generation` |
-/// | 16 | 8 | user value |
-/// | 24 | 4 | payload length |
-/// | 28 | 4 | topic length |
-/// | 32 | … | payload, then topic: inline, or an 8-byte address when longer than `VOLLEY_PACKED_INLINE_MAX` (flags say which) |
+/// | `VOLLEY_RECORD_KIND` (0) | 1 | kind (`volley_event_kind`) |
+/// | `VOLLEY_RECORD_FLAGS` (1) | 1 | flags: `VOLLEY_EVENT_BINARY`, `VOLLEY_EVENT_ACTIVE`, `VOLLEY_PACKED_*_BY_ADDRESS` |
+/// | `VOLLEY_RECORD_CODE` (2) | 2 | close code |
+/// | `VOLLEY_RECORD_KEY` (4) | 4 | `volley_ws.key` |
+/// | `VOLLEY_RECORD_GENERATION` (8) | 8 | `volley_ws.generation` |
+/// | `VOLLEY_RECORD_USER` (16) | 8 | user value |
+/// | `VOLLEY_RECORD_DATA_LEN` (24) | 4 | payload length |
+/// | `VOLLEY_RECORD_TOPIC_LEN` (28) | 4 | topic length |
+/// | `VOLLEY_RECORD_HEADER` (32) | … | payload, then topic: inline, or an 8-byte address when longer than `VOLLEY_PACKED_INLINE_MAX` (flags say which) |
 ///
-/// The record's length is 32 plus both fields, rounded up to 8. For
+/// The record's length is `VOLLEY_RECORD_HEADER` plus both fields, rounded
+/// up to `VOLLEY_RECORD_ALIGN`. For
 /// upgrade and request events the payload is the request, packed: method,
 /// path, query as (u32 length, bytes); headers and route parameters as a
 /// u32 count of such fields, names and values alternating; subprotocols
@@ -788,18 +738,6 @@ pub extern "C" fn volley_copy(dst: *mut u8, address: u64, len: usize) -> volley_
         unsafe { std::ptr::copy_nonoverlapping(address as usize as *const u8, dst, len) };
         volley_result::Ok
     })
-}
-
-/// What every event has, whatever its kind.
-struct Fields<'a> {
-    kind: volley_event_kind,
-    flags: u32,
-    code: u16,
-    ws: volley_ws,
-    user: u64,
-    /// The message, reason or ping data; for requests the packed request.
-    data: &'a [u8],
-    topic: &'a [u8],
 }
 
 fn fields<'a>(ev: &Event<'a>) -> Fields<'a> {

@@ -146,4 +146,4 @@ const f = {
 const libc = koffi.load('libc.so.6');
 f.dup = libc.func('int dup(int fd)');
 
-module.exports = { koffi, f, Options, ABI_VERSION: 1 };
+module.exports = { koffi, f, Options, ABI_VERSION: require('./wire.cjs').ABI_VERSION };

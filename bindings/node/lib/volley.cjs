@@ -10,24 +10,46 @@ const fs = require('node:fs');
 const { f, koffi, ABI_VERSION } = require('./native.cjs');
 const { Cookie, CookieMap } = require('./cookies.cjs');
 
-const K = { UPGRADE: 1, REQUEST: 2, OPEN: 3, MESSAGE: 4, CLOSE: 5, DRAIN: 6, PING: 7, PONG: 8, DROPPED: 9, TOPIC: 10 };
-const EV_BINARY = 1;
-const DATA_BY_ADDRESS = 0x80;
-const TOPIC_BY_ADDRESS = 0x40;
-const SEND_BINARY = 1;
-const SEND_COMPRESS = 2;
-const SEND_NO_COMPRESS = 4;
-const STOP_GRACEFUL = 0;
-const STOP_NO_WAIT = 2;
-const STOP_LISTEN_ONLY = 4;
-const RESULT_OK = 0;
-const RESULT_CLOSED = 200;
-const RESULT_STOPPED = 303;
+// The packed records' layout, kinds, flags and codes: the library's own
+// definitions (lib/wire.cjs is generated from them and checked by
+// ffi/tests/wire.rs), never a copy kept here.
+const W = require('./wire.cjs');
+const K = {
+  UPGRADE: W.EVENT_KIND_UPGRADE, REQUEST: W.EVENT_KIND_REQUEST, OPEN: W.EVENT_KIND_OPEN,
+  MESSAGE: W.EVENT_KIND_MESSAGE, CLOSE: W.EVENT_KIND_CLOSE, DRAIN: W.EVENT_KIND_DRAIN,
+  PING: W.EVENT_KIND_PING, PONG: W.EVENT_KIND_PONG, DROPPED: W.EVENT_KIND_DROPPED, TOPIC: W.EVENT_KIND_TOPIC,
+};
+const EV_BINARY = W.EVENT_BINARY;
+const DATA_BY_ADDRESS = W.PACKED_DATA_BY_ADDRESS;
+const TOPIC_BY_ADDRESS = W.PACKED_TOPIC_BY_ADDRESS;
+const SEND_BINARY = W.SEND_BINARY;
+const SEND_COMPRESS = W.SEND_COMPRESS;
+const SEND_NO_COMPRESS = W.SEND_NO_COMPRESS;
+const STOP_GRACEFUL = W.STOP_GRACEFUL;
+const STOP_NO_WAIT = W.STOP_NO_WAIT;
+const STOP_LISTEN_ONLY = W.STOP_LISTEN_ONLY;
+const RESULT_OK = W.RESULT_OK;
+const RESULT_CLOSED = W.RESULT_CLOSED;
+const RESULT_STOPPED = W.RESULT_STOPPED;
+// Record fields, as byte offsets and (for the 32-bit view) word offsets.
+const R_KIND = W.RECORD_KIND;
+const R_FLAGS = W.RECORD_FLAGS;
+const R_CODE = W.RECORD_CODE;
+const R_KEY_W = W.RECORD_KEY / 4;
+const R_GEN_W = W.RECORD_GENERATION / 4;
+const R_USER_W = W.RECORD_USER / 4;
+const R_DATA_LEN_W = W.RECORD_DATA_LEN / 4;
+const R_TOPIC_LEN_W = W.RECORD_TOPIC_LEN / 4;
+const R_HEADER = W.RECORD_HEADER;
+const R_PAD = W.RECORD_ALIGN - 1;
+if ([W.RECORD_KEY, W.RECORD_GENERATION, W.RECORD_USER, W.RECORD_DATA_LEN, W.RECORD_TOPIC_LEN].some((o) => o % 4)) {
+  throw new Error('volley: lib/wire.cjs puts a 32-bit record field off a 4-byte boundary; this binding reads them as words');
+}
 const POLL_BYTES = 1 << 20;
 /** Bytes an event-stream body may have waiting before its pump pauses. */
 const STREAM_SLACK = 64 * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const INLINE_MAX = 16 * 1024;
+const INLINE_MAX = W.PACKED_INLINE_MAX;
 const TOPICS = Symbol('volley.eventStream');
 /** Bun's dedicated compressor sizes, as window bits (uWebSockets'
  * DEDICATED_COMPRESSOR_3KB … _256KB). */
@@ -197,7 +219,9 @@ function check(r, what) {
   return r === RESULT_OK;
 }
 
-/** Read a packed request (see volley_server_poll_packed). */
+/** Read a packed request (see volley_server_poll_packed): its fields in
+ * the library's order (W.REQUEST_FIELDS), each a length-prefixed string or a
+ * counted list of them. */
 function parseRequest(buf, start) {
   let p = start;
   const u32 = () => {
@@ -205,30 +229,38 @@ function parseRequest(buf, start) {
     p += 4;
     return v;
   };
-  const str = (enc = 'utf8') => {
+  const bytes = () => {
     const n = u32();
-    const s = buf.toString(enc, p, p + n);
+    const b = buf.subarray(p, p + n);
     p += n;
-    return s;
+    return b;
   };
-  const method = str();
-  const path = str();
-  const query = str();
-  const headers = [];
-  for (let i = 0, n = u32(); i < n; i += 2) headers.push([str(), str('latin1')]);
-  const params = {};
-  for (let i = 0, n = u32(); i < n; i += 2) {
-    const k = str();
-    params[k] = str();
+  const r = {};
+  for (const [name, kind] of W.REQUEST_FIELDS) {
+    if (kind === 'list') {
+      const items = [];
+      for (let i = 0, n = u32(); i < n; i++) items.push(bytes());
+      r[name] = items;
+    } else {
+      r[name] = bytes();
+    }
   }
-  const protocols = [];
-  for (let i = 0, n = u32(); i < n; i++) protocols.push(str());
-  const address = str();
-  const secure = u32() > 0;
-  if (secure) p += 1;
-  const n = u32();
-  const body = n > 0 ? Buffer.from(buf.subarray(p, p + n)) : null;
-  return { method, path, query, headers, params, protocols, address, secure, body };
+  const text = (b) => b.toString('utf8');
+  const headers = [];
+  for (let i = 0; i + 1 < r.headers.length; i += 2) headers.push([text(r.headers[i]), r.headers[i + 1].toString('latin1')]);
+  const params = {};
+  for (let i = 0; i + 1 < r.params.length; i += 2) params[text(r.params[i])] = text(r.params[i + 1]);
+  return {
+    method: text(r.method),
+    path: text(r.path),
+    query: text(r.query),
+    headers,
+    params,
+    protocols: r.protocols.map(text),
+    address: text(r.address),
+    secure: r.secure.length > 0,
+    body: r.body.length > 0 ? Buffer.from(r.body) : null,
+  };
 }
 
 function splitAddress(a) {
@@ -797,15 +829,16 @@ class Server {
     let off = 0;
     while (off < used) {
       const w = off >>> 2;
-      const kind = buf[off];
-      const flags = buf[off + 1];
-      const user = u32[w + 4];
-      const dlen = u32[w + 6];
-      const tlen = u32[w + 7];
-      const dataAt = off + 32;
+      const kind = buf[off + R_KIND];
+      const flags = buf[off + R_FLAGS];
+      // The user value is a u64 whose high half is 0 (a slot index).
+      const user = u32[w + R_USER_W];
+      const dlen = u32[w + R_DATA_LEN_W];
+      const tlen = u32[w + R_TOPIC_LEN_W];
+      const dataAt = off + R_HEADER;
       const dw = flags & DATA_BY_ADDRESS ? 8 : dlen;
       const tw = flags & TOPIC_BY_ADDRESS ? 8 : tlen;
-      const next = off + ((32 + dw + tw + 7) & ~7);
+      const next = off + ((R_HEADER + dw + tw + R_PAD) & ~R_PAD);
       if (kind === K.MESSAGE && (flags & DATA_BY_ADDRESS) === 0) {
         // The hot path: a whole message, inline.
         const ws = this._sockets[user];
@@ -821,8 +854,8 @@ class Server {
         off = next;
         continue;
       }
-      const key = u32[w + 1];
-      const gen = u32[w + 2] + u32[w + 3] * 4294967296;
+      const key = u32[w + R_KEY_W];
+      const gen = u32[w + R_GEN_W] + u32[w + R_GEN_W + 1] * 4294967296;
       switch (kind) {
         case K.MESSAGE: {
           const ws = this._sockets[user];
@@ -858,7 +891,7 @@ class Server {
             // no close handler, as on Bun; the slot is freed all the same.
             if (wasOpen) {
               this._open--;
-              this._call(ws, 'close', buf.readUInt16LE(off + 2), b.toString('utf8', at, at + dlen));
+              this._call(ws, 'close', buf.readUInt16LE(off + R_CODE), b.toString('utf8', at, at + dlen));
             }
             ws._topics.clear();
             this._sockets[user] = null;

@@ -16,7 +16,7 @@ import sys
 from ctypes import POINTER, c_bool, c_char_p, c_int, c_int64, c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 
-ABI_VERSION = 1
+from ._wire import ABI_VERSION
 
 
 def _find() -> str:

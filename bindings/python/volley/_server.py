@@ -22,25 +22,40 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, Union
 
 from . import _native as n
+from . import _wire as W
 
 log = logging.getLogger("volley")
 
-UPGRADE, REQUEST, OPEN, MESSAGE, CLOSE, DRAIN, PING, PONG, DROPPED, TOPIC = range(1, 11)
-EV_BINARY = 1
-DATA_BY_ADDRESS = 0x80
-TOPIC_BY_ADDRESS = 0x40
-SEND_BINARY = 1
-SEND_COMPRESS = 2
-SEND_NO_COMPRESS = 4
-STOP_GRACEFUL = 0
-STOP_NOW = 1
-STOP_NO_WAIT = 2
-STOP_LISTEN_ONLY = 4
-RESULT_OK = 0
-RESULT_CLOSED = 200
-RESULT_STOPPED = 303
+# The packed records' layout, kinds, flags and codes: the library's own
+# definitions (_wire.py is generated from them and checked by
+# ffi/tests/wire.rs), never a copy kept here.
+UPGRADE = W.EVENT_KIND_UPGRADE
+REQUEST = W.EVENT_KIND_REQUEST
+OPEN = W.EVENT_KIND_OPEN
+MESSAGE = W.EVENT_KIND_MESSAGE
+CLOSE = W.EVENT_KIND_CLOSE
+DRAIN = W.EVENT_KIND_DRAIN
+PING = W.EVENT_KIND_PING
+PONG = W.EVENT_KIND_PONG
+EV_BINARY = W.EVENT_BINARY
+DATA_BY_ADDRESS = W.PACKED_DATA_BY_ADDRESS
+TOPIC_BY_ADDRESS = W.PACKED_TOPIC_BY_ADDRESS
+SEND_BINARY = W.SEND_BINARY
+SEND_COMPRESS = W.SEND_COMPRESS
+SEND_NO_COMPRESS = W.SEND_NO_COMPRESS
+STOP_GRACEFUL = W.STOP_GRACEFUL
+STOP_NOW = W.STOP_NOW
+STOP_NO_WAIT = W.STOP_NO_WAIT
+STOP_LISTEN_ONLY = W.STOP_LISTEN_ONLY
+RESULT_OK = W.RESULT_OK
+RESULT_CLOSED = W.RESULT_CLOSED
+RESULT_STOPPED = W.RESULT_STOPPED
 POLL_BYTES = 1 << 20
-_RECORD = struct.Struct("<BBHIQQII")
+# kind, flags, code, key, generation, user, data length, topic length.
+_RECORD = struct.Struct(W.RECORD_FORMAT)
+_HEADER = W.RECORD_HEADER
+_PAD = W.RECORD_ALIGN - 1
+assert _RECORD.size == _HEADER, "_wire.py: RECORD_FORMAT does not cover the record's fixed part"
 
 T = TypeVar("T")
 Data = Union[str, bytes]
@@ -212,6 +227,9 @@ def _split_address(a: str) -> tuple[str, int] | None:
 
 
 def _parse_request(b: bytes, p: int) -> Request:
+    """A packed request (see volley_server_poll_packed): its fields in the
+    library's order (``_wire.REQUEST_FIELDS``), each a length-prefixed
+    string or a counted list of them."""
     u32 = struct.Struct("<I").unpack_from
 
     def field() -> bytes:
@@ -222,27 +240,21 @@ def _parse_request(b: bytes, p: int) -> Request:
         p += ln
         return v
 
-    def count() -> int:
-        nonlocal p
-        (c,) = u32(b, p)
-        p += 4
-        return int(c)
-
-    method = field().decode()
-    path = field().decode()
-    query = field().decode()
-    headers = []
-    for _ in range(count() // 2):
-        headers.append((field().decode(), field().decode("latin-1")))
-    params = {}
-    for _ in range(count() // 2):
-        k = field().decode()
-        params[k] = field().decode()
-    protocols = [field().decode() for _ in range(count())]
-    address = field().decode()
-    secure = bool(field())
-    body = field()
-    return Request(method, path, query, Headers(headers), params, protocols, _split_address(address), secure, body)
+    r: dict[str, Any] = {}
+    for name, kind in W.REQUEST_FIELDS:
+        if kind == "list":
+            (count,) = u32(b, p)
+            p += 4
+            r[name] = [field() for _ in range(count)]
+        else:
+            r[name] = field()
+    hs: list[bytes] = r["headers"]
+    ps: list[bytes] = r["params"]
+    headers = [(hs[i].decode(), hs[i + 1].decode("latin-1")) for i in range(0, len(hs) - 1, 2)]
+    params = {ps[i].decode(): ps[i + 1].decode() for i in range(0, len(ps) - 1, 2)}
+    protocols = [x.decode() for x in r["protocols"]]
+    return Request(r["method"].decode(), r["path"].decode(), r["query"].decode(), Headers(headers), params, protocols,
+                   _split_address(r["address"].decode()), bool(r["secure"]), r["body"])
 
 
 class ServerWebSocket(Generic[T]):
@@ -573,8 +585,9 @@ class Server:
         off = 0
         while off < used:
             kind, flags, code, key, gen, user, dlen, tlen = unpack(data, off)
-            p = off + 32
-            nxt = off + ((32 + (8 if flags & DATA_BY_ADDRESS else dlen) + (8 if flags & TOPIC_BY_ADDRESS else tlen) + 7) & ~7)
+            p = off + _HEADER
+            nxt = off + ((_HEADER + (8 if flags & DATA_BY_ADDRESS else dlen) + (8 if flags & TOPIC_BY_ADDRESS else tlen)
+                          + _PAD) & ~_PAD)
             off = nxt
             if kind == MESSAGE:
                 ws = sockets[user]
