@@ -23,7 +23,7 @@
 //! a local one.
 
 use crate::Message;
-use crate::io::hub::Hub;
+use crate::io::hub::{Hub, Relay};
 use crate::pubsub::Prepared;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
 use std::collections::HashSet;
@@ -170,8 +170,20 @@ impl Bridge {
         Ok(bridge)
     }
 
+    fn lost(&self, hub: &Hub, n: u64) {
+        hub.stats.bridge_lost.fetch_add(n, Ordering::Relaxed);
+        if !self.outage.swap(true, Ordering::AcqRel) {
+            log::warn!(
+                "volley: pubsub bridge: publishes are not crossing to Redis (counted in stats.bridge_lost)"
+            );
+        }
+    }
+}
+
+/// The loop's view of the bridge (it names no bridge type).
+impl Relay for Bridge {
     /// A publish made here: queue it for Redis (never waiting).
-    pub(crate) fn publish(&self, hub: &Hub, topic: &[u8], msg: &Prepared, compress: Option<bool>) {
+    fn publish(&self, hub: &Hub, topic: &[u8], msg: &Prepared, compress: Option<bool>) {
         let len = msg.payload().len();
         if self.queued.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
             self.queued.fetch_sub(len, Ordering::AcqRel);
@@ -190,26 +202,17 @@ impl Bridge {
     }
 
     /// A topic gained its first or lost its last local subscriber.
-    pub(crate) fn topic_changed(&self, name: &Arc<[u8]>) {
+    fn topic_changed(&self, name: &Arc<[u8]>) {
         let _ = self.ctl.send(name.clone());
     }
 
-    fn lost(&self, hub: &Hub, n: u64) {
-        hub.stats.bridge_lost.fetch_add(n, Ordering::Relaxed);
-        if !self.outage.swap(true, Ordering::AcqRel) {
-            log::warn!(
-                "volley: pubsub bridge: publishes are not crossing to Redis (counted in stats.bridge_lost)"
-            );
-        }
-    }
-
     /// Ask both threads to stop (they notice within 100 ms).
-    pub(crate) fn signal_stop(&self) {
+    fn signal_stop(&self) {
         self.stop.store(true, Ordering::Release);
     }
 
     /// Stop both threads and wait for them.
-    pub(crate) fn shutdown(&self) {
+    fn shutdown(&self) {
         self.signal_stop();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {

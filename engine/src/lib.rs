@@ -37,10 +37,9 @@
 
 #[cfg(feature = "redis-bridge")]
 mod bridge;
-mod handler;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod harness;
-mod http;
 mod id;
 mod io;
 mod options;
@@ -49,19 +48,21 @@ pub mod pubsub;
 pub mod queue;
 mod route;
 mod server;
-mod websocket;
 
 #[cfg(feature = "redis-bridge")]
 pub use bridge::BridgeUrl;
-pub use handler::{Handler, Inspect, Message, ReadyState, SendStatus};
-pub use http::{Accept, Fetch, PendingResponse, PendingUpgrade, Request, Response, Upgrade};
 pub use id::ConnId;
 #[doc(hidden)]
+#[cfg(feature = "testing")]
 pub use io::bench_support;
+pub use io::handler::{Handler, Inspect, ReadyState, SendStatus};
+pub use io::request::{Accept, Fetch, PendingResponse, PendingUpgrade, Request, Response, Upgrade};
+pub use io::stats::Stats;
 pub use io::tls;
+pub use io::websocket::{WebSocket, WsHandle};
 pub use options::Options;
 pub use proto::close;
 pub use proto::deflate::{Config as Deflate, Mode as DeflateMode};
+pub use proto::message::Message;
 pub use pubsub::{Prepared, PublishResult, SlowConsumer};
-pub use server::{Publisher, Server, ServerBuilder, ServerHandle, Stats};
-pub use websocket::{WebSocket, WsHandle};
+pub use server::{Publisher, Server, ServerBuilder, ServerHandle};

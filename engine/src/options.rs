@@ -93,7 +93,7 @@ pub struct Options {
     /// Deliver a connection's publishes to itself too. Default false.
     pub publish_to_self: bool,
     /// What a slow subscriber gets by default (per topic:
-    /// [`Server::set_topic_policy`]). Default [`SlowConsumer::DropNewest`].
+    /// [`crate::ServerHandle::set_topic_policy`]). Default [`SlowConsumer::DropNewest`].
     pub slow_consumer: SlowConsumer,
     /// Interval of keep-alive comments on `text/event-stream` responses.
     /// Default 15 s.

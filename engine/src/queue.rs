@@ -697,6 +697,19 @@ impl QueueShared {
     }
 }
 
+/// The loop's view of the queue (it names no queue type).
+impl crate::io::worker::HostQueue for QueueShared {
+    fn end_turn(&self) {
+        QueueShared::end_turn(self)
+    }
+    fn throttle(&self, w: usize) -> bool {
+        QueueShared::throttle(self, w)
+    }
+    fn unthrottled(&self, w: usize) -> bool {
+        QueueShared::unthrottled(self, w)
+    }
+}
+
 /// The host's end of the queue.
 pub struct EventQueue {
     shared: Arc<QueueShared>,

@@ -1,66 +1,25 @@
 //! The server: configuring and starting it ([`ServerBuilder`]), running and
 //! stopping it ([`Server`]), reaching it from any thread ([`ServerHandle`]).
 
-use crate::http::{Accept, Response};
 use crate::id::{ConnId, MAX_WORKERS};
 use crate::io::hub::{self, Answer, Command, Hub, Link, Mailbox};
+use crate::io::request::{Accept, Response};
 use crate::io::sock::Listener;
+use crate::io::websocket::{WsHandle, op_of};
 use crate::io::worker::{self, Shared};
 use crate::pubsub::{Prepared, Registry, SlowConsumer};
 use crate::queue::{EventQueue, QueueHandler, QueueShared};
 use crate::route::Router;
-use crate::websocket::{WsHandle, op_of};
-use crate::{Handler, Message, Options};
+use crate::{Handler, Message, Options, Stats};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-
-/// Counters, readable at any time from any thread (relaxed atomics).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// TCP connections held now (handshaking, open, SSE or closing).
-    pub connections: AtomicUsize,
-    /// WebSockets opened since start.
-    pub opened: AtomicU64,
-    /// Connections refused with 503 at `max_connections`.
-    pub refused: AtomicU64,
-    /// Messages received since start.
-    pub messages_in: AtomicU64,
-    /// HTTP requests (not upgrades) handled since start.
-    pub requests: AtomicU64,
-    /// Publishes since start (each counted once, however many workers it reached).
-    pub publishes: AtomicU64,
-    /// Messages encoded into a shared frame: one per publish, not per subscriber.
-    pub frames_encoded: AtomicU64,
-    /// Messages deflated (permessage-deflate): a publish counts once per
-    /// group of subscribers sharing a window, plus once per subscriber with
-    /// its own context in a small topic.
-    pub compressions: AtomicU64,
-    /// Published messages queued to subscribers.
-    pub delivered: AtomicU64,
-    /// Published messages a subscriber did not get (slow-consumer policy).
-    pub dropped: AtomicU64,
-    /// Commands refused by a full worker mailbox (see `Options::mailbox_bytes`).
-    pub mailbox_full: AtomicU64,
-    /// Bytes written to sockets.
-    pub bytes_out: AtomicU64,
-    /// Bytes queued and not yet written, all connections together (updated
-    /// once per loop turn).
-    pub buffered: AtomicU64,
-    /// Publishes sent to Redis (`Options::pubsub_bridge`).
-    pub bridged_out: AtomicU64,
-    /// Messages from other processes delivered here through Redis.
-    pub bridged_in: AtomicU64,
-    /// Publishes that could not cross to Redis (unreachable, or too slow
-    /// for the bridge's queue); local subscribers got them.
-    pub bridge_lost: AtomicU64,
-}
 
 /// Configures and starts a [`Server`].
 #[derive(Debug, Default)]
@@ -215,7 +174,7 @@ impl ServerBuilder {
             handler,
             router: self.router,
             hub: hub.clone(),
-            queue,
+            queue: queue.map(|q| q as Arc<dyn worker::HostQueue>),
         });
         let workers = parts
             .into_iter()
@@ -229,7 +188,7 @@ impl ServerBuilder {
 fn start_bridge(hub: &Arc<Hub>, url: &str) -> io::Result<()> {
     let url = crate::bridge::BridgeUrl::parse(url)?;
     let b = crate::bridge::Bridge::start(&url, hub)?;
-    let _ = hub.bridge.set(b);
+    let _ = hub.bridge.set(b as Arc<dyn crate::io::hub::Relay>);
     Ok(())
 }
 
@@ -398,7 +357,6 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
-        #[cfg(feature = "redis-bridge")]
         if let Some(b) = self.handle.hub.bridge.get() {
             b.shutdown();
         }

@@ -3,7 +3,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use volley::proto::deflate::{Config, negotiate};
-use volley::proto::handshake::{HeadLimits, parse_request, validate_upgrade, write_refusal};
+use volley::proto::handshake::{HeadLimits, parse_request, validate_upgrade};
+use volley::proto::http::write_refusal;
 
 fuzz_target!(|data: &[u8]| {
     let limits = HeadLimits { max_bytes: 4096, max_headers: 32 };

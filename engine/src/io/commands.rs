@@ -2,14 +2,14 @@
 //! thread), taken from the mailbox once per loop turn.
 
 use super::conn::Phase;
-use super::http::answered;
+use super::http_phase::answered;
 use super::hub::Command;
 use super::publish;
 use super::slots;
 use super::worker::Worker;
 use crate::id::ConnId;
+use crate::io::websocket::{WebSocket, control, resume};
 use crate::proto::frame::OpCode;
-use crate::websocket::{WebSocket, control, resume};
 use crate::{Handler, Inspect};
 use std::panic::{self, AssertUnwindSafe};
 
@@ -178,7 +178,7 @@ impl<H: Handler> Worker<H> {
                     }
                     None => {
                         if first {
-                            self.ctx.events.push(super::conn::Event::TopicEdge {
+                            self.ctx.events.push(super::conn::Deferred::TopicEdge {
                                 topic: topic.name.clone(),
                                 active: true,
                             });

@@ -4,7 +4,7 @@ use super::hub::Hub;
 use super::out::{OutQueue, Pool};
 use super::slots::{self, Slot};
 use super::sock::Stream;
-use super::timer::{Stamp, Wheel};
+use super::wheel::{Stamp, Wheel};
 use crate::id::ConnId;
 use crate::proto::close;
 use crate::proto::decoder::{Decoder, Limits};
@@ -60,8 +60,9 @@ impl Phase {
     }
 }
 
-/// Something to tell the handler once the current callback has returned.
-pub(crate) enum Event {
+/// Something to tell the handler once the current callback has returned
+/// (events raised inside a callback wait in `Ctx::events` for it to end).
+pub(crate) enum Deferred {
     /// A published message a slow subscriber did not get.
     Dropped {
         key: usize,
@@ -90,7 +91,7 @@ pub(crate) struct Ctx {
     /// Connections to read again (resumed, or their read budget ran out).
     pub again: Vec<usize>,
     pub topics: LocalTopics,
-    pub events: Vec<Event>,
+    pub events: Vec<Deferred>,
     /// Scratch list of subscribers for one publish.
     pub scratch: Vec<(u32, u32)>,
     /// Bytes queued minus bytes written since the last stats update.
@@ -183,7 +184,7 @@ pub(crate) enum Pending {
         pmd: Option<Negotiated>,
     },
     /// A deferred HTTP answer: how to frame it.
-    Fetch(super::http::Framing),
+    Fetch(super::http_phase::ReplyMode),
 }
 
 /// An HTTP request whose body is still arriving.
@@ -721,7 +722,7 @@ impl<D> Conn<D> {
     }
 
     fn note_dropped(&self, ctx: &mut Ctx, key: usize, topic: &Arc<[u8]>, p: &Prepared) {
-        ctx.events.push(Event::Dropped {
+        ctx.events.push(Deferred::Dropped {
             key,
             generation: self.generation,
             topic: topic.clone(),

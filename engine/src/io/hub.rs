@@ -380,9 +380,23 @@ pub(crate) struct Hub {
     listening: Count,
     /// Workers whose threads started (set once each is up).
     pub started: AtomicUsize,
-    /// The Redis bridge, when `Options::pubsub_bridge` is set.
-    #[cfg(feature = "redis-bridge")]
-    pub bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
+    /// The bridge to other processes (Redis), when `Options::pubsub_bridge`
+    /// is set.
+    pub bridge: std::sync::OnceLock<Arc<dyn Relay>>,
+}
+
+/// What the loop asks of a bridge that carries publishes to other
+/// processes (the Redis bridge, `crate::bridge`, implements it; the loop
+/// names no bridge type). Calls never wait.
+pub(crate) trait Relay: Send + Sync {
+    /// A publish made in this process, to send out.
+    fn publish(&self, hub: &Hub, topic: &[u8], msg: &Prepared, compress: Option<bool>);
+    /// A topic gained its first or lost its last subscriber here.
+    fn topic_changed(&self, topic: &Arc<[u8]>);
+    /// The last worker exited: stop relaying.
+    fn signal_stop(&self);
+    /// The server stopped: end the bridge's threads and wait for them.
+    fn shutdown(&self);
 }
 
 thread_local! {
@@ -455,7 +469,6 @@ impl Hub {
             running: Count::new(n),
             listening: Count::new(0),
             started: AtomicUsize::new(0),
-            #[cfg(feature = "redis-bridge")]
             bridge: std::sync::OnceLock::new(),
         }
     }
@@ -464,34 +477,25 @@ impl Hub {
     /// go out)?
     #[inline]
     pub(crate) fn bridging(&self) -> bool {
-        #[cfg(feature = "redis-bridge")]
-        return self.bridge.get().is_some();
-        #[cfg(not(feature = "redis-bridge"))]
-        false
+        self.bridge.get().is_some()
     }
 
     /// A publish made in this process: hand it to the Redis bridge, if any
     /// (never waits).
     #[inline]
     pub(crate) fn bridge_out(&self, topic: &[u8], msg: &Prepared, compress: Option<bool>) {
-        #[cfg(feature = "redis-bridge")]
         if let Some(b) = self.bridge.get() {
             b.publish(self, topic, msg, compress);
         }
-        #[cfg(not(feature = "redis-bridge"))]
-        let _ = (topic, msg, compress);
     }
 
     /// A topic gained its first or lost its last subscriber: the bridge
     /// follows it at Redis.
     #[inline]
     pub(crate) fn bridge_topic(&self, topic: &Arc<[u8]>) {
-        #[cfg(feature = "redis-bridge")]
         if let Some(b) = self.bridge.get() {
             b.topic_changed(topic);
         }
-        #[cfg(not(feature = "redis-bridge"))]
-        let _ = topic;
     }
 
     /// A message another process published, from the bridge: to every
@@ -610,9 +614,7 @@ impl Hub {
     /// A worker exited.
     pub(crate) fn worker_exited(&self, me: usize) {
         self.links[me].mailbox.close();
-        let _left = self.running.sub();
-        #[cfg(feature = "redis-bridge")]
-        if _left == 0 {
+        if self.running.sub() == 0 {
             if let Some(b) = self.bridge.get() {
                 b.signal_stop();
             }

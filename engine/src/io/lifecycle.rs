@@ -2,13 +2,13 @@
 //! reports (once per opened WebSocket), panics caught at every call,
 //! events fired after the callback that caused them, and removal.
 
-use super::conn::{Ctx, Event, Phase};
+use super::conn::{Ctx, Deferred, Phase};
 use super::publish;
 use super::slots;
 use super::worker::{Conns, Worker};
 use crate::Handler;
+use crate::io::websocket::WebSocket;
 use crate::proto::close;
-use crate::websocket::WebSocket;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
@@ -68,7 +68,7 @@ pub(super) fn fire_events<H: Handler>(h: &H, conns: &mut Conns<H::Data>, ctx: &m
         let events = std::mem::take(&mut ctx.events);
         for ev in events {
             match ev {
-                Event::Dropped {
+                Deferred::Dropped {
                     key,
                     generation,
                     topic,
@@ -83,7 +83,7 @@ pub(super) fn fire_events<H: Handler>(h: &H, conns: &mut Conns<H::Data>, ctx: &m
                         });
                     }
                 }
-                Event::TopicEdge { topic, active } => {
+                Deferred::TopicEdge { topic, active } => {
                     ctx.hub.bridge_topic(&topic);
                     if hook(|| h.topic(&topic, active)).is_none() {
                         log::error!("volley: topic handler panicked");

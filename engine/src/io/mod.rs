@@ -2,7 +2,12 @@
 //! listener, connections, timers and buffers. The files split the worker's
 //! jobs: accepting, reading (and TLS input), HTTP and upgrades, frames,
 //! writing, connection lifecycle and handler calls, timeouts, commands from
-//! other threads, stopping; plus what they share (the hub, slots, queues).
+//! other threads, stopping; plus what they share (the hub, slots, queues,
+//! stats). The handler-facing view is here too (`handler.rs`, `websocket.rs`,
+//! `request.rs`): the loop owns it and the crate root re-exports it. Nothing
+//! here names a type from above the loop: the event queue and the Redis
+//! bridge plug in through [`worker::HostQueue`] and [`hub::Relay`]
+//! (docs/ARCHITECTURE.md).
 
 pub(crate) mod accept;
 pub(crate) mod commands;
@@ -10,22 +15,28 @@ pub(crate) mod conn;
 pub(crate) mod frames;
 #[cfg(test)]
 mod generations_tests;
-pub(crate) mod http;
+pub(crate) mod handler;
+pub(crate) mod http_phase;
 pub(crate) mod hub;
 pub(crate) mod lifecycle;
 pub(crate) mod out;
 pub(crate) mod publish;
 pub(crate) mod read;
+pub(crate) mod request;
 pub(crate) mod slots;
 pub(crate) mod sock;
+pub(crate) mod stats;
 pub(crate) mod stop;
-pub(crate) mod timer;
-pub(crate) mod timers;
+pub(crate) mod timeouts;
 pub mod tls;
+pub(crate) mod websocket;
+pub(crate) mod wheel;
 pub(crate) mod worker;
 pub(crate) mod write;
 
-/// Internals exposed for the criterion benches only; not part of the API.
+/// Internals exposed for the criterion benches only (the `testing`
+/// feature); not part of the API.
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod bench_support {
     use super::out::{OutQueue, Pool};

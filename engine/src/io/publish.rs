@@ -1,7 +1,7 @@
 //! Pub/sub on a worker: subscriptions, and publishes delivered to local
 //! subscribers and handed once to each other worker that has some.
 
-use super::conn::{Conn, Ctx, Event, Offer, Phase};
+use super::conn::{Conn, Ctx, Deferred, Offer, Phase};
 use crate::pubsub::{Edge, Local, Prepared, PublishResult};
 use slab::Slab;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ pub(crate) fn subscribe<D>(
     counted: Option<(Arc<crate::pubsub::Topic>, bool)>,
 ) -> bool {
     if let Some((t, true)) = &counted {
-        ctx.events.push(Event::TopicEdge {
+        ctx.events.push(Deferred::TopicEdge {
             topic: t.name.clone(),
             active: true,
         });
@@ -36,7 +36,7 @@ pub(crate) fn subscribe<D>(
         None => {
             let (t, edge) = ctx.hub.registry.add(topic, ctx.me);
             if edge == Edge::First {
-                ctx.events.push(Event::TopicEdge {
+                ctx.events.push(Deferred::TopicEdge {
                     topic: t.name.clone(),
                     active: true,
                 });
@@ -62,7 +62,7 @@ pub(crate) fn subscribe<D>(
 /// Take back a registry count (a cross-thread subscribe that did not happen).
 pub(crate) fn uncount(ctx: &mut Ctx, t: &Arc<crate::pubsub::Topic>) {
     if ctx.hub.registry.remove(t, ctx.me) == Edge::Last {
-        ctx.events.push(Event::TopicEdge {
+        ctx.events.push(Deferred::TopicEdge {
             topic: t.name.clone(),
             active: false,
         });

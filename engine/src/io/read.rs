@@ -3,7 +3,7 @@
 //! and a stash for input a phase cannot take yet.
 
 use super::conn::Phase;
-use super::http::feed;
+use super::http_phase::feed;
 use super::worker::Worker;
 use crate::Handler;
 use crate::proto::close;

@@ -6,7 +6,7 @@
 use super::conn::{Conn, Ctx};
 use super::hub::{self, Hub, Inbox};
 use super::sock::Listener;
-use super::timer::{Stamp, Wheel};
+use super::wheel::{Stamp, Wheel};
 use crate::Handler;
 use crate::proto::decoder::Limits;
 use crate::route::Router;
@@ -30,7 +30,19 @@ pub(crate) struct Shared<H> {
     pub router: Router,
     pub hub: Arc<Hub>,
     /// Event-queue mode: where each turn's events go.
-    pub queue: Option<Arc<crate::queue::QueueShared>>,
+    pub queue: Option<Arc<dyn HostQueue>>,
+}
+
+/// What the loop asks of an event-queue host's queue (`crate::queue`
+/// implements it; the loop names no queue type): the turn's events handed
+/// over at its end, and reading paused while the host falls behind.
+pub(crate) trait HostQueue: Send + Sync {
+    /// Hand this thread's events over (the end of a loop turn).
+    fn end_turn(&self);
+    /// Should worker `w` stop reading (the host is behind)?
+    fn throttle(&self, w: usize) -> bool;
+    /// Did the host catch up since worker `w` was throttled?
+    fn unthrottled(&self, w: usize) -> bool;
 }
 
 /// What a worker needs at start.
@@ -248,7 +260,8 @@ impl<H: Handler> Worker<H> {
         Stamp::at(self.epoch, Instant::now())
     }
 
-    /// Connections held.
+    /// Connections held (the harness's question).
+    #[cfg(feature = "testing")]
     pub(crate) fn connection_count(&self) -> usize {
         self.conns.len()
     }

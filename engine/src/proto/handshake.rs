@@ -254,12 +254,6 @@ pub fn status_text(status: u16) -> &'static str {
     }
 }
 
-/// Write a complete HTTP/1.1 response that closes the connection.
-/// Headers with CR or LF are left out.
-pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(String, String)], body: &[u8]) {
-    super::http::write_response(out, status, headers, body, false, false);
-}
-
 /// Write the head of a streamed response (no length; the connection stays
 /// open and closes when the stream ends).
 pub fn write_stream_head(
@@ -286,17 +280,6 @@ pub fn write_stream_head(
         out,
         "Content-Type: {content_type}\r\nConnection: keep-alive\r\n\r\n"
     );
-}
-
-/// Write the response for a [`Refusal`] (426 carries `Sec-WebSocket-Version: 13`).
-pub fn write_refusal(out: &mut Vec<u8>, r: Refusal) {
-    let mut headers = Vec::new();
-    if r.status == 426 {
-        headers.push(("Sec-WebSocket-Version".to_string(), "13".to_string()));
-        headers.push(("Upgrade".to_string(), "websocket".to_string()));
-    }
-    let body = format!("{}\n", r.reason);
-    write_response(out, r.status, &headers, body.as_bytes());
 }
 
 #[cfg(test)]
@@ -393,7 +376,7 @@ mod tests {
     #[test]
     fn refusal_426_names_the_version() {
         let mut out = Vec::new();
-        write_refusal(&mut out, Refusal::new(426, "unsupported"));
+        crate::proto::http::write_refusal(&mut out, Refusal::new(426, "unsupported"));
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(s.contains("Sec-WebSocket-Version: 13\r\n"));

@@ -431,6 +431,17 @@ pub fn write_response(
     }
 }
 
+/// Write the response for a [`Refusal`] (426 carries `Sec-WebSocket-Version: 13`).
+pub fn write_refusal(out: &mut Vec<u8>, r: Refusal) {
+    let mut headers = Vec::new();
+    if r.status == 426 {
+        headers.push(("Sec-WebSocket-Version".to_string(), "13".to_string()));
+        headers.push(("Upgrade".to_string(), "websocket".to_string()));
+    }
+    let body = format!("{}\n", r.reason);
+    write_response(out, r.status, &headers, body.as_bytes(), false, false);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ pub mod http;
 #[cfg(any(test, feature = "testing"))]
 pub mod http_model;
 pub mod mask;
+pub mod message;
 pub mod utf8;
 
 use std::fmt;

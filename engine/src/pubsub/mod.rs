@@ -2,10 +2,10 @@
 //!
 //! A publish encodes its frame once into a [`Prepared`] message (one
 //! reference-counted buffer); every subscriber's write queue on every worker
-//! holds a reference to that buffer. The global [`Registry`] knows, per topic,
+//! holds a reference to that buffer. The global `Registry` knows, per topic,
 //! how many subscribers each worker has, so a publish crosses to another
 //! worker once (not once per subscriber), and only to workers that have
-//! subscribers. Each worker keeps its own [`LocalTopics`]: topic → slab of
+//! subscribers. Each worker keeps its own `LocalTopics`: topic → slab of
 //! subscriber connections.
 
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// A message encoded once, to be sent or published many times
-/// ([`crate::WebSocket::send_prepared`], [`crate::Server::publish_prepared`]).
+/// ([`crate::WebSocket::publish_prepared`], [`crate::ServerHandle::publish_prepared`]).
 /// Cloning is a reference-count increment.
 #[derive(Clone)]
 pub struct Prepared(Arc<PreparedInner>);

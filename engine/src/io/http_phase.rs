@@ -8,7 +8,7 @@ use super::lifecycle::{guarded, hook};
 use super::publish;
 use super::slots;
 use super::worker::{Conns, Shared};
-use crate::http::{PendingResponse, PendingUpgrade};
+use crate::io::request::{PendingResponse, PendingUpgrade};
 use crate::proto::deflate;
 use crate::proto::handshake::{self, HeadLimits, Refusal};
 use crate::proto::http::{self as h1, BodyReader, Fed};
@@ -196,7 +196,7 @@ fn fetch<H: Handler>(
 ) {
     ctx.hub.stats.requests.fetch_add(1, Ordering::Relaxed);
     let conn = &mut conns[key];
-    let framing = Framing {
+    let mode = ReplyMode {
         keep_alive: h1::keep_alive(head),
         head_only: head.method == "HEAD",
     };
@@ -214,7 +214,7 @@ fn fetch<H: Handler>(
             &Response::new(500, "internal error\n"),
             None,
         ),
-        Some(Fetch::Respond(resp)) => reply(conns, ctx, key, &resp, Some(framing)),
+        Some(Fetch::Respond(resp)) => reply(conns, ctx, key, &resp, Some(mode)),
         Some(Fetch::Pass) => {
             let resp = if routed {
                 Response::new(426, "this endpoint speaks WebSocket\n")
@@ -223,11 +223,11 @@ fn fetch<H: Handler>(
             } else {
                 Response::new(404, "not found\n")
             };
-            respond(conn, ctx, key, &resp, Some(framing));
+            respond(conn, ctx, key, &resp, Some(mode));
         }
-        Some(Fetch::Later) => await_answer(conn, ctx, key, Pending::Fetch(framing)),
+        Some(Fetch::Later) => await_answer(conn, ctx, key, Pending::Fetch(mode)),
         Some(Fetch::Defer(f)) => {
-            await_answer(conn, ctx, key, Pending::Fetch(framing));
+            await_answer(conn, ctx, key, Pending::Fetch(mode));
             let pending = PendingResponse {
                 hub: ctx.hub.clone(),
                 id,
@@ -267,10 +267,11 @@ fn request<'a, D>(
     }
 }
 
-/// How an HTTP answer is framed: whether the connection stays open after
-/// it, and whether the body is left out (`HEAD`).
+/// How an HTTP answer goes out: whether the connection stays open after it,
+/// and whether the body is left out (`HEAD`). Not the request body's
+/// framing (that is `proto::http::Framing`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Framing {
+pub(crate) struct ReplyMode {
     pub keep_alive: bool,
     pub head_only: bool,
 }
@@ -505,12 +506,12 @@ pub(super) fn reply<D>(
     ctx: &mut Ctx,
     key: usize,
     resp: &Response,
-    framing: Option<Framing>,
+    mode: Option<ReplyMode>,
 ) {
     if resp.is_streamed() {
         start_stream(conns, ctx, key, resp);
     } else {
-        respond(&mut conns[key], ctx, key, resp, framing);
+        respond(&mut conns[key], ctx, key, resp, mode);
     }
 }
 
@@ -549,11 +550,11 @@ fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Respo
 /// Refuse a request that broke a rule, and close.
 fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
     let mut out = Vec::new();
-    handshake::write_refusal(&mut out, r);
+    h1::write_refusal(&mut out, r);
     finish_with(conn, ctx, key, &out);
 }
 
-/// Write a response. With `framing` saying keep-alive, the connection then
+/// Write a response. With `mode` saying keep-alive, the connection then
 /// waits for its next request (a new id: [`crate::ConnId`]); otherwise it
 /// closes after the response.
 pub(super) fn respond<D>(
@@ -561,9 +562,9 @@ pub(super) fn respond<D>(
     ctx: &mut Ctx,
     key: usize,
     resp: &Response,
-    framing: Option<Framing>,
+    mode: Option<ReplyMode>,
 ) {
-    let keep = framing.is_some_and(|f| f.keep_alive) && !ctx.hub.is_stopping();
+    let keep = mode.is_some_and(|f| f.keep_alive) && !ctx.hub.is_stopping();
     let mut out = ctx.pool.get(128 + resp.body.len());
     h1::write_response(
         &mut out,
@@ -571,7 +572,7 @@ pub(super) fn respond<D>(
         &resp.headers,
         &resp.body,
         keep,
-        framing.is_some_and(|f| f.head_only),
+        mode.is_some_and(|f| f.head_only),
     );
     if !keep {
         finish_with(conn, ctx, key, &out);

@@ -3,7 +3,7 @@
 //! Server-Sent Events keep-alives.
 
 use super::conn::{Phase, hard_idle, ping_interval, pong_wait};
-use super::http::respond;
+use super::http_phase::respond;
 use super::worker::Worker;
 use crate::Handler;
 use crate::Response;
