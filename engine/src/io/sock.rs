@@ -129,6 +129,11 @@ impl Write for Stream {
     }
 
     fn write_vectored(&mut self, b: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let [one] = b {
+            // One slice (a subscriber's coalesced frames, most often):
+            // send(2) skips sendmsg's header copy.
+            return self.write(one);
+        }
         // SAFETY: an all-zero msghdr is valid (no name, no control data).
         let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
         // `IoSlice` is ABI-compatible with `iovec` on Unix (std documents
