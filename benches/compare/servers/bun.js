@@ -1,11 +1,14 @@
 // Bun peer for benches/compare, on the shared convention:
 //   /echo echoes with the opcode; /sub subscribes to "t" and publishes what it
 //   sends to "t"; /pub publishes to "t" without subscribing.
-//   PORT (default 9001); WS_DEFLATE=1 turns permessage-deflate on.
+//   PORT (default 9001); WS_DEFLATE=1 turns permessage-deflate on; REUSE_PORT=1
+//   shares the port with other processes (benches/scaling).
 const deflate = process.env.WS_DEFLATE === '1';
 const server = Bun.serve({
   hostname: '127.0.0.1',
   port: Number(process.env.PORT ?? 9001),
+  // benches/scaling runs one process per core on one port.
+  reusePort: process.env.REUSE_PORT === '1',
   fetch(req, server) {
     const path = new URL(req.url).pathname;
     if (path === '/health') return new Response('ok'); // the HTTP soak (benches/http)

@@ -6,8 +6,19 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+/// One thread (benches/compare), or TOKIO_WORKERS threads on tokio's
+/// work-stealing runtime (benches/scaling).
+fn main() {
+    let threads: usize = std::env::var("TOKIO_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let rt = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_io().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_io().build()
+    };
+    rt.unwrap().block_on(serve());
+}
+
+async fn serve() {
     let port = std::env::var("PORT").unwrap_or_else(|_| "9001".into());
     let listener = TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
     println!("tungstenite: listening on http://127.0.0.1:{port}/");
