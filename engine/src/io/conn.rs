@@ -606,11 +606,11 @@ impl<D> Conn<D> {
     ) -> Offer {
         match self.phase {
             Phase::Open => {}
-            Phase::Sse => return self.offer_shared(ctx, key, topic, policy, p, &p.sse().clone()),
+            Phase::Sse => return self.offer_shared(ctx, key, topic, policy, p, p.sse()),
             _ => return Offer::Skipped,
         }
         let Some(a) = self.wants_compression(ctx, p.payload().len(), compress) else {
-            return self.offer_shared(ctx, key, topic, policy, p, &p.frame().clone());
+            return self.offer_shared(ctx, key, topic, policy, p, p.frame());
         };
         let op = if p.is_binary() {
             OpCode::Binary
@@ -628,12 +628,10 @@ impl<D> Conn<D> {
                     d.restart();
                 }
             }
-            let bytes = p
-                .deflated(a.server_window_bits, |payload| {
-                    ctx.deflate_frame(a.server_window_bits, op, payload)
-                })
-                .clone();
-            return self.offer_shared(ctx, key, topic, policy, p, &bytes);
+            let bytes = p.deflated(a.server_window_bits, |payload| {
+                ctx.deflate_frame(a.server_window_bits, op, payload)
+            });
+            return self.offer_shared(ctx, key, topic, policy, p, bytes);
         }
         // Context takeover, few subscribers: compress for this one, if it fits.
         if self.over_limit(ctx, p.payload().len()) {
