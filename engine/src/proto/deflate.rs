@@ -7,6 +7,7 @@
 //! stripped (§7.2.1), and inflates under a hard cap on the *inflated* size,
 //! so a small bomb stops after one cap's worth of output.
 
+use super::quick::QuickDeflater;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// How one direction of compression is run.
@@ -217,35 +218,51 @@ fn accept_offer(params: &[(&str, Option<&str>)], cfg: &Config) -> Option<Negotia
 
 /// A deflater for whole messages.
 pub struct Deflater {
-    c: Compress,
-    /// Reset after every message (no context takeover).
-    reset: bool,
+    engine: Engine,
+}
+
+enum Engine {
+    /// A zlib stream: context takeover, or a level other than 1.
+    Stream {
+        c: Compress,
+        /// Reset after every message (no context takeover).
+        reset: bool,
+    },
+    /// Each message alone at level 1: nothing to reset (see `quick`).
+    Quick(QuickDeflater),
 }
 
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deflater")
-            .field("reset", &self.reset)
-            .finish()
+        match &self.engine {
+            Engine::Stream { reset, .. } => {
+                f.debug_struct("Deflater").field("reset", reset).finish()
+            }
+            Engine::Quick(q) => f.debug_tuple("Deflater").field(q).finish(),
+        }
     }
 }
 
 impl Deflater {
     /// A raw deflater with `window_bits` (9..=15).
     pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
-        Deflater {
-            c: Compress::new_with_window_bits(
-                Compression::new(level.min(9)),
-                false,
-                window_bits.clamp(9, 15),
-            ),
-            reset: no_context_takeover,
-        }
+        let bits = window_bits.clamp(9, 15);
+        let engine = if no_context_takeover && level == 1 {
+            Engine::Quick(QuickDeflater::new(bits))
+        } else {
+            Engine::Stream {
+                c: Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits),
+                reset: no_context_takeover,
+            }
+        };
+        Deflater { engine }
     }
 
     /// Forget the context: the next message refers to nothing before it.
     pub fn restart(&mut self) {
-        self.c.reset();
+        if let Engine::Stream { c, .. } = &mut self.engine {
+            c.reset();
+        }
     }
 
     /// Append the compressed form of `input` to `out` (tail stripped).
@@ -258,7 +275,11 @@ impl Deflater {
             out.push(0x00);
             return;
         }
-        let start_in = self.c.total_in();
+        let (c, reset) = match &mut self.engine {
+            Engine::Quick(q) => return q.compress(input, out),
+            Engine::Stream { c, reset } => (c, *reset),
+        };
+        let start_in = c.total_in();
         let base = out.len();
         // Incompressible input grows a little: reserve for that up front.
         out.reserve(input.len() + input.len() / 16 + 64);
@@ -266,12 +287,11 @@ impl Deflater {
             if out.len() == out.capacity() {
                 out.reserve(out.capacity().max(64));
             }
-            let consumed = (self.c.total_in() - start_in) as usize;
-            self.c
-                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+            let consumed = (c.total_in() - start_in) as usize;
+            c.compress_vec(&input[consumed..], out, FlushCompress::Sync)
                 .expect("deflate of in-memory data cannot fail");
             // Done when all input is in and the flush stopped with room to spare.
-            let all_in = (self.c.total_in() - start_in) as usize == input.len();
+            let all_in = (c.total_in() - start_in) as usize == input.len();
             if all_in && out.len() < out.capacity() {
                 break;
             }
@@ -280,8 +300,8 @@ impl Deflater {
         if out.len() >= base + 4 && out[out.len() - 4..] == [0, 0, 0xFF, 0xFF] {
             out.truncate(out.len() - 4);
         }
-        if self.reset {
-            self.c.reset();
+        if reset {
+            c.reset();
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod http_model;
 pub mod mask;
 pub mod message;
+pub mod quick;
 pub mod utf8;
 
 use std::fmt;
