@@ -17,6 +17,22 @@ pub struct volley_ws {
     pub reserved: u32,
 }
 
+/// A message to send, staged in memory the host reuses: this header, then
+/// `len` bytes of payload right after it (at offset
+/// `sizeof(volley_send_stage)`, 24). See `volley_ws_send_staged`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct volley_send_stage {
+    /// The connection.
+    pub ws: volley_ws,
+    /// As `volley_ws_send`'s flags.
+    pub flags: u32,
+    /// Payload bytes following the header.
+    pub len: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<volley_send_stage>() == 24);
+
 impl volley_ws {
     pub(crate) fn from_id(id: engine::ConnId) -> Self {
         let (key, generation) = id.to_raw();

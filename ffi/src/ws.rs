@@ -6,7 +6,7 @@
 use crate::current;
 use crate::error::{Res, boundary, bytes, code, volley_result};
 use crate::server::{Call, ServerState, compress_flag, message, server, volley_server};
-use crate::types::{volley_publish_result, volley_ws};
+use crate::types::{volley_publish_result, volley_send_stage, volley_ws};
 use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, WebSocket};
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex};
@@ -314,6 +314,39 @@ pub extern "C" fn volley_ws_send_parts(
         reserved: 0,
     };
     volley_ws_send(server, ws, data, len, flags)
+}
+
+/// Send the message staged at `stage`: its header names the connection,
+/// the flags and the length, and the payload follows the header. The same
+/// send as `volley_ws_send`, for foreign-function layers where each
+/// argument costs: a host keeps one stage, writes each message into it
+/// and passes two pointers (koffi in Node: 218 ns per call with
+/// `volley_ws_send_parts`' six arguments, ~100 ns with these two, measured).
+///
+/// Ownership: `server` borrowed; `stage` borrowed for the call, readable
+/// for `sizeof(volley_send_stage) + stage->len` bytes (any alignment).
+/// Threads: any thread.
+/// Returns: as `volley_ws_send` (n, -1, 0, or -result);
+/// -VOLLEY_RESULT_NULL_PARAMETER when `stage` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn volley_ws_send_staged(
+    server: *const volley_server,
+    stage: *const volley_send_stage,
+) -> i64 {
+    if stage.is_null() {
+        return -(volley_result::NullParameter as i64);
+    }
+    // SAFETY: documented contract: `stage` is readable for the header
+    // (read unaligned) and the `len` bytes after it.
+    let (st, data) = unsafe {
+        (
+            stage.read_unaligned(),
+            stage
+                .cast::<u8>()
+                .add(std::mem::size_of::<volley_send_stage>()),
+        )
+    };
+    volley_ws_send(server, st.ws, data, st.len as usize, st.flags)
 }
 
 /// `volley_ws_publish` with the id's two fields as separate arguments (see

@@ -210,6 +210,16 @@ int main(void) {
   CHECK(volley_ws_send(s, stale, (const uint8_t *)"x", 1, 0xff00) == -VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_ws_send(s, stale, (const uint8_t *)"x", 1, VOLLEY_SEND_COMPRESS | VOLLEY_SEND_NO_COMPRESS) ==
         -VOLLEY_RESULT_INVALID_ARGUMENT);
+  /* The staged send: the same answers, its arguments read from a header. */
+  {
+    struct { volley_send_stage head; uint8_t data[4]; } st = { { stale, 0, 1 }, { 'x' } };
+    CHECK(volley_ws_send_staged(s, NULL) == -VOLLEY_RESULT_NULL_PARAMETER);
+    CHECK(volley_ws_send_staged(NULL, &st.head) == -VOLLEY_RESULT_NULL_PARAMETER);
+    CHECK(volley_ws_send_staged(s, &st.head) == 0);
+    st.head.flags = 0xff00;
+    CHECK(volley_ws_send_staged(s, &st.head) == -VOLLEY_RESULT_INVALID_ARGUMENT);
+    CHECK(sizeof(volley_send_stage) == 24 && offsetof(volley_send_stage, len) == 20);
+  }
   CHECK(volley_server_publish(s, (const uint8_t *)"t", 1, (const uint8_t *)"x", 1, 0x100, NULL) ==
         VOLLEY_RESULT_INVALID_ARGUMENT);
   CHECK(volley_server_stop(s, 0x100) == VOLLEY_RESULT_INVALID_ARGUMENT && NAMES("flag"));

@@ -7,7 +7,7 @@
 // batch. Sends answer like Bun at once (bytes, -1, 0).
 const net = require('node:net');
 const fs = require('node:fs');
-const { f, koffi, ABI_VERSION } = require('./native.cjs');
+const { f, koffi, ABI_VERSION, SendStage } = require('./native.cjs');
 const { Cookie, CookieMap } = require('./cookies.cjs');
 
 // The packed records' layout, kinds, flags and codes: the library's own
@@ -57,12 +57,46 @@ const COMPRESSOR_WINDOW_BITS = { '3KB': 9, '4KB': 9, '8KB': 10, '16KB': 11, '32K
 /** Where server.publish's volley_publish_result is written (one thread). */
 const PUBLISH_RESULT = Buffer.alloc(32);
 const STILL_WRITING = Symbol('volley.stillWriting');
-/** Text is encoded here once (not measured, then converted again by the FFI). */
-const SCRATCH = Buffer.allocUnsafe(64 * 1024);
-const SCRATCH_CHARS = SCRATCH.length / 3;
-/** Its address: a Buffer this size has its own backing store, which V8
- * never moves, and SCRATCH lives as long as the module. */
-const SCRATCH_AT = Number(koffi.address(SCRATCH));
+/** The send stage (volley_send_stage, then the payload): each send writes
+ * the connection, flags, length and bytes here and passes its address. A
+ * Buffer this size has its own backing store, which V8 never moves, and
+ * STAGE lives as long as the module. */
+const STAGE_HEADER = koffi.sizeof(SendStage);
+const STAGE_FIELDS = {
+  gen: koffi.offsetof(SendStage, 'ws') + koffi.offsetof('volley_ws', 'generation'),
+  key: koffi.offsetof(SendStage, 'ws') + koffi.offsetof('volley_ws', 'key'),
+  reserved: koffi.offsetof(SendStage, 'ws') + koffi.offsetof('volley_ws', 'reserved'),
+  flags: koffi.offsetof(SendStage, 'flags'),
+  len: koffi.offsetof(SendStage, 'len'),
+};
+if (Object.values(STAGE_FIELDS).some((o) => o % 4) || STAGE_HEADER % 4) {
+  throw new Error('volley: volley_send_stage has a field off a 4-byte boundary; this binding writes them as words');
+}
+const STAGE_CAP = 64 * 1024;
+const STAGE = Buffer.allocUnsafeSlow(STAGE_HEADER + STAGE_CAP);
+const STAGE_AT = Number(koffi.address(STAGE));
+const STAGE_W = new Uint32Array(STAGE.buffer, STAGE.byteOffset, STAGE_HEADER / 4);
+const S_GEN_LO = STAGE_FIELDS.gen / 4;
+const S_GEN_HI = S_GEN_LO + 1;
+const S_KEY = STAGE_FIELDS.key / 4;
+const S_FLAGS = STAGE_FIELDS.flags / 4;
+const S_LEN = STAGE_FIELDS.len / 4;
+STAGE_W[STAGE_FIELDS.reserved / 4] = 0;
+/** The payload's place in the stage. */
+const STAGE_DATA = new Uint8Array(STAGE.buffer, STAGE.byteOffset + STAGE_HEADER, STAGE_CAP);
+/** Strings this long always fit encoded (3 bytes per UTF-16 unit at most). */
+const STAGE_CHARS = STAGE_CAP / 3;
+const encoder = new TextEncoder();
+
+/** Send what the stage holds (`n` payload bytes) to `ws`. */
+function sendStaged(srv, ws, n, flags) {
+  STAGE_W[S_GEN_LO] = ws._genLo;
+  STAGE_W[S_GEN_HI] = ws._genHi;
+  STAGE_W[S_KEY] = ws._key;
+  STAGE_W[S_FLAGS] = flags;
+  STAGE_W[S_LEN] = n;
+  return f.send_staged(srv, STAGE_AT);
+}
 const utf8Slice = typeof Buffer.prototype.utf8Slice === 'function'
   ? (b, s, e) => b.utf8Slice(s, e)
   : (b, s, e) => b.toString('utf8', s, e);
@@ -317,6 +351,9 @@ class ServerWebSocket {
     this._server = server;
     this._key = key;
     this._gen = generation;
+    // The generation's two 32-bit halves, as the send stage takes them.
+    this._genLo = generation >>> 0;
+    this._genHi = Math.floor(generation / 4294967296) >>> 0;
     this._index = index;
     this._state = 0;
     this._topics = new Set();
@@ -369,9 +406,9 @@ class ServerWebSocket {
     const str = typeof text === 'string' ? text : String(text);
     let r;
     let n;
-    if (str.length <= SCRATCH_CHARS) {
-      n = SCRATCH.utf8Write(str, 0);
-      r = f.send_at(s._srv, this._key, this._gen, SCRATCH_AT, n, sendCompressFlags(compress));
+    if (str.length <= STAGE_CHARS) {
+      n = encoder.encodeInto(str, STAGE_DATA).written;
+      r = sendStaged(s._srv, this, n, sendCompressFlags(compress));
     } else {
       n = Buffer.byteLength(str);
       r = f.send_text(s._srv, this._key, this._gen, str, n, sendCompressFlags(compress));
@@ -386,7 +423,13 @@ class ServerWebSocket {
     if (s._srv === null) return 0;
     if (!s._draining) s._ensureCork();
     const b = toBuffer(data);
-    const r = f.send_bytes(s._srv, this._key, this._gen, b, b.length, SEND_BINARY | sendCompressFlags(compress));
+    let r;
+    if (b.length <= STAGE_CAP) {
+      STAGE_DATA.set(b);
+      r = sendStaged(s._srv, this, b.length, SEND_BINARY | sendCompressFlags(compress));
+    } else {
+      r = f.send_bytes(s._srv, this._key, this._gen, b, b.length, SEND_BINARY | sendCompressFlags(compress));
+    }
     if (r <= -100) throw new Error(`volley: send: ${f.error_message(-r)}`);
     return r > 0 ? b.length : r;
   }
