@@ -1,5 +1,6 @@
 //! Server options, with Bun's defaults.
 
+use crate::proto::session::Timeouts;
 use crate::{Deflate, SlowConsumer};
 use std::time::Duration;
 
@@ -146,5 +147,74 @@ impl Default for Options {
             tls: None,
             pubsub_bridge: None,
         }
+    }
+}
+
+impl Options {
+    /// The time limits a connection lives under, resolved once per worker
+    /// (zero turns `send_timeout`, `sse_keepalive` and `idle_timeout` off).
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        let idle = nonzero(self.idle_timeout);
+        Timeouts {
+            handshake: self.handshake_timeout,
+            request: self.request_timeout,
+            close: self.close_timeout,
+            send: nonzero(self.send_timeout),
+            sse_keepalive: nonzero(self.sse_keepalive),
+            max_lifetime: self.max_lifetime,
+            // `ping_interval`, else half the idle timeout (Bun's: a live
+            // peer's pong comes back long before `idle_timeout` of silence
+            // closes it, and a proxy in between sees traffic twice per idle
+            // timeout).
+            ping: self
+                .send_pings
+                .then(|| self.ping_interval.or(idle.map(|i| i / 2)))
+                .flatten()
+                .and_then(nonzero),
+            // Only with an explicit `ping_interval`: the default pings at
+            // half the idle timeout, and the idle timeout itself closes a
+            // silent peer.
+            pong_wait: self.ping_interval.map(|_| self.pong_timeout),
+            idle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_follow_buns_ping_rules() {
+        let s = Duration::from_secs;
+        let t = Options::default().timeouts();
+        assert_eq!(
+            (t.ping, t.pong_wait, t.idle),
+            (Some(s(60)), None, Some(s(120)))
+        );
+        let o = Options {
+            ping_interval: Some(s(20)),
+            ..Default::default()
+        };
+        let t = o.timeouts();
+        assert_eq!((t.ping, t.pong_wait), (Some(s(20)), Some(s(30))));
+        let o = Options {
+            send_pings: false,
+            ping_interval: Some(s(20)),
+            ..Default::default()
+        };
+        assert_eq!(o.timeouts().ping, None);
+        let o = Options {
+            idle_timeout: Duration::ZERO,
+            send_timeout: Duration::ZERO,
+            sse_keepalive: Duration::ZERO,
+            ..Default::default()
+        };
+        let t = o.timeouts();
+        assert_eq!(
+            (t.ping, t.idle, t.send, t.sse_keepalive),
+            (None, None, None, None)
+        );
     }
 }

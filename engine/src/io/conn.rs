@@ -4,61 +4,20 @@ use super::hub::Hub;
 use super::out::{OutQueue, Pool};
 use super::slots::{self, Slot};
 use super::sock::Stream;
-use super::wheel::{Stamp, Wheel};
+use super::wheel::Wheel;
 use crate::id::ConnId;
 use crate::proto::close;
 use crate::proto::decoder::{Decoder, Limits};
 use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode, Negotiated};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::proto::http::BodyReader;
+pub(crate) use crate::proto::session::Phase;
+use crate::proto::session::{Clock, Stamp, Timeouts};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
 use std::io::{IoSlice, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Reading an HTTP request head (the first, or the next on a keep-alive
-    /// connection).
-    Handshake,
-    /// The upgrade hook deferred its answer.
-    Deferred,
-    /// Reading an HTTP request's body.
-    Body,
-    /// An HTTP request waits for its answer (from another thread or the host).
-    Fetching,
-    /// Messages flow.
-    Open,
-    /// The server sent a close frame and waits for the peer's.
-    Closing,
-    /// A `text/event-stream` response receiving publishes.
-    Sse,
-    /// A streamed response body: bytes sent by id, as given, until closed.
-    Stream,
-    /// Writing out the last bytes (a close frame or an HTTP response), then
-    /// shutting down the write side and waiting for the peer's FIN.
-    Flushing,
-    /// To be removed by the worker.
-    Done,
-}
-
-impl Phase {
-    /// Phases whose unread input is kept (stashed) for later.
-    pub(crate) fn keeps_input(self) -> bool {
-        matches!(
-            self,
-            Phase::Handshake | Phase::Deferred | Phase::Fetching | Phase::Open | Phase::Closing
-        )
-    }
-
-    /// Phases that wait for an answer and read nothing meanwhile.
-    pub(crate) fn awaits_answer(self) -> bool {
-        matches!(self, Phase::Deferred | Phase::Fetching)
-    }
-}
 
 /// Something to tell the handler once the current callback has returned
 /// (events raised inside a callback wait in `Ctx::events` for it to end).
@@ -78,6 +37,8 @@ pub(crate) enum Deferred {
 /// its topics, and the hub that connects it to the other workers.
 pub(crate) struct Ctx {
     pub opts: Arc<Options>,
+    /// The options' time limits, resolved once.
+    pub timeouts: Timeouts,
     pub hub: Arc<Hub>,
     /// This worker's index.
     pub me: usize,
@@ -263,11 +224,9 @@ pub(crate) struct Conn<D> {
     pub out: OutQueue,
     pub cold: Option<Box<Cold>>,
     pub data: Option<D>,
-    /// Accept time (or the start of the current request), then open time.
-    pub since: Stamp,
-    pub last_read: Stamp,
-    /// Open/SSE: the last ping or keep-alive sent. Closing/Flushing: the deadline.
-    pub aux: Option<Stamp>,
+    /// When the phase's time limits started, the last read, and the
+    /// ping/keep-alive/close time (see [`Clock`]).
+    pub clock: Clock,
     pub close_sent: bool,
     pub paused: bool,
     /// A read was skipped (paused or awaiting an answer) and must be retried.
@@ -302,9 +261,7 @@ impl<D> Conn<D> {
             out: OutQueue::default(),
             cold: None,
             data: None,
-            since: now,
-            last_read: now,
-            aux: None,
+            clock: Clock::new(now),
             close_sent: false,
             paused: false,
             read_pending: false,
@@ -750,7 +707,7 @@ impl<D> Conn<D> {
         }
         self.send_close_frame(ctx, key, code, reason);
         self.phase = Phase::Closing;
-        self.aux = Some(ctx.now + ctx.opts.close_timeout);
+        self.clock.closing(ctx.now, &ctx.timeouts);
         self.arm(ctx, key);
     }
 
@@ -772,27 +729,19 @@ impl<D> Conn<D> {
     /// Write out what is queued, then shut down; drop after `close_timeout`.
     pub(crate) fn flush_and_shut(&mut self, ctx: &mut Ctx, key: usize) {
         self.phase = Phase::Flushing;
-        self.aux = Some(ctx.now + ctx.opts.close_timeout);
+        self.clock.closing(ctx.now, &ctx.timeouts);
         self.mark_dirty(ctx, key);
         self.arm(ctx, key);
     }
 
-    /// The earliest moment this connection needs attention.
-    pub(crate) fn deadline(&self, o: &Options) -> Option<Stamp> {
-        let phase = self.phase_deadline(o);
-        match self.send_deadline(o) {
-            Some(s) if self.phase != Phase::Done => Some(phase.map_or(s, |p| p.min(s))),
-            _ => phase,
-        }
+    /// Since when queued bytes have not moved (see [`Cold::stalled_since`]).
+    pub(crate) fn stalled_since(&self) -> Option<Stamp> {
+        self.cold.as_ref()?.stalled_since
     }
 
-    /// When queued bytes that have not moved make the peer count as gone
-    /// (`send_timeout`), in any phase.
-    pub(crate) fn send_deadline(&self, o: &Options) -> Option<Stamp> {
-        if o.send_timeout.is_zero() {
-            return None;
-        }
-        Some(self.cold.as_ref()?.stalled_since? + o.send_timeout)
+    /// The earliest moment this connection needs attention.
+    pub(crate) fn deadline(&self, t: &Timeouts) -> Option<Stamp> {
+        self.clock.next_timeout(self.phase, self.stalled_since(), t)
     }
 
     /// A flush moved `written` bytes and put everything on the wire
@@ -809,62 +758,15 @@ impl<D> Conn<D> {
         }
     }
 
-    fn phase_deadline(&self, o: &Options) -> Option<Stamp> {
-        match self.phase {
-            Phase::Handshake | Phase::Deferred | Phase::Body => {
-                Some(self.since + o.handshake_timeout)
-            }
-            Phase::Fetching => Some(self.since + o.request_timeout),
-            Phase::Closing | Phase::Flushing => self.aux,
-            Phase::Done => None,
-            Phase::Stream => None,
-            Phase::Sse => (!o.sse_keepalive.is_zero())
-                .then(|| self.aux.unwrap_or(self.since) + o.sse_keepalive),
-            Phase::Open => {
-                let mut d = o.max_lifetime.map(|l| self.since + l);
-                let mut take = |t: Stamp| d = Some(d.map_or(t, |x| x.min(t)));
-                match self.awaiting_pong() {
-                    Some(p) => {
-                        if let Some(w) = pong_wait(o) {
-                            take(p + w);
-                        }
-                    }
-                    None => {
-                        if let Some(i) = ping_interval(o) {
-                            take(self.last_read + i);
-                        }
-                    }
-                }
-                if let Some(i) = hard_idle(o) {
-                    take(self.last_read + i);
-                }
-                d
-            }
-        }
-    }
-
-    /// When a ping was sent that the peer has not answered with any frame
-    /// (every read clears it: see [`Conn::note_read`]).
-    pub(crate) fn awaiting_pong(&self) -> Option<Stamp> {
-        if self.phase == Phase::Open {
-            self.aux
-        } else {
-            None
-        }
-    }
-
     /// Bytes arrived: the peer is alive.
     #[inline]
     pub(crate) fn note_read(&mut self, now: Stamp) {
-        self.last_read = now;
-        if self.phase == Phase::Open {
-            self.aux = None;
-        }
+        self.clock.note_read(self.phase, now);
     }
 
     /// Make sure a timer entry fires at or before this connection's deadline.
     pub(crate) fn arm(&mut self, ctx: &mut Ctx, key: usize) {
-        let Some(at) = self.deadline(&ctx.opts) else {
+        let Some(at) = self.deadline(&ctx.timeouts) else {
             return;
         };
         let t = ctx.wheel.tick_of(at);
@@ -873,31 +775,6 @@ impl<D> Conn<D> {
         }
         self.timer_tick = ctx.wheel.insert(at, (key as u32, self.generation)) as u32;
     }
-}
-
-/// Interval of keep-alive pings, if any: `ping_interval`, else half the
-/// idle timeout (Bun's: a live peer's pong comes back long before
-/// `idle_timeout` of silence closes it, and a proxy in between sees
-/// traffic twice per idle timeout).
-pub(crate) fn ping_interval(o: &Options) -> Option<Duration> {
-    if !o.send_pings {
-        return None;
-    }
-    o.ping_interval
-        .or((!o.idle_timeout.is_zero()).then(|| o.idle_timeout / 2))
-        .filter(|d| !d.is_zero())
-}
-
-/// How long a pinged peer has to answer before it is closed: only with an
-/// explicit `ping_interval` (`pong_timeout`); the default pings at half
-/// the idle timeout, and the idle timeout itself closes a silent peer.
-pub(crate) fn pong_wait(o: &Options) -> Option<Duration> {
-    o.ping_interval.map(|_| o.pong_timeout)
-}
-
-/// Inbound silence that closes the connection: `idle_timeout` (zero: never).
-pub(crate) fn hard_idle(o: &Options) -> Option<Duration> {
-    (!o.idle_timeout.is_zero()).then_some(o.idle_timeout)
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ fn head_input<H: Handler>(
                 conn.queue_bytes(ctx, key, b"HTTP/1.1 100 Continue\r\n\r\n");
             }
             conn.phase = Phase::Body;
-            conn.since = ctx.now;
+            conn.clock.restart(ctx.now);
             conn.cold().body = Some(Box::new(HttpBody {
                 buf,
                 head_len,
@@ -153,7 +153,7 @@ fn body_input<H: Handler>(
     };
     conn.trim_cold();
     // The timeout counts silence, not the length of an upload.
-    conn.since = ctx.now;
+    conn.clock.restart(ctx.now);
     let max = b.head_len + ctx.opts.max_body_bytes;
     match b.reader.feed(input, &mut b.buf, max) {
         Err(r) => {
@@ -283,7 +283,7 @@ fn await_answer<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, p: Pending) {
     } else {
         Phase::Deferred
     };
-    conn.since = ctx.now;
+    conn.clock.restart(ctx.now);
     conn.cold().pending = Some(Box::new(p));
     conn.timer_tick = 0;
     conn.arm(ctx, key);
@@ -486,8 +486,7 @@ fn open<H: Handler>(
     conn.data = Some(a.data);
     conn.phase = Phase::Open;
     conn.reported = false;
-    conn.since = ctx.now;
-    conn.last_read = ctx.now;
+    conn.clock.open(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     ctx.slot(key).set_state(slots::OPEN);
@@ -539,7 +538,7 @@ fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Respo
     ctx.pool.put(conn.take_stash());
     // Sends by id reach it from now on (the answering thread may have said so already).
     ctx.slot(key).set_state(slots::OPEN);
-    conn.since = ctx.now;
+    conn.clock.restart(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     for t in topics.unwrap_or_default() {
@@ -584,7 +583,7 @@ pub(super) fn respond<D>(
     let id = ctx.occupy(key);
     conn.generation = id.generation() as u32;
     conn.phase = Phase::Handshake;
-    conn.since = ctx.now;
+    conn.clock.restart(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     if conn.has_stash() || conn.read_pending {

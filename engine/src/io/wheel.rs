@@ -1,4 +1,5 @@
-//! Time for connections: compact timestamps and a hashed timer wheel.
+//! A hashed timer wheel over connections' deadlines (the [`Stamp`]s of
+//! `proto::session`, which says when each falls due).
 //!
 //! Each connection has at most one live entry: the tick at which its earliest
 //! deadline falls. Deadlines that move later (every read pushes the idle
@@ -6,46 +7,12 @@
 //! recomputes its deadline and re-arms. Stale entries are recognised by the
 //! connection's generation and its recorded tick, so removal is free.
 
-use std::num::NonZeroU64;
-use std::ops::Add;
-use std::time::{Duration, Instant};
+use crate::proto::session::Stamp;
+use std::time::Duration;
 
 /// Resolution of the wheel.
 pub(crate) const TICK_MS: u64 = 50;
 const SLOTS: usize = 4096; // 204.8 s horizon
-/// Stamps start here, so that zero is never a stamp (`Option<Stamp>` is 8 bytes).
-const BASE_MS: u64 = 1000;
-/// A duration too long to matter (about 292 million years).
-const FAR_MS: u64 = 1 << 62;
-
-/// A moment, in milliseconds since the worker started: 8 bytes where an
-/// `Instant` takes 16, which matters for idle connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Stamp(NonZeroU64);
-
-impl Stamp {
-    pub(crate) fn at(epoch: Instant, t: Instant) -> Stamp {
-        let ms = t.saturating_duration_since(epoch).as_millis() as u64;
-        Stamp(NonZeroU64::new(ms + BASE_MS).expect("nonzero"))
-    }
-
-    fn ms(self) -> u64 {
-        self.0.get() - BASE_MS
-    }
-
-    /// Time from `self` to `later` (zero once it has passed).
-    pub(crate) fn until(self, later: Stamp) -> Duration {
-        Duration::from_millis(later.ms().saturating_sub(self.ms()))
-    }
-}
-
-impl Add<Duration> for Stamp {
-    type Output = Stamp;
-    fn add(self, d: Duration) -> Stamp {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(FAR_MS);
-        Stamp(self.0.saturating_add(ms))
-    }
-}
 
 /// An entry: slab key and the connection's generation.
 pub(crate) type Entry = (u32, u32);
@@ -141,6 +108,7 @@ impl Wheel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn fires_after_not_before() {
@@ -189,13 +157,5 @@ mod tests {
         let mut w = Wheel::new();
         let tick = w.insert(Stamp::at(e, e) + Duration::from_secs(10_000), (2, 0));
         assert!(tick < SLOTS as u64 + 2);
-    }
-
-    #[test]
-    fn stamps_are_small_and_ordered() {
-        assert_eq!(std::mem::size_of::<Option<Stamp>>(), 8);
-        let e = Instant::now();
-        let a = Stamp::at(e, e);
-        assert!(a + Duration::from_millis(1) > a);
     }
 }

@@ -6,9 +6,10 @@
 use super::conn::{Conn, Ctx};
 use super::hub::{self, Hub, Inbox};
 use super::sock::Listener;
-use super::wheel::{Stamp, Wheel};
+use super::wheel::Wheel;
 use crate::Handler;
 use crate::proto::decoder::Limits;
+use crate::proto::session::Stamp;
 use crate::route::Router;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -116,6 +117,7 @@ impl<H: Handler> Worker<H> {
             ctx: Ctx {
                 limits: limits(false),
                 limits_pmd: limits(true),
+                timeouts: opts.timeouts(),
                 opts,
                 hub: shared.hub.clone(),
                 me,

@@ -1,5 +1,6 @@
 //! The sans-IO protocol core: RFC 6455 as pure functions and state machines
-//! over byte slices. Nothing here touches a socket, a clock or a thread, so
+//! over byte slices. Nothing here touches a socket, reads a clock or starts a
+//! thread (time comes in as a value: see [`session`]), so
 //! every part is unit-tested, fuzzed and benched on plain bytes.
 
 pub mod close;
@@ -13,6 +14,7 @@ pub mod http_model;
 pub mod mask;
 pub mod message;
 pub mod quick;
+pub mod session;
 pub mod utf8;
 
 use std::fmt;
