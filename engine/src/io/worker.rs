@@ -25,6 +25,14 @@ pub(crate) const RBUF: usize = 256 * 1024;
 
 pub(crate) type Conns<D> = Slab<Conn<D>>;
 
+/// Connections a worker's table is reserved for at start (address space
+/// only: a page becomes memory when a connection first lands on it). The
+/// table then never moves while it grows to this size: growing by
+/// doubling copied it at each power of two and left the old copies' pages
+/// in the worker thread's malloc arena, about 35 bytes per idle connection
+/// at eight workers (benches/scaling `--cells memory`).
+const CONNS_RESERVED: usize = 1 << 16;
+
 /// What the workers share: read-only after start, plus the hub.
 pub(crate) struct Shared<H> {
     pub handler: H,
@@ -136,7 +144,7 @@ impl<H: Handler> Worker<H> {
                 written: 0,
             },
             shared,
-            conns: Slab::new(),
+            conns: Slab::with_capacity(CONNS_RESERVED),
             rbuf: vec![0u8; RBUF].into_boxed_slice(),
             tbuf: vec![0u8; tbuf_len].into_boxed_slice(),
             expired: Vec::new(),
