@@ -12,7 +12,7 @@ use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode, Negotiated};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::proto::http::BodyReader;
 pub(crate) use crate::proto::session::Phase;
-use crate::proto::session::{Clock, Stamp, Timeouts};
+use crate::proto::session::{Clock, Control, Stamp, Timeouts};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
 use std::io::{IoSlice, Write};
@@ -227,7 +227,8 @@ pub(crate) struct Conn<D> {
     /// When the phase's time limits started, the last read, and the
     /// ping/keep-alive/close time (see [`Clock`]).
     pub clock: Clock,
-    pub close_sent: bool,
+    /// Our close frame (sent once) and the pongs the peer has not read.
+    pub control: Control,
     pub paused: bool,
     /// A read was skipped (paused or awaiting an answer) and must be retried.
     pub read_pending: bool,
@@ -240,8 +241,6 @@ pub(crate) struct Conn<D> {
     pub hup: bool,
     /// A TLS connection (its session lives in the cold box).
     pub tls: bool,
-    /// Pong bytes queued since the peer last took any bytes.
-    pub ctrl_unsent: u32,
     /// The close handler ran (or the connection never opened).
     pub reported: bool,
     /// Event-queue mode: the 101 and what follows it wait, while the
@@ -262,7 +261,7 @@ impl<D> Conn<D> {
             cold: None,
             data: None,
             clock: Clock::new(now),
-            close_sent: false,
+            control: Control::default(),
             paused: false,
             read_pending: false,
             backlogged: false,
@@ -270,7 +269,6 @@ impl<D> Conn<D> {
             shut: false,
             hup: false,
             tls: false,
-            ctrl_unsent: 0,
             reported: true,
             held: false,
         }
@@ -714,8 +712,7 @@ impl<D> Conn<D> {
     /// Queue our close frame once. Nothing published goes after it:
     /// messages held for a slow subscriber are dropped here.
     pub(crate) fn send_close_frame(&mut self, ctx: &mut Ctx, key: usize, code: u16, reason: &str) {
-        if !self.close_sent {
-            self.close_sent = true;
+        if self.control.send_close() {
             if let Some(c) = self.cold.as_mut() {
                 c.conflated.clear();
             }

@@ -174,17 +174,12 @@ fn dispatch<H: Handler>(
             // pings while reading nothing (flushes make no progress) is
             // closed once its unsent pongs pass `max_control_backlog`.
             if conn.phase == Phase::Open {
-                let pong = 2 + payload.len() as u32;
-                if conn.ctrl_unsent as usize + pong as usize > ctx.opts.max_control_backlog {
-                    return fail(
-                        shared,
-                        conns,
-                        ctx,
-                        key,
-                        crate::proto::ProtocolError::PingFlood,
-                    );
+                if let Err(e) = conn
+                    .control
+                    .ping(payload.len(), ctx.opts.max_control_backlog)
+                {
+                    return fail(shared, conns, ctx, key, e);
                 }
-                conn.ctrl_unsent += pong;
                 conn.queue_frame(ctx, key, OpCode::Pong, payload);
             }
             guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));

@@ -31,7 +31,7 @@ impl<H: Handler> Worker<H> {
         self.ctx.slot(key).set_queued(conn.out.len());
         match res {
             Ok(true) => {
-                conn.ctrl_unsent = 0;
+                conn.control.peer_read();
                 if conn.has_conflated() {
                     // The queue drained: the latest conflated messages go now.
                     conn.release_conflated(&mut self.ctx, key);
@@ -58,7 +58,7 @@ impl<H: Handler> Worker<H> {
                 conn.backlogged = true;
                 if written > 0 {
                     // The peer reads: its pongs are going out.
-                    conn.ctrl_unsent = 0;
+                    conn.control.peer_read();
                 }
             }
             Err(_) => self.eof(key),

@@ -4,12 +4,16 @@
 //! lifetimes, closing handshakes, Server-Sent Events keep-alives, and
 //! queued bytes that stopped moving).
 //!
+//! Beside it, [`Control`]: the close handshake's one close frame and the
+//! pongs owed to a peer that pings without reading.
+//!
 //! Time is a value here, never read: the loop passes `now` in, keeps one
 //! timer per connection at [`Clock::next_timeout`], and when it fires asks
 //! [`Clock::due`] what to do, then does it (writes a ping, answers 408,
 //! drops the socket). So every timeout rule is a unit test on numbers, the
 //! way quiche and rustls are driven.
 
+use super::ProtocolError;
 use std::num::NonZeroU64;
 use std::ops::Add;
 use std::time::{Duration, Instant};
@@ -297,6 +301,54 @@ impl Clock {
             }
             _ => Due::Nothing,
         }
+    }
+}
+
+/// The control-frame side of an open connection, in four bytes: whether
+/// our close frame went out (it goes once; nothing published follows it),
+/// and the pong bytes queued since the peer last took any of our bytes. A
+/// peer that pings while reading nothing is refused past a limit
+/// ([`ProtocolError::PingFlood`], 1008), whatever its data backlog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Control(u32);
+
+/// The top bit: our close frame went out. The rest: pong bytes owed.
+const CLOSE_SENT: u32 = 1 << 31;
+
+impl Control {
+    /// A ping of `len` payload bytes arrived: its pong (`2 + len` bytes) is
+    /// to be queued, unless the pongs the peer has not read would pass
+    /// `limit` bytes (or 2 GiB).
+    pub fn ping(&mut self, len: usize, limit: usize) -> Result<(), ProtocolError> {
+        let owed = self.pongs_owed() + 2 + len;
+        if owed > limit.min((CLOSE_SENT - 1) as usize) {
+            return Err(ProtocolError::PingFlood);
+        }
+        self.0 = (self.0 & CLOSE_SENT) | owed as u32;
+        Ok(())
+    }
+
+    /// The peer took bytes: the pongs owed are on their way.
+    #[inline]
+    pub fn peer_read(&mut self) {
+        self.0 &= CLOSE_SENT;
+    }
+
+    /// Pong bytes queued since the peer last took any.
+    pub fn pongs_owed(&self) -> usize {
+        (self.0 & !CLOSE_SENT) as usize
+    }
+
+    /// Our close frame is to go out now: true the first time only.
+    pub fn send_close(&mut self) -> bool {
+        let first = !self.close_sent();
+        self.0 |= CLOSE_SENT;
+        first
+    }
+
+    /// Our close frame went out.
+    pub fn close_sent(&self) -> bool {
+        self.0 & CLOSE_SENT != 0
     }
 }
 
@@ -588,5 +640,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_close_frame_goes_once() {
+        let mut c = Control::default();
+        assert!(!c.close_sent());
+        assert!(c.send_close());
+        assert!(!c.send_close());
+        assert!(c.close_sent());
+        // Pongs are still counted after it, and the flag survives them.
+        c.ping(10, 100).unwrap();
+        c.peer_read();
+        assert!(c.close_sent());
+        assert_eq!(c.pongs_owed(), 0);
+    }
+
+    #[test]
+    fn pings_past_the_unread_pong_limit_are_a_flood() {
+        let mut c = Control::default();
+        // Each 125-byte ping owes a 127-byte pong: 8 fit in 1,024 bytes.
+        for _ in 0..8 {
+            c.ping(125, 1024).unwrap();
+        }
+        assert_eq!(c.pongs_owed(), 8 * 127);
+        assert_eq!(c.ping(125, 1024), Err(ProtocolError::PingFlood));
+        assert_eq!(c.pongs_owed(), 8 * 127, "a refused ping owes nothing");
+        // A peer that reads is owed nothing again.
+        c.peer_read();
+        assert_eq!(c.ping(125, 1024), Ok(()));
+        // No limit is larger than the count can hold.
+        let mut c = Control::default();
+        let mut n = 0u64;
+        while c.ping(125, usize::MAX).is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, u64::from(CLOSE_SENT - 1) / 127);
+        assert!(!c.close_sent());
     }
 }
