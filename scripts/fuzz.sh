@@ -16,21 +16,51 @@ targets=("$@")
 cargo fuzz build --sanitizer none -O
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
-for t in "${targets[@]}"; do
-  grown="fuzz/grown/$t"
-  mkdir -p "$grown"
-  log="$logs/$t.log"
-  if cargo fuzz run --sanitizer none -O "$t" "$grown" "fuzz/corpus/$t" -- \
-      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1; then
-    echo "fuzz $t: $(grep -E '^Done' "$log" | tail -1) (corpus $(ls "$grown" | wc -l) grown + $(ls "fuzz/corpus/$t" | wc -l) seeds)"
+# Targets run `jobs` at a time (FUZZ_JOBS, default: the number of cores),
+# each on its own core for FUZZ_SECONDS, so the whole pass costs
+# targets/jobs rounds of wall time, not one per target.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+failed=0
+
+# fuzz_one TARGET LOG RSS-MB [SANITIZER-ARGS...]: one target's run, then its verdict.
+fuzz_one() {
+  local t="$1" log="$2" rss="$3" label="$1"
+  shift 3
+  [ "$#" -gt 0 ] || label="$t (AddressSanitizer)"
+  mkdir -p "fuzz/grown/$t"
+  if cargo fuzz run "$@" -O "$t" "fuzz/grown/$t" "fuzz/corpus/$t" -- \
+      -max_total_time="$secs" -rss_limit_mb="$rss" -timeout=10 >"$log" 2>&1; then
+    echo "fuzz $label: $(grep -E '^Done' "$log" | tail -1) (corpus $(ls "fuzz/grown/$t" | wc -l) grown + $(ls "fuzz/corpus/$t" | wc -l) seeds)"
   else
-    echo "fuzz $t: FAILED"; tail -30 "$log"; exit 1
+    echo "fuzz $label: FAILED"; tail -30 "$log"; return 1
   fi
-  if [ "${FUZZ_MERGE:-0}" = 1 ]; then
-    cargo fuzz run --sanitizer none -O "$t" "fuzz/corpus/$t" "$grown" -- -merge=1 >"$log" 2>&1
-    echo "fuzz $t: merged into fuzz/corpus/$t ($(ls "fuzz/corpus/$t" | wc -l) files)"
-  fi
+}
+
+# pool CMD...: start CMD in the background once fewer than `jobs` run.
+pool() {
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+    wait -n || failed=1
+  done
+  "$@" &
+}
+
+drain() {
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do
+    wait -n || failed=1
+  done
+}
+
+for t in "${targets[@]}"; do
+  pool fuzz_one "$t" "$logs/$t.log" 2048 --sanitizer none
 done
+drain
+[ "$failed" = 0 ] || exit 1
+if [ "${FUZZ_MERGE:-0}" = 1 ]; then
+  for t in "${targets[@]}"; do
+    cargo fuzz run --sanitizer none -O "$t" "fuzz/corpus/$t" "fuzz/grown/$t" -- -merge=1 >"$logs/$t.merge.log" 2>&1
+    echo "fuzz $t: merged into fuzz/corpus/$t ($(ls "fuzz/corpus/$t" | wc -l) files)"
+  done
+fi
 
 # The targets that reach `unsafe` — word-at-a-time unmasking, and the
 # decoder's promise that text is UTF-8 (which the unchecked `str` conversion
@@ -39,14 +69,14 @@ done
 # project's machines cannot fetch; the sanitizer flags are enabled on stable
 # with RUSTC_BOOTSTRAP=1.
 if [ "${FUZZ_ASAN:-1}" = 1 ]; then
+  # Build once before the pool, so the parallel runs find it built.
+  RUSTC_BOOTSTRAP=1 cargo fuzz build -O unmask_equiv >"$logs/asan.build.log" 2>&1 &&
+    RUSTC_BOOTSTRAP=1 cargo fuzz build -O conn_worker >>"$logs/asan.build.log" 2>&1 ||
+    { echo "fuzz: AddressSanitizer build FAILED"; tail -30 "$logs/asan.build.log"; exit 1; }
+  export RUSTC_BOOTSTRAP=1
   for t in unmask_equiv conn_worker; do
-    mkdir -p "fuzz/grown/$t"
-    log="$logs/$t.asan.log"
-    if RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" "fuzz/grown/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 >"$log" 2>&1; then
-      echo "fuzz $t (AddressSanitizer): $(grep -E '^Done' "$log" | tail -1)"
-    else
-      echo "fuzz $t (AddressSanitizer): FAILED"; tail -30 "$log"; exit 1
-    fi
+    pool fuzz_one "$t" "$logs/$t.asan.log" 4096
   done
+  drain
+  [ "$failed" = 0 ] || exit 1
 fi

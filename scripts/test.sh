@@ -78,7 +78,7 @@ step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo build (release)" cargo build --release -p volley-cli -p volley-ffi
 step "cargo test" cargo test --workspace
-step "fuzz: every target, FUZZ_SECONDS (30) each" scripts/fuzz.sh
+step "fuzz: every target, FUZZ_SECONDS (30) each, one per core at a time" scripts/fuzz.sh
 step "criterion benches (one pass each)" cargo bench -q -p volley-benches --bench hot_paths -- --test
 step "C ABI: C, C++ and Zig programs, valgrind, Autobahn 1-10 on the C echo" tests/c/run.sh
 step "Node binding: types, node --test (ws, eventsource, Chromium)" node_binding
@@ -88,8 +88,8 @@ step "Python binding: pip install, mypy --strict, pytest" python_binding
 step "Python wheel: py3-none-manylinux_2_28, auditwheel, CPython 3.9 tags, installed and run" scripts/python-wheel-test.sh
 step "interop: Python websockets" python_interop
 step "interop: Node ws" node_interop
-step "Autobahn|Testsuite, all 517 cases, --deflate" tests/autobahn/run.sh deflate
-step "Autobahn|Testsuite 12-13 subset, --deflate=dedicated" tests/autobahn/run.sh dedicated
+step "Autobahn|Testsuite: all 517 cases --deflate, and 12-13 with --deflate=dedicated, clients at once" \
+  tests/autobahn/run.sh deflate dedicated
 
 echo
 for f in "${failures[@]}"; do echo "failed suite: $f"; done

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Compare an Autobahn report with the checked-in expectation.
 
-usage: check.py INDEX_JSON EXPECTED_JSON
+usage: check.py EXPECTED_JSON INDEX_JSON [INDEX_JSON...]
+
+Several reports (the shards of one run, each with its own cases) are
+merged first; a case reported twice is an error.
 
 EXPECTED_JSON maps a case pattern ("*", "6.*", "7.13.1") to the set of main
 behaviours allowed for it; the most specific pattern wins. Every case must
@@ -21,14 +24,20 @@ def allowed(case, expected):
     return best or []
 
 
-def main(index_path, expected_path):
+def main(expected_path, *index_paths):
     expected = json.load(open(expected_path))
-    try:
-        index = json.load(open(index_path))
-    except (OSError, ValueError) as e:
-        print(f"autobahn check: no report: {e}")
-        return 2
-    results = next(iter(index.values()))
+    results = {}
+    for path in index_paths:
+        try:
+            index = json.load(open(path))
+        except (OSError, ValueError) as e:
+            print(f"autobahn check: no report: {e}")
+            return 2
+        for case, r in next(iter(index.values())).items():
+            if case in results:
+                print(f"autobahn check: case {case} reported twice")
+                return 2
+            results[case] = r
     if len(results) < expected["min_cases"]:
         print(f"autobahn check: {len(results)} cases, expected at least {expected['min_cases']}")
         return 2
@@ -44,4 +53,6 @@ def main(index_path, expected_path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    sys.exit(main(*sys.argv[1:]))
