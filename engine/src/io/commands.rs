@@ -1,7 +1,6 @@
 //! Commands from other threads (and from handles on this worker's own
 //! thread), taken from the mailbox once per loop turn.
 
-use super::conn::Phase;
 use super::http_phase::answered;
 use super::hub::Command;
 use super::publish;
@@ -10,6 +9,7 @@ use super::worker::Worker;
 use crate::id::ConnId;
 use crate::io::websocket::{WebSocket, control, resume};
 use crate::proto::frame::OpCode;
+use crate::proto::session::Phase;
 use crate::{Handler, Inspect};
 use std::panic::{self, AssertUnwindSafe};
 

@@ -1,12 +1,13 @@
 //! Frames: decoding client frames in place, inflating compressed messages
 //! under the size cap, and dispatching messages, pings, pongs and closes.
 
-use super::conn::{Ctx, Phase};
+use super::conn::Ctx;
 use super::lifecycle::{guarded, report_close};
 use super::worker::{Conns, Shared};
 use crate::proto::close;
 use crate::proto::decoder::{Kind, Step};
 use crate::proto::frame::OpCode;
+use crate::proto::session::Phase;
 use crate::{Handler, Message};
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //! to the handler's `fetch`, upgrades to WebSocket (now or deferred), and
 //! Server-Sent Events responses.
 
-use super::conn::{Conn, Ctx, HttpBody, Pending, Phase};
+use super::conn::{Conn, Ctx, HttpBody, Pending};
 use super::frames::frames;
 use super::lifecycle::{guarded, hook};
 use super::publish;
@@ -12,6 +12,7 @@ use crate::io::request::{PendingResponse, PendingUpgrade};
 use crate::proto::deflate;
 use crate::proto::handshake::{self, HeadLimits, Refusal};
 use crate::proto::http::{self as h1, BodyReader, Fed};
+use crate::proto::session::Phase;
 use crate::{Accept, Fetch, Handler, Request, Response, Upgrade};
 use std::sync::atomic::Ordering;
 

@@ -2,13 +2,14 @@
 //! reports (once per opened WebSocket), panics caught at every call,
 //! events fired after the callback that caused them, and removal.
 
-use super::conn::{Ctx, Deferred, Phase};
+use super::conn::{Ctx, Deferred};
 use super::publish;
 use super::slots;
 use super::worker::{Conns, Worker};
 use crate::Handler;
 use crate::io::websocket::WebSocket;
 use crate::proto::close;
+use crate::proto::session::Phase;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 

@@ -1,7 +1,8 @@
 //! Pub/sub on a worker: subscriptions, and publishes delivered to local
 //! subscribers and handed once to each other worker that has some.
 
-use super::conn::{Conn, Ctx, Deferred, Offer, Phase};
+use super::conn::{Conn, Ctx, Deferred, Offer};
+use crate::proto::session::Phase;
 use crate::pubsub::{Edge, Local, Prepared, PublishResult};
 use slab::Slab;
 use std::sync::Arc;

@@ -2,11 +2,11 @@
 //! into the connection's current phase, with a read budget per connection
 //! and a stash for input a phase cannot take yet.
 
-use super::conn::Phase;
 use super::http_phase::feed;
 use super::worker::Worker;
 use crate::Handler;
 use crate::proto::close;
+use crate::proto::session::Phase;
 use std::io::{self, Read};
 
 /// Reads per connection per readiness event before others get a turn.

@@ -3,11 +3,11 @@
 //! once its connections are gone or `close_timeout` has passed; stopping
 //! the listener only, it exits when its last connection ends by itself.
 
-use super::conn::Phase;
 use super::hub;
 use super::worker::Worker;
 use crate::Handler;
 use crate::proto::close;
+use crate::proto::session::Phase;
 use std::sync::atomic::Ordering;
 
 impl<H: Handler> Worker<H> {

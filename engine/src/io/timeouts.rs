@@ -3,7 +3,6 @@
 //! bodies, deferred answers, pings, idle peers, lifetimes, closing
 //! handshakes, event-stream keep-alives), and this file does it.
 
-use super::conn::Phase;
 use super::http_phase::respond;
 use super::worker::Worker;
 use crate::Handler;
@@ -11,6 +10,7 @@ use crate::Response;
 use crate::proto::close;
 use crate::proto::frame::OpCode;
 use crate::proto::session::Due;
+use crate::proto::session::Phase;
 
 impl<H: Handler> Worker<H> {
     pub(super) fn timers(&mut self) {

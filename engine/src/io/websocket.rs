@@ -2,11 +2,12 @@
 //! [`WsHandle`] from any thread.
 
 use crate::id::ConnId;
-use crate::io::conn::{Conn, Ctx, Phase};
+use crate::io::conn::{Conn, Ctx};
 use crate::io::hub::{Command, Hub, Inspector};
 use crate::io::publish;
 use crate::io::slots;
 use crate::proto::frame::OpCode;
+use crate::proto::session::Phase;
 use crate::pubsub::{Edge, Prepared, PublishResult};
 use crate::{Inspect, Message, ReadyState, SendStatus};
 use slab::Slab;

@@ -2,11 +2,12 @@
 //! when there is one), `drain` when a backlog empties, the orderly end of a
 //! connection's output.
 
-use super::conn::{Conn, Phase};
+use super::conn::Conn;
 use super::out::Pool;
 use super::tls;
 use super::worker::Worker;
 use crate::Handler;
+use crate::proto::session::Phase;
 use std::io;
 use std::net::Shutdown;
 
