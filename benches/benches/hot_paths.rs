@@ -7,8 +7,9 @@
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use volley::Prepared;
 use volley::bench_support::Fanout;
-use volley::proto::decoder::{Decoder, Limits, Step};
+use volley::proto::decoder::{Decoder, Limits};
 use volley::proto::frame::{MAX_HEADER, OpCode, encode_header, parse_header, write_frame};
+use volley::proto::inbound::{self, Received};
 use volley::proto::mask::apply_mask;
 use volley::proto::utf8::{Utf8Stream, validate};
 
@@ -77,7 +78,8 @@ fn utf8(c: &mut Criterion) {
 }
 
 /// A whole connection's protocol work without sockets: client frames in,
-/// decoded, echoed frames out.
+/// through the connection's input stage (`proto::inbound`: decoded, checked),
+/// echoed frames out.
 fn roundtrip(c: &mut Criterion) {
     let mut g = c.benchmark_group("roundtrip");
     let limits = Limits {
@@ -93,16 +95,16 @@ fn roundtrip(c: &mut Criterion) {
             let mut dec = Decoder::new();
             let mut input = wire.clone();
             let mut out = Vec::with_capacity(wire.len() + 64);
+            let mut held = Vec::new();
             b.iter(|| {
                 input.copy_from_slice(&wire);
                 out.clear();
                 let mut pos = 0;
-                while let Ok(Step::InPlace {
-                    consumed, range, ..
-                }) = dec.decode(&mut input[pos..], &limits)
+                while let Ok(Some((used, Received::Text(t)))) =
+                    inbound::next(&mut dec, &mut input[pos..], &limits, &mut held)
                 {
-                    write_frame(&mut out, OpCode::Text, false, &input[pos..][range]);
-                    pos += consumed;
+                    write_frame(&mut out, OpCode::Text, false, t.as_bytes());
+                    pos += used;
                 }
                 out.len()
             })

@@ -1,47 +1,102 @@
-//! Client bytes through the server's frame decoder, split at fuzzer-chosen
-//! points: no panic, messages never larger than the limit, every error maps
-//! to a close code a server may send for a peer's error (1002, 1007, 1008
-//! for too many fragments, 1009), control payloads never over 125 bytes.
+//! Client bytes through a connection's input stage (`proto::inbound`: the
+//! frame decoder, permessage-deflate under the size cap, text and close
+//! checks), split at fuzzer-chosen points: no panic; messages never larger
+//! than the limit; text always UTF-8; every error maps to a close code a
+//! server may send for a peer's error (1002, 1007, 1008 for too many
+//! fragments, 1009); and the events, and the error that ends them, are the
+//! same whether the input comes whole or in pieces.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use volley::proto::decoder::{Decoder, Kind, Limits, Step};
+use volley::proto::decoder::{Decoder, Limits};
+use volley::proto::deflate::Inflater;
+use volley::proto::inbound::{self, Received};
+
+const CAP: usize = 4096;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let limits = Limits { max_message: 4096, rsv1_allowed: data[0] & 1 == 1, max_fragments: 64 };
+    let limits = Limits {
+        max_message: CAP,
+        rsv1_allowed: data[0] & 1 == 1,
+        max_fragments: 64,
+    };
+    let takeover = data[0] & 2 == 2;
     let chunk = usize::from(data[1]).max(1);
+    let wire = &data[2..];
+    let whole = run(wire, wire.len().max(1), &limits, takeover);
+    let pieces = run(wire, chunk, &limits, takeover);
+    assert_eq!(whole, pieces, "events depend on how the input is cut");
+});
+
+/// Every event, as owned bytes, and the close code of the error that ended
+/// them (0: none).
+fn run(wire: &[u8], chunk: usize, limits: &Limits, takeover: bool) -> (Vec<(u8, Vec<u8>)>, u16) {
     let mut d = Decoder::new();
-    for piece in data[2..].chunks(chunk) {
+    let mut inf = Inflater::new(15, !takeover);
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for piece in wire.chunks(chunk) {
         let mut piece = piece.to_vec();
         let mut pos = 0;
         loop {
-            match d.decode(&mut piece[pos..], &limits) {
-                Ok(Step::NeedMore) => break,
-                Ok(Step::InPlace { consumed, kind, range, .. }) => {
-                    check(kind, range.len(), &limits);
-                    assert!(range.end <= consumed);
-                    pos += consumed;
+            let mut held = Vec::new();
+            let (used, ev) = match inbound::next(&mut d, &mut piece[pos..], limits, &mut held) {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(e) => return (seen, code(e.close_code())),
+            };
+            let ev = match ev {
+                Received::Compressed { text, deflated } => {
+                    assert!(limits.rsv1_allowed, "RSV1 without the extension");
+                    inbound::inflate(text, deflated, &mut inf, CAP, &mut out)
                 }
-                Ok(Step::Buffered { consumed, kind, .. }) => {
-                    let b = d.take_buffer(kind);
-                    check(kind, b.len(), &limits);
-                    pos += consumed;
-                }
-                Err(e) => {
-                    assert!(matches!(e.close_code(), 1002 | 1007 | 1008 | 1009), "{e}");
-                    return;
-                }
+                ev => Ok(ev),
+            };
+            match ev {
+                Ok(ev) => seen.push(check(ev)),
+                Err(e) => return (seen, code(e.close_code())),
             }
+            pos += used;
+            assert!(pos <= piece.len());
             assert!(d.buffered() <= 2 * limits.max_message + 4096, "buffer bounded");
         }
     }
-});
+    (seen, 0)
+}
 
-fn check(kind: Kind, len: usize, limits: &Limits) {
-    match kind {
-        Kind::Text | Kind::Binary => assert!(len <= limits.max_message),
-        _ => assert!(len <= 125),
+fn code(c: u16) -> u16 {
+    assert!(matches!(c, 1002 | 1007 | 1008 | 1009), "close code {c}");
+    c
+}
+
+fn check(ev: Received<'_>) -> (u8, Vec<u8>) {
+    match ev {
+        Received::Text(t) => {
+            assert!(t.len() <= CAP);
+            assert!(std::str::from_utf8(t.as_bytes()).is_ok());
+            (1, t.as_bytes().to_vec())
+        }
+        Received::Binary(b) => {
+            assert!(b.len() <= CAP);
+            (2, b.to_vec())
+        }
+        Received::Ping(p) => {
+            assert!(p.len() <= 125);
+            (9, p.to_vec())
+        }
+        Received::Pong(p) => {
+            assert!(p.len() <= 125);
+            (10, p.to_vec())
+        }
+        Received::Close { code, reason } => {
+            assert!(volley::proto::close::is_valid_received(code) || code == 1005);
+            assert!(reason.len() <= 123);
+            let mut v = code.to_be_bytes().to_vec();
+            v.extend_from_slice(reason.as_bytes());
+            (8, v)
+        }
+        Received::Compressed { .. } => panic!("inflate gave a compressed message"),
     }
 }

@@ -4,9 +4,10 @@
 use super::conn::Ctx;
 use super::lifecycle::{guarded, report_close};
 use super::worker::{Conns, Shared};
-use crate::proto::close;
-use crate::proto::decoder::{Kind, Step};
+use crate::proto::ProtocolError;
+use crate::proto::deflate::Inflater;
 use crate::proto::frame::OpCode;
+use crate::proto::inbound::{self, Received};
 use crate::proto::session::Phase;
 use crate::{Handler, Message};
 use std::sync::atomic::Ordering;
@@ -21,6 +22,9 @@ pub(super) fn frames<H: Handler>(
     input: &mut [u8],
 ) -> usize {
     let mut pos = 0;
+    // The payload of a message that spanned reads, between decoding and
+    // the handler's return.
+    let mut held = Vec::new();
     while pos < input.len() {
         let conn = &mut conns[key];
         if conn.paused || !matches!(conn.phase, Phase::Open | Phase::Closing) {
@@ -31,42 +35,24 @@ pub(super) fn frames<H: Handler>(
         } else {
             &ctx.limits
         };
-        match conn.dec.decode(&mut input[pos..], limits) {
+        let (used, ev) = match inbound::next(&mut conn.dec, &mut input[pos..], limits, &mut held) {
+            Ok(Some(found)) => found,
+            Ok(None) => return input.len(),
             Err(e) => {
                 fail(shared, conns, ctx, key, e);
                 return input.len();
             }
-            Ok(Step::NeedMore) => return input.len(),
-            Ok(Step::InPlace {
-                consumed,
-                kind,
-                range,
-                compressed,
-            }) => {
-                let start = pos;
-                pos += consumed;
-                let payload = &input[start..][range];
-                if compressed {
-                    inflate_and_dispatch(shared, conns, ctx, key, kind, payload);
-                } else {
-                    dispatch(shared, conns, ctx, key, kind, payload);
-                }
+        };
+        pos += used;
+        match ev {
+            Received::Compressed { text, deflated } => {
+                inflate_and_dispatch(shared, conns, ctx, key, text, deflated)
             }
-            Ok(Step::Buffered {
-                consumed,
-                kind,
-                compressed,
-            }) => {
-                pos += consumed;
-                let buf = conn.dec.take_buffer(kind);
-                if compressed {
-                    inflate_and_dispatch(shared, conns, ctx, key, kind, &buf);
-                } else {
-                    dispatch(shared, conns, ctx, key, kind, &buf);
-                }
-                // Back to the worker's pool: an idle connection holds no buffer.
-                ctx.pool.put(buf);
-            }
+            ev => dispatch(shared, conns, ctx, key, ev),
+        }
+        if held.capacity() > 0 {
+            // Back to the worker's pool: an idle connection holds no buffer.
+            ctx.pool.put(std::mem::take(&mut held));
         }
     }
     pos
@@ -103,74 +89,52 @@ fn close_with<H: Handler>(
 }
 
 /// A compressed message: inflate it under `max_payload_length` (a bomb
-/// stops at the cap, 1009), check text, dispatch.
+/// stops at the cap, 1009), with the connection's own inflater or, without
+/// context takeover, the worker's; dispatch what it is.
 fn inflate_and_dispatch<H: Handler>(
     shared: &Shared<H>,
     conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
-    kind: Kind,
-    payload: &[u8],
+    text: bool,
+    deflated: &[u8],
 ) {
-    use crate::proto::ProtocolError;
-    use crate::proto::deflate::{InflateError, Inflater};
     let conn = &mut conns[key];
     let Some(a) = conn.pmd else {
         return fail(shared, conns, ctx, key, ProtocolError::ReservedBitsSet);
     };
     let cap = ctx.opts.max_payload_length;
-    let mut out = ctx.pool.get(payload.len().saturating_mul(3).min(cap));
-    let res = if a.client_no_context_takeover {
+    let mut out = ctx.pool.get(deflated.len().saturating_mul(3).min(cap));
+    let inflater = if a.client_no_context_takeover {
         ctx.shared_inflater(a.client_window_bits)
-            .inflate(payload, &mut out, cap)
     } else {
         conn.cold()
             .inflater
             .get_or_insert_with(|| Inflater::new(a.client_window_bits, false))
-            .inflate(payload, &mut out, cap)
     };
-    let err = match res {
-        Err(InflateError::TooBig) => Some(ProtocolError::MessageTooBig),
-        Err(InflateError::Corrupt) => Some(ProtocolError::BadCompressedData),
-        Ok(()) if kind == Kind::Text && crate::proto::utf8::validate(&out).is_err() => {
-            Some(ProtocolError::InvalidUtf8)
-        }
-        Ok(()) => None,
-    };
-    match err {
-        Some(e) => fail(shared, conns, ctx, key, e),
-        None => dispatch(shared, conns, ctx, key, kind, &out),
+    match inbound::inflate(text, deflated, inflater, cap, &mut out) {
+        Ok(ev) => dispatch(shared, conns, ctx, key, ev),
+        Err(e) => fail(shared, conns, ctx, key, e),
     }
     ctx.pool.put(out);
 }
 
+/// What the peer sent, told to the handler and answered. Inlined into the
+/// read loop, so that an event is matched where it is made.
+#[inline(always)]
 fn dispatch<H: Handler>(
     shared: &Shared<H>,
     conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
-    kind: Kind,
-    payload: &[u8],
+    ev: Received<'_>,
 ) {
     let h = &shared.handler;
     let conn = &mut conns[key];
-    match kind {
-        Kind::Text | Kind::Binary => {
-            if conn.phase != Phase::Open {
-                return; // after our close frame, data is read and dropped
-            }
-            let msg = if kind == Kind::Text {
-                // SAFETY: the decoder validated this payload as UTF-8 (whole, or
-                // streamed across fragments with the end checked) before
-                // reporting a text message; see proto::decoder.
-                Message::Text(unsafe { std::str::from_utf8_unchecked(payload) })
-            } else {
-                Message::Binary(payload)
-            };
-            ctx.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-            guarded(h, conns, ctx, key, |h, ws| h.message(ws, msg));
-        }
-        Kind::Ping => {
+    match ev {
+        Received::Text(t) => message(h, conns, ctx, key, Message::Text(t)),
+        Received::Binary(b) => message(h, conns, ctx, key, Message::Binary(b)),
+        Received::Ping(payload) => {
             // Pongs get through whatever the data backlog, but a peer that
             // pings while reading nothing (flushes make no progress) is
             // closed once its unsent pongs pass `max_control_backlog`.
@@ -185,14 +149,31 @@ fn dispatch<H: Handler>(
             }
             guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));
         }
-        Kind::Pong => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
-        Kind::Close => match close::parse(payload) {
-            // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
-            Ok((code, reason)) => {
-                let reason = reason.to_string();
-                close_with(shared, conns, ctx, key, (code, ""), (code, &reason));
-            }
-            Err(bad) => fail(shared, conns, ctx, key, bad.into()),
-        },
+        Received::Pong(payload) => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
+        // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
+        Received::Close { code, reason } => {
+            close_with(shared, conns, ctx, key, (code, ""), (code, reason));
+        }
+        // `frames` inflates these first; `inflate` never gives one.
+        Received::Compressed { .. } => {
+            fail(shared, conns, ctx, key, ProtocolError::ReservedBitsSet)
+        }
     }
+}
+
+/// A data message, told to the handler while the connection is open; after
+/// our close frame, data is read and dropped.
+#[inline(always)]
+fn message<H: Handler>(
+    h: &H,
+    conns: &mut Conns<H::Data>,
+    ctx: &mut Ctx,
+    key: usize,
+    msg: Message<'_>,
+) {
+    if conns[key].phase != Phase::Open {
+        return;
+    }
+    ctx.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+    guarded(h, conns, ctx, key, |h, ws| h.message(ws, msg));
 }

@@ -11,6 +11,7 @@ pub mod handshake;
 pub mod http;
 #[cfg(any(test, feature = "testing"))]
 pub mod http_model;
+pub mod inbound;
 pub mod mask;
 pub mod message;
 pub mod quick;
