@@ -187,10 +187,18 @@ def versions():
             v[name] = subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
         except OSError:
             pass
-    v["ws"] = json.load(open(HERE / "node_modules" / "ws" / "package.json"))["version"]
+    # A peer that is not installed (--no-install on a machine without them)
+    # has no version to report; the servers that ran still get their table.
+    try:
+        v["ws"] = json.load(open(HERE / "node_modules" / "ws" / "package.json"))["version"]
+    except OSError:
+        pass
     for mod in ["websockets", "picows"]:
-        v[mod] = subprocess.run([str(VENV / "bin" / "python"), "-c", f"import {mod};print({mod}.__version__)"],
-                                capture_output=True, text=True).stdout.strip()
+        try:
+            v[mod] = subprocess.run([str(VENV / "bin" / "python"), "-c", f"import {mod};print({mod}.__version__)"],
+                                    capture_output=True, text=True).stdout.strip()
+        except OSError:
+            pass
     lock = (HERE / "rust-peers" / "Cargo.lock").read_text() if (HERE / "rust-peers" / "Cargo.lock").exists() else ""
     for crate in ["tokio-tungstenite", "fastwebsockets"]:
         m = re.search(rf'name = "{crate}"\nversion = "([^"]+)"', lock)
