@@ -58,6 +58,64 @@ pub enum Step {
     },
 }
 
+/// The common case, without the general path's state: one whole final
+/// frame (a message that is one frame, or a control frame) at the start of
+/// `input`, with no message in progress. `Ok(None)` for anything else (a
+/// frame that is split, fragmented, over a limit or against a rule), which
+/// the general path then reads and, where it breaks a rule, refuses: this
+/// path writes nothing until it has seen that the frame is one it takes.
+/// Its events are the general path's, which the `frame_decoder` fuzz target
+/// checks (whole input here, the same bytes in pieces there).
+#[inline]
+fn whole_frame(input: &mut [u8], limits: &Limits) -> Result<Option<Step>, ProtocolError> {
+    let Ok(Some(h)) = frame::parse_header(input) else {
+        return Ok(None);
+    };
+    let Some(mask) = h.mask else {
+        return Ok(None);
+    };
+    if !h.fin || h.rsv23 || h.len > (input.len() - h.header_len) as u64 {
+        return Ok(None);
+    }
+    let kind = match h.opcode {
+        OpCode::Text | OpCode::Binary => {
+            if h.len > limits.max_message as u64
+                || (h.rsv1 && !limits.rsv1_allowed)
+                || limits.max_fragments == 0
+            {
+                return Ok(None);
+            }
+            if h.opcode == OpCode::Text {
+                Kind::Text
+            } else {
+                Kind::Binary
+            }
+        }
+        OpCode::Ping | OpCode::Pong | OpCode::Close => {
+            if h.rsv1 || h.len > MAX_CONTROL_PAYLOAD as u64 {
+                return Ok(None);
+            }
+            match h.opcode {
+                OpCode::Ping => Kind::Ping,
+                OpCode::Pong => Kind::Pong,
+                _ => Kind::Close,
+            }
+        }
+        OpCode::Continuation => return Ok(None),
+    };
+    let range = h.header_len..h.header_len + h.len as usize;
+    apply_mask(&mut input[range.clone()], mask, 0);
+    if kind == Kind::Text && !h.rsv1 && utf8::validate(&input[range.clone()]).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(Some(Step::InPlace {
+        consumed: range.end,
+        kind,
+        compressed: h.rsv1,
+        range,
+    }))
+}
+
 /// The frame being read.
 #[derive(Debug, Clone, Copy)]
 struct Current {
@@ -85,9 +143,10 @@ pub struct Limits {
 /// Server-side incremental decoder. See the module documentation.
 ///
 /// Eight bytes at rest: the state of a frame or message in progress lives in
-/// a box that exists only while one is in progress. Each call decodes on a
-/// stack copy of that state and boxes it only if something is left over, so
-/// a stream of whole frames never allocates.
+/// a box that exists only while one is in progress. A whole frame with
+/// nothing in progress takes a short path that builds no state at all; any
+/// other call decodes on a stack copy of that state and boxes it only if
+/// something is left over, so a stream of whole frames never allocates.
 #[derive(Debug, Default)]
 pub struct Decoder {
     partial: Option<Box<Partial>>,
@@ -121,6 +180,9 @@ impl Decoder {
                 step
             }
             None => {
+                if let Some(step) = whole_frame(input, limits)? {
+                    return Ok(step);
+                }
                 let mut p = Partial::default();
                 let step = p.decode(input, limits);
                 if !p.is_idle() || p.buffered() > 0 {
