@@ -3,13 +3,16 @@
 //! any header set, and the incremental body reader fed in pieces of any
 //! size. The reader never reads past the body's declared end, the next
 //! request starts exactly where the model says the body ends, and any
-//! input the model refuses is refused.
+//! input the model refuses is refused. `proto::requests::read`, the
+//! worker's way in, agrees with the reader: a request whole in the input
+//! is read whole, with the same body and end.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use volley::proto::handshake::{HeadLimits, parse_request};
 use volley::proto::http::{BodyReader, Fed, Framing, framing};
 use volley::proto::http_model::{self as model, ModelBody, ModelFraming};
+use volley::proto::requests::{self, Limits, Read};
 
 const MAX: usize = 1000;
 
@@ -21,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(Some(head)) = parse_request(&input, limits) else { return };
     let body = &input[head.head_len..];
     let got = framing(&head, MAX);
+    check_read(&input, &head, got, limits);
     let want = model::framing(&head, MAX);
     match (got, want) {
         (Ok(Framing::None), ModelFraming::None) => {}
@@ -82,4 +86,53 @@ fn feed(f: Framing, body: &[u8], split: usize) -> (Vec<u8>, Option<usize>) {
         }
     }
     (out, None)
+}
+
+/// `requests::read` on the whole input against the framing decision and
+/// the body reader fed at once.
+fn check_read(
+    input: &[u8],
+    head: &volley::proto::handshake::Request<'_>,
+    f: Result<Framing, volley::proto::handshake::Refusal>,
+    limits: HeadLimits,
+) {
+    let mut scratch = Vec::new();
+    let read = requests::read(input, Limits { head: limits, max_body: MAX }, &mut scratch);
+    if head.wants_websocket() {
+        match read {
+            Read::Upgrade(h) => {
+                assert_eq!(framing(&h, usize::MAX), Ok(Framing::None));
+                assert_eq!(h.head_len, head.head_len);
+            }
+            Read::Refused(r) => {
+                assert_eq!(r.status, 400);
+                assert_ne!(framing(head, usize::MAX), Ok(Framing::None));
+            }
+            r => panic!("an upgrade read as {r:?}"),
+        }
+        return;
+    }
+    let f = match (f, read) {
+        (Err(e), Read::Refused(r)) => return assert_eq!(e, r),
+        (Err(e), r) => panic!("framing refused {e:?}, read gave {r:?}"),
+        (Ok(f), read) => (f, read),
+    };
+    let body = &input[head.head_len..];
+    let whole = BodyReader::new(f.0).map(|mut r| {
+        let mut out = input[..head.head_len].to_vec();
+        (r.feed(body, &mut out, head.head_len + MAX), out)
+    });
+    match (whole, f.1) {
+        (None, Read::Whole { body: b, used, .. }) => {
+            assert!(b.is_empty());
+            assert_eq!(used, head.head_len);
+        }
+        (Some((Ok(Fed::Done(n)), out)), Read::Whole { body: b, used, .. }) => {
+            assert_eq!(b, &out[head.head_len..], "the reader's body");
+            assert_eq!(used, head.head_len + n, "ending where the reader ends");
+        }
+        (Some((Ok(Fed::More), _)), Read::Started { .. }) => {}
+        (Some((Err(e), _)), Read::Refused(r)) => assert_eq!(e, r),
+        (w, r) => panic!("reader {w:?}, read {r:?}"),
+    }
 }

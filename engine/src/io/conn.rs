@@ -10,7 +10,7 @@ use crate::proto::close;
 use crate::proto::decoder::{Decoder, Limits};
 use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode, Negotiated};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
-use crate::proto::http::BodyReader;
+use crate::proto::requests::{Body, ReplyMode};
 use crate::proto::session::{Clock, Control, Phase, Stamp, Timeouts};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
@@ -144,15 +144,7 @@ pub(crate) enum Pending {
         pmd: Option<Negotiated>,
     },
     /// A deferred HTTP answer: how to frame it.
-    Fetch(super::http_phase::ReplyMode),
-}
-
-/// An HTTP request whose body is still arriving.
-pub(crate) struct HttpBody {
-    /// The request head, then the body as it arrives (decoded when chunked).
-    pub buf: Vec<u8>,
-    pub head_len: usize,
-    pub reader: BodyReader,
+    Fetch(ReplyMode),
 }
 
 /// How a publish went for one subscriber.
@@ -174,7 +166,7 @@ pub(crate) struct Cold {
     /// A deferred upgrade or HTTP request waiting for its answer.
     pub pending: Option<Box<Pending>>,
     /// An HTTP request body being read.
-    pub body: Option<Box<HttpBody>>,
+    pub body: Option<Box<Body>>,
     /// Topics subscribed: name and slot in the worker's local topic.
     pub subs: Vec<(Arc<[u8]>, u32)>,
     /// Latest message per conflated topic, held while the queue is full.

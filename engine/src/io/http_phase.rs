@@ -2,7 +2,7 @@
 //! to the handler's `fetch`, upgrades to WebSocket (now or deferred), and
 //! Server-Sent Events responses.
 
-use super::conn::{Conn, Ctx, HttpBody, Pending};
+use super::conn::{Conn, Ctx, Pending};
 use super::frames::frames;
 use super::lifecycle::{guarded, hook};
 use super::publish;
@@ -11,7 +11,8 @@ use super::worker::{Conns, Shared};
 use crate::io::request::{PendingResponse, PendingUpgrade};
 use crate::proto::deflate;
 use crate::proto::handshake::{self, HeadLimits, Refusal};
-use crate::proto::http::{self as h1, BodyReader, Fed};
+use crate::proto::http as h1;
+use crate::proto::requests::{self, Limits, Read, ReplyMode};
 use crate::proto::session::Phase;
 use crate::{Accept, Fetch, Handler, Request, Response, Upgrade};
 use std::sync::atomic::Ordering;
@@ -55,15 +56,19 @@ pub(super) fn feed<H: Handler>(
     pos
 }
 
-fn head_limits(ctx: &Ctx) -> HeadLimits {
-    HeadLimits {
-        max_bytes: ctx.opts.max_header_bytes,
-        max_headers: ctx.opts.max_headers,
+fn limits(ctx: &Ctx) -> Limits {
+    Limits {
+        head: HeadLimits {
+            max_bytes: ctx.opts.max_header_bytes,
+            max_headers: ctx.opts.max_headers,
+        },
+        max_body: ctx.opts.max_body_bytes,
     }
 }
 
-/// A request head, if complete: an upgrade, or a plain request whose body
-/// is read next. Returns the bytes used (0: the head is incomplete).
+/// The start of a request (`proto::requests` reads it): an upgrade, a
+/// whole request, or one whose body is read next. Returns the bytes used
+/// (0: the head is incomplete).
 fn head_input<H: Handler>(
     shared: &Shared<H>,
     conns: &mut Conns<H::Data>,
@@ -71,72 +76,34 @@ fn head_input<H: Handler>(
     key: usize,
     input: &mut [u8],
 ) -> usize {
-    let conn = &mut conns[key];
-    let head = match handshake::parse_request(input, head_limits(ctx)) {
-        Err(r) => {
-            refuse(conn, ctx, key, r);
-            return input.len();
-        }
-        Ok(None) => return 0,
-        Ok(Some(head)) => head,
-    };
-    let head_len = head.head_len;
-    if head.wants_websocket() {
-        // No body: bytes after the head are frames. One that declares a
-        // body is refused, never read as frames.
-        if h1::framing(&head, usize::MAX) != Ok(h1::Framing::None) {
-            refuse(
-                conn,
-                ctx,
-                key,
-                Refusal {
-                    status: 400,
-                    reason: "an upgrade request with a body",
-                },
-            );
-            return input.len();
-        }
-        return upgrade(shared, conns, ctx, key, &head, input.len());
-    }
-    let framing = match h1::framing(&head, ctx.opts.max_body_bytes) {
-        Ok(f) => f,
-        Err(r) => {
-            refuse(conn, ctx, key, r);
-            return input.len();
-        }
-    };
-    let Some(mut reader) = BodyReader::new(framing) else {
-        fetch(shared, conns, ctx, key, &head, &[]);
-        return head_len;
-    };
-    let mut buf = ctx.pool.get(head_len + 1024);
-    buf.extend_from_slice(&input[..head_len]);
-    let max = head_len + ctx.opts.max_body_bytes;
-    match reader.feed(&input[head_len..], &mut buf, max) {
-        Err(r) => {
-            ctx.pool.put(buf);
-            refuse(conn, ctx, key, r);
+    let mut scratch = ctx.pool.get(0);
+    let used = match requests::read(input, limits(ctx), &mut scratch) {
+        Read::Incomplete => 0,
+        Read::Refused(r) => {
+            refuse(&mut conns[key], ctx, key, r);
             input.len()
         }
-        Ok(Fed::Done(n)) => {
-            fetch(shared, conns, ctx, key, &head, &buf[head_len..]);
-            ctx.pool.put(buf);
-            head_len + n
+        Read::Upgrade(head) => upgrade(shared, conns, ctx, key, &head, input.len()),
+        Read::Whole { head, body, used } => {
+            fetch(shared, conns, ctx, key, &head, body);
+            used
         }
-        Ok(Fed::More) => {
-            if h1::expects_continue(&head) {
+        Read::Started {
+            body,
+            send_continue,
+        } => {
+            let conn = &mut conns[key];
+            if send_continue {
                 conn.queue_bytes(ctx, key, b"HTTP/1.1 100 Continue\r\n\r\n");
             }
             conn.phase = Phase::Body;
             conn.clock.restart(ctx.now);
-            conn.cold().body = Some(Box::new(HttpBody {
-                buf,
-                head_len,
-                reader,
-            }));
+            conn.cold().body = Some(body);
             input.len()
         }
-    }
+    };
+    ctx.pool.put(scratch);
+    used
 }
 
 /// More of a request body; at its end, the request goes to `fetch`.
@@ -155,33 +122,24 @@ fn body_input<H: Handler>(
     conn.trim_cold();
     // The timeout counts silence, not the length of an upload.
     conn.clock.restart(ctx.now);
-    let max = b.head_len + ctx.opts.max_body_bytes;
-    match b.reader.feed(input, &mut b.buf, max) {
+    match b.feed(input) {
         Err(r) => {
-            ctx.pool.put(b.buf);
+            ctx.pool.put(b.into_buf());
             refuse(conn, ctx, key, r);
             input.len()
         }
-        Ok(Fed::More) => {
+        Ok(None) => {
             conn.cold().body = Some(b);
             input.len()
         }
-        Ok(Fed::Done(n)) => {
+        Ok(Some(n)) => {
             conn.phase = Phase::Handshake;
-            match handshake::parse_request(&b.buf[..b.head_len], head_limits(ctx)) {
-                Ok(Some(head)) => fetch(shared, conns, ctx, key, &head, &b.buf[b.head_len..]),
-                _ => refuse(
-                    conn,
-                    ctx,
-                    key,
-                    Refusal {
-                        status: 400,
-                        reason: "malformed HTTP request",
-                    },
-                ),
+            match b.request(limits(ctx).head) {
+                Ok((head, body)) => fetch(shared, conns, ctx, key, &head, body),
+                Err(r) => refuse(conn, ctx, key, r),
             }
-            ctx.pool.put(b.buf);
-            n.max(1).min(input.len())
+            ctx.pool.put(b.into_buf());
+            n
         }
     }
 }
@@ -197,10 +155,7 @@ fn fetch<H: Handler>(
 ) {
     ctx.hub.stats.requests.fetch_add(1, Ordering::Relaxed);
     let conn = &mut conns[key];
-    let mode = ReplyMode {
-        keep_alive: h1::keep_alive(head),
-        head_only: head.method == "HEAD",
-    };
+    let mode = ReplyMode::of(head);
     let m = shared.router.find(head.path);
     let routed = shared.router.is_empty() || m.is_some();
     let id = ctx.id(key);
@@ -266,15 +221,6 @@ fn request<'a, D>(
         body,
         secure: conn.tls,
     }
-}
-
-/// How an HTTP answer goes out: whether the connection stays open after it,
-/// and whether the body is left out (`HEAD`). Not the request body's
-/// framing (that is `proto::http::Framing`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReplyMode {
-    pub keep_alive: bool,
-    pub head_only: bool,
 }
 
 /// Wait for an answer from another thread (reading stops meanwhile).

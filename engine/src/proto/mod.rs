@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod mask;
 pub mod message;
 pub mod quick;
+pub mod requests;
 pub mod session;
 pub mod utf8;
 
