@@ -266,6 +266,12 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListene
     if addr.is_ipv6() {
         s.set_only_v6(false).ok();
     }
+    // Frames are written whole, so Nagle's algorithm only adds latency. On
+    // Linux an accepted socket inherits `TCP_NODELAY` from its listener (it
+    // is cloned from it): set once here, it saves a `setsockopt` per
+    // connection (see `Listener::accept`).
+    #[cfg(target_os = "linux")]
+    s.set_nodelay(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
@@ -626,5 +632,48 @@ impl ServerHandle {
     ) -> crate::SendStatus {
         let (op, data) = op_of(msg.into());
         self.hub.send(id, op, data, compress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every accepted TCP connection has `TCP_NODELAY`, whichever way it
+    /// got it (inherited from the listener on Linux, set at accept
+    /// elsewhere), on both kinds of listener and both address families.
+    #[test]
+    fn accepted_connections_have_nodelay() {
+        for (addr, reuse_port) in [
+            ("127.0.0.1:0", false),
+            ("127.0.0.1:0", true),
+            ("[::1]:0", false),
+        ] {
+            let Ok(listeners) = listen_tcp(Some(addr), 2, reuse_port) else {
+                assert!(addr.starts_with('['), "cannot listen on {addr}");
+                continue; // no IPv6 loopback on this machine
+            };
+            let listeners: Vec<&Listener> = listeners.iter().flatten().collect();
+            let Listener::Tcp(t) = listeners[0] else {
+                panic!("a TCP listener expected");
+            };
+            for _ in 0..4 {
+                let _client = std::net::TcpStream::connect(t.local_addr().unwrap()).unwrap();
+                // With SO_REUSEPORT the kernel picks the listener.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                let s = 'found: loop {
+                    for l in &listeners {
+                        match l.accept() {
+                            Ok(s) => break 'found s,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(e) => panic!("accept: {e}"),
+                        }
+                    }
+                    assert!(std::time::Instant::now() < deadline, "no connection");
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                };
+                assert!(s.nodelay().unwrap(), "{addr} reuse_port={reuse_port}");
+            }
+        }
     }
 }

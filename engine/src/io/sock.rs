@@ -20,12 +20,15 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
-    /// The next waiting connection; TCP ones get `TCP_NODELAY` (frames are
-    /// written whole, so Nagle's algorithm only adds latency).
+    /// The next waiting connection; TCP ones have `TCP_NODELAY` (frames are
+    /// written whole, so Nagle's algorithm only adds latency): on Linux
+    /// inherited from the listener, which `server::listen` set, elsewhere
+    /// set here.
     pub fn accept(&self) -> io::Result<Stream> {
         match self {
             Listener::Tcp(l) => {
                 let (s, _) = l.accept()?;
+                #[cfg(not(target_os = "linux"))]
                 let _ = s.set_nodelay(true);
                 Ok(s.into())
             }
@@ -88,6 +91,12 @@ impl Stream {
 
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         socket2::SockRef::from(&self.fd).shutdown(how)
+    }
+
+    /// Whether Nagle's algorithm is off (tests of `Listener::accept`).
+    #[cfg(test)]
+    pub fn nodelay(&self) -> io::Result<bool> {
+        socket2::SockRef::from(&self.fd).nodelay()
     }
 }
 

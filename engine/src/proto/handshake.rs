@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha1::{Digest, Sha1};
 use std::io::Write as _;
+use std::mem::MaybeUninit;
 
 /// The GUID of RFC 6455 §1.3.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -76,8 +77,15 @@ impl<'a> Request<'a> {
             .filter(|t| !t.is_empty())
     }
 
+    /// Is `token` one of the comma-separated tokens of a header `name`?
+    /// Compared as bytes: an ASCII token matches where it stands, whatever
+    /// other bytes the value holds (no UTF-8 pass over each value).
     fn has_token(&self, name: &str, token: &str) -> bool {
-        self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 
     /// Does the request ask for a WebSocket (`Upgrade: websocket`)?
@@ -89,9 +97,19 @@ impl<'a> Request<'a> {
 /// Parse a request head from `buf`. `Ok(None)`: incomplete, read more.
 pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Option<Request<'_>>, Refusal> {
     const TOO_LARGE: Refusal = Refusal::new(431, "request header fields too large");
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut storage);
-    let status = match req.parse(buf) {
+    // Header slots: on the stack for the usual bound (64 slots of 32
+    // bytes), left uninitialised for httparse to fill; on the heap above.
+    const ON_STACK: usize = 64;
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ON_STACK];
+    let mut heap = Vec::new();
+    let storage = if limits.max_headers <= ON_STACK {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let status = match req.parse_with_uninit_headers(buf, storage) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Refusal::new(431, "too many header fields"));
@@ -160,8 +178,10 @@ pub fn validate_upgrade(req: &Request<'_>) -> Result<Upgrade, Refusal> {
         (None, _) => return Err(Refusal::new(400, "missing Sec-WebSocket-Key")),
         _ => return Err(Refusal::new(400, "duplicate Sec-WebSocket-Key")),
     };
-    match B64.decode(key) {
-        Ok(raw) if raw.len() == 16 => {}
+    // 16 bytes are 24 characters; a longer key fails to fit and is refused.
+    let mut raw = [0u8; 24];
+    match B64.decode_slice(key, &mut raw) {
+        Ok(16) => {}
         _ => {
             return Err(Refusal::new(
                 400,
@@ -327,6 +347,50 @@ mod tests {
         assert!(r.wants_websocket());
     }
 
+    /// Tokens are found in any header of that name, in any case, between
+    /// commas and optional whitespace, and only whole.
+    #[test]
+    fn finds_whole_tokens() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"Upgrade: websocket\r\n", true),
+            (b"Upgrade: WebSocket\r\n", true),
+            (b"Upgrade: h2c ,\t websocket \r\n", true),
+            (b"Upgrade: h2c\r\nupgrade: websocket\r\n", true),
+            (b"Upgrade: websocket2, web socket, \r\n", false),
+            (b"Upgrade: \xff\xfe, websocket\r\n", true),
+            (b"X-Upgrade: websocket\r\n", false),
+        ];
+        for (headers, want) in cases {
+            let mut head = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+            head.extend_from_slice(headers);
+            head.extend_from_slice(b"\r\n");
+            let r = parse_request(&head, LIMITS).unwrap().unwrap();
+            assert_eq!(r.wants_websocket(), *want, "{}", head.escape_ascii());
+        }
+    }
+
+    /// More header slots than the stack holds: the limit still applies.
+    #[test]
+    fn header_slots_above_the_stack() {
+        let limits = HeadLimits {
+            max_bytes: 1 << 16,
+            max_headers: 100,
+        };
+        let head = |n: usize| {
+            let mut h = String::from("GET / HTTP/1.1\r\n");
+            for i in 0..n {
+                h.push_str(&format!("X-{i}: y\r\n"));
+            }
+            h + "\r\n"
+        };
+        let hundred = head(100);
+        let r = parse_request(hundred.as_bytes(), limits).unwrap().unwrap();
+        assert_eq!(r.headers.len(), 100);
+        assert_eq!(r.header("x-99"), Some(&b"y"[..]));
+        let e = parse_request(head(101).as_bytes(), limits).unwrap_err();
+        assert_eq!(e.status, 431);
+    }
+
     #[test]
     fn each_bad_upgrade_gets_its_status() {
         let cases: &[(&str, &str, u16)] = &[
@@ -338,6 +402,17 @@ mod tests {
             ("Sec-WebSocket-Version: 13\r\n", "", 426),
             ("dGhlIHNhbXBsZSBub25jZQ==", "dG9vc2hvcnQ=", 400),
             ("dGhlIHNhbXBsZSBub25jZQ==", "!!!not base64!!!", 400),
+            // 15, 17, 18 and 32 bytes: only 16 will do.
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25j", 400),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZSE=", 400),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZSEh", 400),
+            (
+                "dGhlIHNhbXBsZSBub25jZQ==",
+                "dGhlIHNhbXBsZSBub25jZXRoZSBzYW1wbGUgbm9uY2U=",
+                400,
+            ),
+            // Non-canonical padding bits.
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZR==", 400),
             ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 400),
             (
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
