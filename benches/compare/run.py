@@ -2,7 +2,7 @@
 """Volley against its peers, in one run, on one machine.
 
     benches/compare/run.py [--runs 3] [--duration 4] [--servers volley,bun,...]
-                           [--cells echo,latency,large,fanout,handshake,idle]
+                           [--cells echo,latency,large,fanout,handshake,session,idle]
 
 Every server speaks the same convention (/echo, /sub, /pub; see
 servers/bun.js). Each one is started fresh for every cell and run, pinned to
@@ -88,6 +88,10 @@ CELLS = {
                 "msgs_per_server_cpu_sec", True),
     "handshake": ("handshakes", "per server CPU-s", ["connect", "--conns", "50", "--idle", "0"],
                   "handshakes_per_server_cpu_sec", True),
+    # Open, one 32-byte message and its echo, reset: 50 sessions in flight.
+    "session": ("sessions (open → 1 echo → close)", "per server CPU-s",
+                ["connect", "--conns", "50", "--idle", "0", "--size", "32"],
+                "handshakes_per_server_cpu_sec", True),
     "idle": ("10,000 idle connections", "bytes RSS / conn",
              ["connect", "--conns", "10", "--idle", "10000", "--duration", "1", "--warmup", "0.5"],
              "bytes_per_idle_connection", False),

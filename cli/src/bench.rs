@@ -39,6 +39,8 @@ MODES
             --sub-urls ws://B/,ws://C/ spreads the subscribers over those
             servers instead, round-robin, subscriber 0 on the first)
   connect   --conns 50 (concurrent handshakes) --idle 10000 (held connections)
+            [--size N: each session also sends one N-byte message and waits
+            for its echo before closing]
   http      --conns 1000 --url http://HOST:PORT/PATH: keep-alive GET requests
             at full speed, one in flight per connection (requests/s, server CPU
             and RSS at the start, the peak and the end, with --pid)
@@ -853,6 +855,13 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
     let mut done = 0u64;
     let mut c0 = None;
     let mut errors = 0u64;
+    // With --size N: each session is open, one N-byte message and its echo,
+    // close (a handshake's sustained rate with the work a real client does).
+    let one = if cfg.size > 0 || cfg.message.is_some() {
+        burst(cfg, 1, &mut rng).0
+    } else {
+        Vec::new()
+    };
     let open =
         |slots: &mut Vec<Option<BConn>>, i: usize, poll: &Poll, rng: &mut Rng| -> io::Result<()> {
             let mut c = BConn::new(cfg.addr, Role::Echo)?;
@@ -891,17 +900,49 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
                     errors += 1;
                     true
                 }
+                Ok(n) if c.open => {
+                    // --size: the echo of the one message ends the session.
+                    match c.scan(&buf[..n]) {
+                        Ok((0, false)) => false,
+                        Ok((_, false)) => {
+                            done += 1;
+                            true
+                        }
+                        _ => {
+                            errors += 1;
+                            true
+                        }
+                    }
+                }
                 Ok(n) => {
                     c.head.extend_from_slice(&buf[..n]);
-                    if c.head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        if c.head.starts_with(b"HTTP/1.1 101") {
-                            done += 1;
-                        } else {
+                    match c.head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        Some(_) if !c.head.starts_with(b"HTTP/1.1 101") => {
                             errors += 1;
+                            true
                         }
-                        true
-                    } else {
-                        false
+                        Some(_) if one.is_empty() => {
+                            done += 1;
+                            true
+                        }
+                        Some(end) => {
+                            // Open: send the message; its echo may follow
+                            // the head in this very read (it cannot yet).
+                            c.open = true;
+                            let rest = c.head.split_off(end + 4);
+                            match c.send(&one).and(Ok(c.scan(&rest))) {
+                                Ok(Ok((0, false))) => false,
+                                Ok(Ok((_, false))) => {
+                                    done += 1;
+                                    true
+                                }
+                                _ => {
+                                    errors += 1;
+                                    true
+                                }
+                            }
+                        }
+                        None => false,
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
