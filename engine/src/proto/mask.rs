@@ -1,4 +1,4 @@
-//! Client-to-server masking (RFC 6455 §5.3), applied a 64-bit word at a time.
+//! Client-to-server masking (RFC 6455 §5.3), applied eight bytes at a time.
 //!
 //! The mask is a 4-byte key XORed cyclically over the payload. A payload may
 //! arrive in pieces, so every function takes the `offset` of the first byte
@@ -6,11 +6,53 @@
 
 /// XOR `buf` in place with `key`, starting at payload position `offset`.
 ///
-/// Returns nothing; `unmask(unmask(x)) == x`. Works a `u64` at a time over the
-/// aligned middle of the slice (the compiler vectorises that loop) and byte by
-/// byte over at most 7 bytes at each end.
+/// Returns nothing; `unmask(unmask(x)) == x`. A short payload (most
+/// messages) goes eight bytes at a time with unaligned loads and stores,
+/// then four, then at most three single bytes: it starts at any address
+/// after its frame header, and an aligned middle with byte loops at both
+/// ends (up to 14 single bytes) cost a 32-byte message twice as much
+/// (`cargo bench --bench hot_paths -- mask`: 7.7 -> 3.5 ns). From
+/// [`ALIGNED_FROM`] bytes the aligned middle wins (64 KiB: 1.70-1.78 µs against
+/// 1.94 µs unaligned; the vector stores no longer cross cache lines).
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    if buf.len() >= ALIGNED_FROM {
+        return aligned(buf, key, offset);
+    }
+    // Rotate the key so that its first byte applies to buf[0]: byte j of
+    // `k` (little-endian) is key[(offset + j) % 4], and of `k64` too, as 8
+    // is a multiple of 4.
+    let k = u32::from_le_bytes(key).rotate_right(8 * (offset as u32 % 4));
+    let k64 = u64::from(k) | (u64::from(k) << 32);
+    let mut words = buf.chunks_exact_mut(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("8 bytes")) ^ k64;
+        w.copy_from_slice(&x.to_le_bytes());
+    }
+    let rest = words.into_remainder();
+    let (four, bytes) = if rest.len() >= 4 {
+        rest.split_at_mut(4)
+    } else {
+        rest.split_at_mut(0)
+    };
+    if !four.is_empty() {
+        let x = u32::from_le_bytes(four.try_into().expect("4 bytes")) ^ k;
+        four.copy_from_slice(&x.to_le_bytes());
+    }
+    let kb = k.to_le_bytes();
+    for (b, m) in bytes.iter_mut().zip(kb) {
+        *b ^= m;
+    }
+}
+
+/// Payload length from which [`aligned`] masks (1 KiB is 10 % faster
+/// unaligned, 64 KiB 5-10 % slower).
+const ALIGNED_FROM: usize = 4096;
+
+/// Masking over the aligned middle of `buf` a `u64` at a time (the
+/// compiler vectorises that loop), byte by byte over at most 7 bytes at
+/// each end.
+fn aligned(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // Rotate the key so that key[0] applies to buf[0].
     let k = u32::from_le_bytes(key).rotate_right(8 * (offset as u32 % 4));
     let mut key = k.to_le_bytes();
@@ -55,9 +97,12 @@ mod tests {
     #[test]
     fn matches_naive_every_length_offset_and_alignment() {
         let key = [0x12, 0x34, 0x56, 0x78];
-        let src: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        let src: Vec<u8> = (0..ALIGNED_FROM as u32 + 64)
+            .map(|i| (i * 7 + 3) as u8)
+            .collect();
         for start in 0..8 {
-            for len in 0..=64 + 16 {
+            // Both ways: short, and from `ALIGNED_FROM` on.
+            for len in (0..=64 + 16).chain(ALIGNED_FROM - 16..=ALIGNED_FROM + 40) {
                 for offset in 0..4 {
                     let mut a = src.clone();
                     let mut b = src.clone();
