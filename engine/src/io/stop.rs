@@ -27,8 +27,10 @@ impl<H: Handler> Worker<H> {
     pub(super) fn stopping(&mut self) -> bool {
         let level = self.ctx.hub.stopping.load(Ordering::Acquire);
         let now_please = level == hub::STOP_NOW;
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
+        if let Some(l) = self.listener.take() {
+            // Out of the poll before it closes: the other workers hold
+            // duplicates of a shared listener, which keep it open.
+            let _ = super::worker::deregister_listener(&self.poll, &l);
             drop(l);
             self.ctx.hub.listener_closed();
             // Idle HTTP connections (between keep-alive requests, or not

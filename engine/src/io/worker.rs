@@ -11,7 +11,7 @@ use crate::Handler;
 use crate::proto::decoder::Limits;
 use crate::proto::session::Stamp;
 use crate::route::Router;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use slab::Slab;
 use std::io;
 use std::sync::Arc;
@@ -87,25 +87,31 @@ pub(crate) struct Worker<H: Handler> {
     /// Connections not read because the event-queue host fell behind.
     pub(super) throttled: Vec<usize>,
     /// `accept` gave up (out of descriptors, or the table is full) with
-    /// clients still waiting: when to try again. The listener is edge
-    /// triggered, so without this they would wait for the next arrival.
+    /// clients still waiting: when to try again. The listener is out of
+    /// the poll until then (level triggered, it would wake every turn).
     pub(super) accept_retry: Option<Stamp>,
+    /// The listener is shared with the other workers (`EPOLLEXCLUSIVE`).
+    pub(super) shared_listener: bool,
+    /// Connections the next listener event may take (see `accept`).
+    pub(super) accept_budget: usize,
+    /// Loop turns so far, and the last one whose listener event used its
+    /// whole budget: a listener ready again in the next turn is a burst.
+    pub(super) turn_no: u64,
+    pub(super) accept_full_turn: u64,
+    /// `accept` failed and has not succeeded since (its warning is said once).
+    pub(super) accept_failing: bool,
 }
 
 impl<H: Handler> Worker<H> {
     pub(crate) fn new(p: Parts, shared: Arc<Shared<H>>) -> io::Result<Self> {
         let Parts {
             poll,
-            mut listener,
+            listener,
             shared_listener,
             me,
         } = p;
-        if let Some(l) = listener.as_mut() {
-            if shared_listener {
-                register_exclusive(&poll, l)?;
-            } else {
-                poll.registry().register(l, LISTENER, Interest::READABLE)?;
-            }
+        if let Some(l) = listener.as_ref() {
+            register_listener(&poll, l, shared_listener)?;
             shared.hub.listener_opened();
         }
         let epoch = Instant::now();
@@ -153,6 +159,11 @@ impl<H: Handler> Worker<H> {
             queued_total: 0,
             throttled: Vec::new(),
             accept_retry: None,
+            shared_listener,
+            accept_budget: 1,
+            turn_no: 0,
+            accept_full_turn: 0,
+            accept_failing: false,
         })
     }
 
@@ -177,6 +188,7 @@ impl<H: Handler> Worker<H> {
     /// timers, then write everything this turn queued. True when the worker
     /// has stopped.
     pub(crate) fn turn(&mut self, max_wait: Option<Duration>) -> bool {
+        self.turn_no += 1;
         let now = self.clock();
         let mut timeout = self.ctx.wheel.timeout(now);
         for d in [self.stop_deadline, self.accept_retry]
@@ -227,7 +239,7 @@ impl<H: Handler> Worker<H> {
         self.events = Some(events);
         if self.accept_retry.is_some_and(|t| self.ctx.now >= t) {
             self.accept_retry = None;
-            self.accept();
+            self.resume_accept();
         }
         self.commands();
         self.unthrottle();
@@ -298,26 +310,45 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Register a listener shared with the other workers for edge-triggered
-/// readability with `EPOLLEXCLUSIVE` (which mio does not offer): each new
-/// connection wakes one waiting worker, not every one. The event carries
-/// the `LISTENER` token as mio's own registrations do; mio's `deregister`
-/// (an `EPOLL_CTL_DEL` by descriptor) removes it.
-fn register_exclusive(poll: &Poll, l: &Listener) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+/// Register a listener for level-triggered readability (which mio does
+/// not offer), with `EPOLLEXCLUSIVE` when it is shared with the other
+/// workers (a new connection wakes one waiting worker, not every one).
+/// Level triggered, a listener need not be drained until `accept` fails:
+/// `Worker::accept` takes one connection per event and the poll reports
+/// the listener again while more wait. A failed `accept4` is not cheap
+/// (the kernel allocates the new socket and its file before it looks at
+/// the queue, then frees them: ~10 times an empty `epoll_wait`), and at a
+/// sustained rate drained edges cost one per connection. The event
+/// carries the `LISTENER` token as mio's own registrations do;
+/// [`deregister_listener`] removes it (mio's `deregister` would refuse a
+/// registration it did not make, in debug builds).
+pub(super) fn register_listener(poll: &Poll, l: &Listener, exclusive: bool) -> io::Result<()> {
+    let mut events = libc::EPOLLIN as u32;
+    if exclusive {
+        events |= libc::EPOLLEXCLUSIVE as u32;
+    }
     let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        events,
         u64: LISTENER.0 as u64,
     };
+    listener_ctl(poll, l, libc::EPOLL_CTL_ADD, &mut ev)
+}
+
+/// Take the listener out of the poll (`EPOLL_CTL_DEL` by descriptor).
+pub(super) fn deregister_listener(poll: &Poll, l: &Listener) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    listener_ctl(poll, l, libc::EPOLL_CTL_DEL, &mut ev)
+}
+
+fn listener_ctl(
+    poll: &Poll,
+    l: &Listener,
+    op: libc::c_int,
+    ev: &mut libc::epoll_event,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     // SAFETY: a live epoll descriptor, a live socket, a valid event.
-    let rc = unsafe {
-        libc::epoll_ctl(
-            poll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            l.as_raw_fd(),
-            &mut ev,
-        )
-    };
+    let rc = unsafe { libc::epoll_ctl(poll.as_raw_fd(), op, l.as_raw_fd(), ev) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
