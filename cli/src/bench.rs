@@ -842,6 +842,23 @@ fn traffic_thread(
 
 // ---- connect ------------------------------------------------------------------
 
+/// A session's input after its one message went out (`connect --size`):
+/// true when the session is over, counted as done once the echo arrived,
+/// as an error when a close or bad input came instead.
+fn echoed(scanned: Result<(usize, bool), String>, done: &mut u64, errors: &mut u64) -> bool {
+    match scanned {
+        Ok((0, false)) => false,
+        Ok((_, false)) => {
+            *done += 1;
+            true
+        }
+        _ => {
+            *errors += 1;
+            true
+        }
+    }
+}
+
 fn run_connect(cfg: &Cfg) -> Result<Report, String> {
     let mut rng = Rng(0xDEAD_BEEF_1234_5678);
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
@@ -900,20 +917,8 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
                     errors += 1;
                     true
                 }
-                Ok(n) if c.open => {
-                    // --size: the echo of the one message ends the session.
-                    match c.scan(&buf[..n]) {
-                        Ok((0, false)) => false,
-                        Ok((_, false)) => {
-                            done += 1;
-                            true
-                        }
-                        _ => {
-                            errors += 1;
-                            true
-                        }
-                    }
-                }
+                // --size: the echo of the one message ends the session.
+                Ok(n) if c.open => echoed(c.scan(&buf[..n]), &mut done, &mut errors),
                 Ok(n) => {
                     c.head.extend_from_slice(&buf[..n]);
                     match c.head.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -930,17 +935,11 @@ fn run_connect(cfg: &Cfg) -> Result<Report, String> {
                             // the head in this very read (it cannot yet).
                             c.open = true;
                             let rest = c.head.split_off(end + 4);
-                            match c.send(&one).and(Ok(c.scan(&rest))) {
-                                Ok(Ok((0, false))) => false,
-                                Ok(Ok((_, false))) => {
-                                    done += 1;
-                                    true
-                                }
-                                _ => {
-                                    errors += 1;
-                                    true
-                                }
-                            }
+                            let scanned = match c.send(&one) {
+                                Ok(()) => c.scan(&rest),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            echoed(scanned, &mut done, &mut errors)
                         }
                         None => false,
                     }
