@@ -527,7 +527,13 @@ impl ServerHandle {
 
     fn answer(&self, id: ConnId, answer: Answer) -> bool {
         self.hub
-            .command(id.worker(), Command::Answer { id, answer })
+            .command(
+                id.worker(),
+                Command::Answer {
+                    id,
+                    answer: Box::new(answer),
+                },
+            )
             .is_ok()
     }
 

@@ -22,8 +22,10 @@ pub(crate) enum Answered {
     Respond(Response),
 }
 
+/// A thread's callback state, read once (a thread-local in a shared
+/// library costs a call to `__tls_get_addr` per read: a send reads it once).
 #[derive(Clone, Copy)]
-struct Current {
+pub(crate) struct Current {
     /// The server whose callback runs (compared by address, never read).
     server: *const volley_server,
     id: Option<ConnId>,
@@ -96,11 +98,52 @@ pub(crate) fn with_answer<R>(
     r
 }
 
+/// What this thread is doing now, for several of the questions below.
+#[inline]
+pub(crate) fn here() -> Current {
+    CURRENT.with(Cell::get)
+}
+
+impl Current {
+    /// Is this thread inside one of `server`'s callbacks (event, upgrade or
+    /// request)?
+    #[inline]
+    pub(crate) fn in_callback_of(&self, server: &volley_server) -> bool {
+        std::ptr::eq(self.server, server) && (!self.ws.is_null() || !self.answer.is_null())
+    }
+
+    /// If this thread is inside the callback of connection `id` of
+    /// `server`, run `f` on it.
+    #[inline]
+    pub(crate) fn on_ws<R>(
+        &self,
+        server: &volley_server,
+        id: ConnId,
+        f: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
+    ) -> Option<R> {
+        if self.id != Some(id) || self.ws.is_null() || !std::ptr::eq(self.server, server) {
+            return None;
+        }
+        // SAFETY: `with_ws` set this pointer from a live `&mut WebSocket`
+        // whose borrow spans the whole callback, and clears it when the
+        // callback returns (a `Current` is read inside the call that uses
+        // it, never kept); the callback's own code does not touch that
+        // `&mut` while C runs, so this reborrow is the only access.
+        Some(f(unsafe { &mut *self.ws }))
+    }
+
+    /// Are these bytes the text message this callback received (so known
+    /// to be UTF-8)? The event's payload is read-only to the callback.
+    #[inline]
+    pub(crate) fn is_current_text(&self, b: &[u8]) -> bool {
+        !b.is_empty() && self.text == (b.as_ptr(), b.len())
+    }
+}
+
 /// Is this thread inside one of `server`'s callbacks (event, upgrade or
 /// request)?
 pub(crate) fn in_callback_of(server: &volley_server) -> bool {
-    let c = CURRENT.with(Cell::get);
-    std::ptr::eq(c.server, server) && (!c.ws.is_null() || !c.answer.is_null())
+    here().in_callback_of(server)
 }
 
 /// If this thread is inside the callback of connection `id` of `server`,
@@ -110,23 +153,7 @@ pub(crate) fn on_ws<R>(
     id: ConnId,
     f: impl FnOnce(&mut WebSocket<'_, u64>) -> R,
 ) -> Option<R> {
-    let c = CURRENT.with(Cell::get);
-    if c.id != Some(id) || c.ws.is_null() || !std::ptr::eq(c.server, server) {
-        return None;
-    }
-    // SAFETY: `with_ws` set this pointer from a live `&mut WebSocket` whose
-    // borrow spans the whole callback, and clears it when the callback
-    // returns; the callback's own code does not touch that `&mut` while C
-    // runs, so this reborrow is the only access.
-    Some(f(unsafe { &mut *c.ws }))
-}
-
-/// Are these bytes the text message this callback received (so known to be
-/// UTF-8)? The event's payload is read-only to the callback.
-#[inline]
-pub(crate) fn is_current_text(b: &[u8]) -> bool {
-    let c = CURRENT.with(Cell::get);
-    !b.is_empty() && c.text == (b.as_ptr(), b.len())
+    here().on_ws(server, id, f)
 }
 
 /// If this thread is inside any event callback of `server`, run `f` on

@@ -81,9 +81,21 @@ fn this_thread() -> usize {
 /// `p` must be NULL or a handle from `volley_server_new` (freed or not:
 /// handles are never deallocated).
 pub(crate) unsafe fn server<'a>(p: *const volley_server) -> Res<Call<'a>> {
+    // SAFETY: forwarded contract.
+    unsafe { server_in(p, &current::here()) }
+}
+
+/// [`server`] for a call that has read the thread's callback state.
+///
+/// # Safety
+/// As [`server`]; `here` is this thread's state, read in this call.
+pub(crate) unsafe fn server_in<'a>(
+    p: *const volley_server,
+    here: &current::Current,
+) -> Res<Call<'a>> {
     // SAFETY: forwarded contract (a handle, once made, is never deallocated).
     let shell = unsafe { arg(p) }?;
-    let counted = !current::in_callback_of(shell);
+    let counted = !here.in_callback_of(shell);
     if counted {
         shell.in_flight.fetch_add(1, Ordering::SeqCst);
     }
@@ -268,6 +280,20 @@ unsafe fn handler_table(h: *const volley_handlers) -> Res<volley_handlers> {
 /// # Safety
 /// `data` points to `len` readable bytes (or is NULL with `len` 0).
 pub(crate) unsafe fn message<'a>(data: *const u8, len: usize, flags: u32) -> Res<Message<'a>> {
+    // SAFETY: forwarded contract.
+    unsafe { message_in(data, len, flags, &current::here()) }
+}
+
+/// [`message`] for a call that has read the thread's callback state.
+///
+/// # Safety
+/// As [`message`].
+pub(crate) unsafe fn message_in<'a>(
+    data: *const u8,
+    len: usize,
+    flags: u32,
+    here: &current::Current,
+) -> Res<Message<'a>> {
     const KNOWN: u32 = VOLLEY_SEND_BINARY | VOLLEY_SEND_COMPRESS | VOLLEY_SEND_NO_COMPRESS;
     if flags & !KNOWN != 0 {
         return Err(invalid(format!(
@@ -284,7 +310,7 @@ pub(crate) unsafe fn message<'a>(data: *const u8, len: usize, flags: u32) -> Res
     let b = unsafe { bytes(data, len) }?;
     if flags & VOLLEY_SEND_BINARY != 0 {
         Ok(Message::Binary(b))
-    } else if current::is_current_text(b) {
+    } else if here.is_current_text(b) {
         // SAFETY: the engine checked these very bytes as UTF-8 before the
         // callback that is sending them got them; they are read-only to it.
         Ok(Message::Text(unsafe { std::str::from_utf8_unchecked(b) }))

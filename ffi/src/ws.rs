@@ -5,7 +5,9 @@
 
 use crate::current;
 use crate::error::{Res, boundary, bytes, code, volley_result};
-use crate::server::{Call, ServerState, compress_flag, message, server, volley_server};
+use crate::server::{
+    Call, ServerState, compress_flag, message, message_in, server, server_in, volley_server,
+};
 use crate::types::{volley_publish_result, volley_send_stage, volley_ws};
 use engine::{ConnId, Inspect, PublishResult, ReadyState, SendStatus, WebSocket};
 use std::ffi::c_void;
@@ -156,8 +158,18 @@ impl Conn<'_, '_, '_> {
 /// Run `f` on connection `id` of `s`: directly when this thread is inside
 /// that connection's callback, else through its worker.
 fn on_conn<R>(s: &Call<'_>, id: ConnId, f: impl FnOnce(&mut Conn<'_, '_, '_>) -> R) -> R {
+    on_conn_in(s, id, &current::here(), f)
+}
+
+/// [`on_conn`] for a call that has read the thread's callback state.
+fn on_conn_in<R>(
+    s: &Call<'_>,
+    id: ConnId,
+    cur: &current::Current,
+    f: impl FnOnce(&mut Conn<'_, '_, '_>) -> R,
+) -> R {
     let mut f = Some(f);
-    let here = current::on_ws(s.shell, id, |w| {
+    let here = cur.on_ws(s.shell, id, |w| {
         let f = f.take().expect("called once");
         f(&mut Conn::Here(w))
     });
@@ -275,18 +287,21 @@ pub extern "C" fn volley_ws_send(
 ) -> i64 {
     boundary(-(volley_result::Panic as i64), || {
         let r: Res<i64> = (|| {
+            // The thread's callback state, read once for the three
+            // questions below (a send is the hot call of a host).
+            let here = current::here();
             // SAFETY: documented contract.
-            let s = match unsafe { self::server(server) } {
+            let s = match unsafe { server_in(server, &here) } {
                 Ok(s) => s,
                 // Freed: dropped, as a send after stop is on Bun.
                 Err(volley_result::Stopped) => return Ok(0),
                 Err(e) => return Err(e),
             };
             // SAFETY: documented contract.
-            let m = unsafe { message(data, len, flags) }?;
+            let m = unsafe { message_in(data, len, flags, &here) }?;
             let Some(id) = ws.id() else { return Ok(0) };
             let c = compress_flag(flags);
-            Ok(bun(on_conn(&s, id, |w| w.send(m, c))))
+            Ok(bun(on_conn_in(&s, id, &here, |w| w.send(m, c))))
         })();
         r.unwrap_or_else(|e| -(e as i64))
     })

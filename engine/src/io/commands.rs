@@ -38,6 +38,7 @@ impl<H: Handler> Worker<H> {
     fn command(&mut self, cmd: Command, data: &[u8]) {
         match cmd {
             Command::Answer { id, answer } => {
+                let answer = *answer;
                 let waiting = self
                     .target(id)
                     .filter(|&k| self.conns[k].phase.awaits_answer());

@@ -39,9 +39,11 @@ pub(crate) type Inspector = Box<dyn FnOnce(Option<&mut dyn crate::Inspect>) + Se
 
 /// Messages to a worker from other threads (or from handles on its own).
 pub(crate) enum Command {
+    /// Boxed: a command is as large as its largest kind, and every send
+    /// is one (104 bytes with the answer inline, 56 without).
     Answer {
         id: ConnId,
-        answer: Answer,
+        answer: Box<Answer>,
     },
     /// Deliver a publish to this worker's subscribers.
     Publish {
@@ -269,6 +271,15 @@ impl Mailbox {
             inbox.data.extend_from_slice(payload);
             inbox.bytes += cost;
             inbox.cmds.push(make(at));
+        }
+        // Already set: not the first, and no locked write (a host's batch
+        // of sends finds it set after its first). A stale `true` is
+        // harmless: the worker clears the flag and then locks to take the
+        // inbox; had that take come before our push in the mutex's order,
+        // the clear would happen-before this load and be seen, so a take
+        // after a clear we did not see comes after our push, and has it.
+        if self.pending.load(Ordering::Acquire) {
+            return Ok(false);
         }
         Ok(!self.pending.swap(true, Ordering::AcqRel))
     }
@@ -702,7 +713,11 @@ impl Hub {
     /// no news before): at once, or once per worker at the end of this
     /// thread's cork or worker turn.
     fn owe_wake(self: &Arc<Self>, w: usize, first: bool) {
-        if self.current_worker() == Some(w) {
+        // Not the first: whoever queued the first command since the worker
+        // last looked owes its wake-up (at once or deferred), so this one
+        // owes nothing. The common case of a host's batch of sends, and no
+        // thread-local is read for it.
+        if !first || self.current_worker() == Some(w) {
             return; // the worker looks at its mailbox before it sleeps
         }
         let link = &self.links[w];
@@ -721,7 +736,7 @@ impl Hub {
             }
             true
         });
-        if !deferred && first {
+        if !deferred {
             link.mailbox.wake();
         }
     }
@@ -919,6 +934,13 @@ impl Hub {
 #[cfg(test)]
 mod inbox_tests {
     use super::*;
+
+    /// Every cross-thread send is a command, copied into the inbox and out
+    /// again: the rare large kinds are boxed so that it stays this small.
+    #[test]
+    fn a_command_is_small() {
+        assert!(std::mem::size_of::<Command>() <= 56);
+    }
 
     /// A burst's arena is kept while the next turns use it, and given back
     /// (to the floor) once a turn uses under a quarter of it.

@@ -301,7 +301,13 @@ impl<'a> Request<'a> {
 /// connection times out (503) or is already closed.
 fn deliver(hub: &Arc<Hub>, id: ConnId, answer: Answer) -> bool {
     let ok = hub
-        .command(id.worker(), Command::Answer { id, answer })
+        .command(
+            id.worker(),
+            Command::Answer {
+                id,
+                answer: Box::new(answer),
+            },
+        )
         .is_ok();
     if !ok {
         log::warn!("volley: answer for {id:?} not delivered (server stopping or mailbox full)");
