@@ -88,6 +88,31 @@ const STAGE_DATA = new Uint8Array(STAGE.buffer, STAGE.byteOffset + STAGE_HEADER,
 const STAGE_CHARS = STAGE_CAP / 3;
 const encoder = new TextEncoder();
 
+/** The text message most recently handed to a handler and where its UTF-8
+ * bytes lie (a poll buffer, until that buffer's next poll): sending or
+ * echoing an equal string copies those bytes instead of encoding it again
+ * (an echo's and a relay's case; equal strings have equal UTF-8). A
+ * record's payload starts on a word (records are 8-byte aligned, their
+ * header a multiple of 4), and so does the stage's: the copy goes by
+ * words, the last one taking up to 3 bytes of the record's padding. */
+let recvText = null;
+let recvWords = null;
+let recvWord = 0;
+let recvLen = 0;
+if (R_HEADER % 4 || W.RECORD_ALIGN % 4 || STAGE_CAP % 4) {
+  throw new Error('volley: a record payload or the stage is off a word boundary; this binding copies them by words');
+}
+const STAGE_DATA_W = new Uint32Array(STAGE.buffer, STAGE.byteOffset + STAGE_HEADER, STAGE_CAP / 4);
+
+/** Stage the payload of the text message last received (see recvText). */
+function stageReceived() {
+  const src = recvWords;
+  const at = recvWord;
+  const words = (recvLen + 3) >>> 2;
+  for (let i = 0; i < words; i++) STAGE_DATA_W[i] = src[at + i];
+  return recvLen;
+}
+
 /** Send what the stage holds (`n` payload bytes) to `ws`. */
 function sendStaged(srv, ws, n, flags) {
   STAGE_W[S_GEN_LO] = ws._genLo;
@@ -406,7 +431,11 @@ class ServerWebSocket {
     const str = typeof text === 'string' ? text : String(text);
     let r;
     let n;
-    if (str.length <= STAGE_CHARS) {
+    if (str === recvText) {
+      // The bytes it was decoded from: no encoding (see recvText).
+      n = stageReceived();
+      r = sendStaged(s._srv, this, n, sendCompressFlags(compress));
+    } else if (str.length <= STAGE_CHARS) {
       n = encoder.encodeInto(str, STAGE_DATA).written;
       r = sendStaged(s._srv, this, n, sendCompressFlags(compress));
     } else {
@@ -847,6 +876,7 @@ class Server {
     f.cork(this._srv);
     try {
       for (;;) {
+        if (recvWords === this._u32) recvText = recvWords = null; // rewritten now
         const used = f.poll_packed(this._srv, this._buf, POLL_BYTES);
         if (used <= 0) break;
         this._dispatch(used);
@@ -886,7 +916,18 @@ class Server {
         // The hot path: a whole message, inline.
         const ws = this._sockets[user];
         if (ws !== null && ws !== undefined && onMessage !== null) {
-          const msg = flags & EV_BINARY ? ownBytes(buf, dataAt, dataAt + dlen, ws._binaryType) : utf8Slice(buf, dataAt, dataAt + dlen);
+          let msg;
+          if (flags & EV_BINARY) {
+            msg = ownBytes(buf, dataAt, dataAt + dlen, ws._binaryType);
+          } else {
+            msg = utf8Slice(buf, dataAt, dataAt + dlen);
+            if (dlen <= STAGE_CAP) {
+              recvText = msg;
+              recvWords = u32;
+              recvWord = dataAt >>> 2;
+              recvLen = dlen;
+            }
+          }
           try {
             const r = onMessage.call(this._ws, ws, msg);
             if (r !== undefined && r !== null && typeof r.then === 'function') r.then(undefined, (e) => this._wsError(ws, e));
@@ -1337,6 +1378,7 @@ class Server {
         this._drain();
         const s = this._srv;
         this._srv = null;
+        if (recvWords === this._u32) recvText = recvWords = null; // let it go
         if (this._corked) {
           // End ours before the server goes (the queued uncork will find no
           // server); the library ends a freed server's corks too, so this

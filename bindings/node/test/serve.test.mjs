@@ -48,6 +48,59 @@ test('echo of text and binary, 0 B to 16 MiB', async (t) => {
   ws.close();
 });
 
+test('a received string sent again later, from a timer or another server\'s handler, arrives as itself', async (t) => {
+  // A send of the string a handler just received copies the bytes it was
+  // decoded from (no second encoding); once the poll buffer holds other
+  // messages, the same string must be encoded afresh, never read from there.
+  const kept = [];
+  let target = null;
+  const a = start(t, {
+    fetch: echo.fetch,
+    websocket: {
+      message(ws, m) {
+        target = ws;
+        // Binary: the poll that brought it rewrote the bytes the last
+        // text was decoded from.
+        if (typeof m !== 'string') return void ws.send(kept.at(-1));
+        if (m.startsWith('keep:')) kept.push(m);
+        ws.send(m);
+      },
+    },
+  });
+  const b = start(t, {
+    fetch: echo.fetch,
+    websocket: {
+      // Inside b's batch: a's kept strings go out through a's socket.
+      message(ws, m) {
+        for (const k of kept) assert.equal(target.send(k), Buffer.byteLength(k));
+        ws.send(`sent ${kept.length}`);
+      },
+    },
+  });
+  const ca = await client(`ws://127.0.0.1:${a.port}/`);
+  const cb = await client(`ws://127.0.0.1:${b.port}/`);
+  const texts = ['keep:é🎉ü', `keep:${'ö'.repeat(150)}`, 'keep:', 'x', 'keep:ascii', 'é', '', `keep:${'q'.repeat(300)}`];
+  for (const s of texts) {
+    ca.send(s);
+    assert.equal(await ca.next(), s);
+  }
+  const want = texts.filter((s) => s.startsWith('keep:'));
+  ca.send(Buffer.alloc(Buffer.byteLength(want.at(-1)), 'z'));
+  assert.equal(await ca.next(), want.at(-1));
+  // From a timer: the last received string was 'keep:qqq…'; the others are older.
+  await new Promise((r) => setTimeout(r, 20));
+  for (const k of kept) target.send(k);
+  for (const k of want) assert.equal(await ca.next(), k);
+  // Equal content from elsewhere (a new string): the same bytes.
+  target.send(['keep:é', '🎉ü'].join(''));
+  assert.equal(await ca.next(), 'keep:é🎉ü');
+  cb.send('go');
+  assert.equal(await cb.next(), `sent ${want.length}`);
+  for (const k of want) assert.equal(await ca.next(), k);
+  ca.close();
+  cb.close();
+});
+
 test('pub/sub across connections, from ws.publish and server.publish', async (t) => {
   const server = start(t, {
     fetch(req, server) {
