@@ -128,7 +128,6 @@ impl<H: Handler> Worker<H> {
         let id = self.ctx.occupy(key);
         let conn = entry.insert(Conn::new(sock, id.generation() as u32, self.ctx.now));
         if session.is_some() {
-            conn.tls = true;
             conn.cold().tls = session;
         }
         conn.arm(&mut self.ctx, key);

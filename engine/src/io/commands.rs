@@ -19,7 +19,7 @@ impl<H: Handler> Worker<H> {
         let key = id.slot();
         let c = self.conns.get(key)?;
         (c.generation == id.generation() as u32
-            && c.phase != Phase::Done
+            && c.phase() != Phase::Done
             && self.ctx.slot(key).holds(id))
         .then_some(key)
     }
@@ -41,7 +41,7 @@ impl<H: Handler> Worker<H> {
                 let answer = *answer;
                 let waiting = self
                     .target(id)
-                    .filter(|&k| self.conns[k].phase.awaits_answer());
+                    .filter(|&k| self.conns[k].phase().awaits_answer());
                 let Some(key) = waiting else {
                     // Too late (the client left, or the handshake timed
                     // out): an accepted upgrade's data goes back.
@@ -91,7 +91,7 @@ impl<H: Handler> Worker<H> {
                 let Some(key) = self.target(id) else { return };
                 let conn = &mut self.conns[key];
                 let bytes = &data[at..at + len];
-                match conn.phase {
+                match conn.phase() {
                     Phase::Open => {
                         conn.send_unchecked(&mut self.ctx, key, op, bytes, compress);
                     }
@@ -112,7 +112,7 @@ impl<H: Handler> Worker<H> {
             } => {
                 self.ctx.slot(id.slot()).release(id, counted);
                 let Some(key) = self.target(id) else { return };
-                match self.conns[key].phase {
+                match self.conns[key].phase() {
                     Phase::Open => {
                         self.conns[key].send_prepared(&mut self.ctx, key, &msg, true);
                     }
@@ -135,7 +135,7 @@ impl<H: Handler> Worker<H> {
             Command::Close { id, code, reason } => {
                 if let Some(key) = self.target(id) {
                     let conn = &mut self.conns[key];
-                    if matches!(conn.phase, Phase::Sse | Phase::Stream) {
+                    if matches!(conn.phase(), Phase::Sse | Phase::Stream) {
                         // The end of a streamed response: what is queued, then EOF.
                         self.ctx.slot(key).set_state(slots::CLOSING);
                         conn.flush_and_shut(&mut self.ctx, key);
@@ -147,7 +147,7 @@ impl<H: Handler> Worker<H> {
             Command::WantDrain { id } => {
                 self.ctx.slot(id.slot()).drain_taken();
                 if let Some(key) = self.target(id) {
-                    if self.conns[key].phase == Phase::Open {
+                    if self.conns[key].phase() == Phase::Open {
                         self.after_remote_send(key, true);
                     }
                 }

@@ -11,7 +11,7 @@ use crate::proto::decoder::{Decoder, Limits};
 use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode, Negotiated};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::proto::requests::{Body, ReplyMode};
-use crate::proto::session::{Clock, Control, Phase, Stamp, Timeouts};
+use crate::proto::session::{Phase, Session, Stamp, Timeouts};
 use crate::pubsub::{LocalTopics, Prepared, SlowConsumer};
 use crate::{Options, SendStatus};
 use std::io::{IoSlice, Write};
@@ -208,18 +208,15 @@ pub(crate) struct Conn<D> {
     pub generation: u32,
     /// Tick of this connection's live timer entry (0: none).
     pub timer_tick: u32,
-    pub phase: Phase,
+    /// Its phase, clock and control frames, changed only by the
+    /// transitions of [`Session`].
+    pub sess: Session,
     /// permessage-deflate, when agreed.
     pub pmd: Option<Agreed>,
     pub dec: Decoder,
     pub out: OutQueue,
     pub cold: Option<Box<Cold>>,
     pub data: Option<D>,
-    /// When the phase's time limits started, the last read, and the
-    /// ping/keep-alive/close time (see [`Clock`]).
-    pub clock: Clock,
-    /// Our close frame (sent once) and the pongs the peer has not read.
-    pub control: Control,
     pub paused: bool,
     /// A read was skipped (paused or awaiting an answer) and must be retried.
     pub read_pending: bool,
@@ -230,10 +227,6 @@ pub(crate) struct Conn<D> {
     pub shut: bool,
     /// The peer's FIN or RST was reported: read to the end, whatever the sizes.
     pub hup: bool,
-    /// A TLS connection (its session lives in the cold box).
-    pub tls: bool,
-    /// The close handler ran (or the connection never opened).
-    pub reported: bool,
     /// Event-queue mode: the 101 and what follows it wait, while the
     /// connection is open, until the host has run `open` (Command::Opened).
     pub held: bool,
@@ -245,24 +238,34 @@ impl<D> Conn<D> {
             sock,
             generation,
             timer_tick: 0,
-            phase: Phase::Handshake,
+            sess: Session::new(now),
             pmd: None,
             dec: Decoder::new(),
             out: OutQueue::default(),
             cold: None,
             data: None,
-            clock: Clock::new(now),
-            control: Control::default(),
             paused: false,
             read_pending: false,
             backlogged: false,
             dirty: false,
             shut: false,
             hup: false,
-            tls: false,
-            reported: true,
             held: false,
         }
+    }
+
+    /// A TLS connection: its session lives in the cold box (from the
+    /// accept to the end; a flag beside it would cost a byte that an idle
+    /// connection's size has no room for).
+    #[inline]
+    pub(crate) fn is_tls(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.tls.is_some())
+    }
+
+    /// Where the connection is in its life.
+    #[inline(always)]
+    pub(crate) fn phase(&self) -> Phase {
+        self.sess.phase()
     }
 
     /// The cold state, created on first use.
@@ -281,7 +284,7 @@ impl<D> Conn<D> {
     /// limit: it reads (and answers) no more requests until they drain, as
     /// a paused WebSocket does, so pipelining cannot buy unbounded memory.
     pub(crate) fn http_backlogged(&self, o: &Options) -> bool {
-        self.phase == Phase::Handshake && self.out.len() > o.backpressure_limit
+        self.phase() == Phase::Handshake && self.out.len() > o.backpressure_limit
     }
 
     pub(crate) fn has_stash(&self) -> bool {
@@ -322,7 +325,7 @@ impl<D> Conn<D> {
     /// arriving, no answer pending or going out (what Bun's
     /// `closeIdleConnections` closes).
     pub(crate) fn is_idle_http(&self) -> bool {
-        self.phase == Phase::Handshake
+        self.phase() == Phase::Handshake
             && self.out.is_empty()
             && self.cold.as_ref().is_none_or(|c| {
                 c.stash.is_empty()
@@ -346,7 +349,7 @@ impl<D> Conn<D> {
     /// Drop the connection at the end of this loop turn (whatever called:
     /// a handler, a command, a timer), without a closing handshake.
     pub(crate) fn finish(&mut self, ctx: &mut Ctx, key: usize) {
-        self.phase = Phase::Done;
+        self.sess.finish();
         self.mark_dirty(ctx, key);
     }
 
@@ -457,7 +460,7 @@ impl<D> Conn<D> {
         payload: &[u8],
         compress: Option<bool>,
     ) -> SendStatus {
-        if self.phase != Phase::Open {
+        if self.phase() != Phase::Open {
             return SendStatus::Dropped;
         }
         if self.over_limit(ctx, payload.len() + MAX_HEADER) {
@@ -483,7 +486,7 @@ impl<D> Conn<D> {
             ctx.pool.put(z);
             return self.status(self.out.len() - before);
         }
-        if payload.len() >= DIRECT_MIN && self.out.is_empty() && !self.tls {
+        if payload.len() >= DIRECT_MIN && self.out.is_empty() && !self.is_tls() {
             return self.send_direct(ctx, key, op, payload);
         }
         let before = self.out.len();
@@ -526,7 +529,7 @@ impl<D> Conn<D> {
         p: &Prepared,
         checked: bool,
     ) -> SendStatus {
-        if self.phase != Phase::Open {
+        if self.phase() != Phase::Open {
             return SendStatus::Dropped;
         }
         let frame = p.frame();
@@ -552,7 +555,7 @@ impl<D> Conn<D> {
         compress: Option<bool>,
         group: bool,
     ) -> Offer {
-        match self.phase {
+        match self.phase() {
             Phase::Open => {}
             Phase::Sse => return self.offer_shared(ctx, key, topic, policy, p, p.sse()),
             _ => return Offer::Skipped,
@@ -651,7 +654,7 @@ impl<D> Conn<D> {
                 Offer::Dropped
             }
             (SlowConsumer::Close(code), _) => {
-                if self.phase == Phase::Sse {
+                if self.phase() == Phase::Sse {
                     self.finish(ctx, key);
                 } else {
                     self.start_close(ctx, key, code, "slow consumer");
@@ -688,7 +691,7 @@ impl<D> Conn<D> {
         self.trim_cold();
         let Some(held) = held else { return };
         for (_, p) in held.iter() {
-            match self.phase {
+            match self.phase() {
                 Phase::Sse => self.queue_shared(ctx, key, p.sse()),
                 Phase::Open => self.queue_shared(ctx, key, p.frame()),
                 _ => {}
@@ -698,19 +701,18 @@ impl<D> Conn<D> {
 
     /// Send a close frame and wait (bounded) for the peer's.
     pub(crate) fn start_close(&mut self, ctx: &mut Ctx, key: usize, code: u16, reason: &str) {
-        if self.phase != Phase::Open {
+        if self.sess.phase() != Phase::Open {
             return;
         }
         self.send_close_frame(ctx, key, code, reason);
-        self.phase = Phase::Closing;
-        self.clock.closing(ctx.now, &ctx.timeouts);
+        self.sess.closing(ctx.now, &ctx.timeouts);
         self.arm(ctx, key);
     }
 
     /// Queue our close frame once. Nothing published goes after it:
     /// messages held for a slow subscriber are dropped here.
     pub(crate) fn send_close_frame(&mut self, ctx: &mut Ctx, key: usize, code: u16, reason: &str) {
-        if self.control.send_close() {
+        if self.sess.send_close() {
             if let Some(c) = self.cold.as_mut() {
                 c.conflated.clear();
             }
@@ -723,8 +725,7 @@ impl<D> Conn<D> {
 
     /// Write out what is queued, then shut down; drop after `close_timeout`.
     pub(crate) fn flush_and_shut(&mut self, ctx: &mut Ctx, key: usize) {
-        self.phase = Phase::Flushing;
-        self.clock.closing(ctx.now, &ctx.timeouts);
+        self.sess.flush(ctx.now, &ctx.timeouts);
         self.mark_dirty(ctx, key);
         self.arm(ctx, key);
     }
@@ -736,7 +737,7 @@ impl<D> Conn<D> {
 
     /// The earliest moment this connection needs attention.
     pub(crate) fn deadline(&self, t: &Timeouts) -> Option<Stamp> {
-        self.clock.next_timeout(self.phase, self.stalled_since(), t)
+        self.sess.next_timeout(self.stalled_since(), t)
     }
 
     /// A flush moved `written` bytes and put everything on the wire
@@ -756,7 +757,7 @@ impl<D> Conn<D> {
     /// Bytes arrived: the peer is alive.
     #[inline]
     pub(crate) fn note_read(&mut self, now: Stamp) {
-        self.clock.note_read(self.phase, now);
+        self.sess.note_read(now);
     }
 
     /// Make sure a timer entry fires at or before this connection's deadline.

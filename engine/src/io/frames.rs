@@ -27,7 +27,7 @@ pub(super) fn frames<H: Handler>(
     let mut held = Vec::new();
     while pos < input.len() {
         let conn = &mut conns[key];
-        if conn.paused || !matches!(conn.phase, Phase::Open | Phase::Closing) {
+        if conn.paused || !matches!(conn.phase(), Phase::Open | Phase::Closing) {
             return pos;
         }
         let limits = if conn.pmd.is_some() {
@@ -83,7 +83,7 @@ fn close_with<H: Handler>(
     conns[key].send_close_frame(ctx, key, sent.0, sent.1);
     report_close(&shared.handler, conns, ctx, key, reported.0, reported.1);
     let conn = &mut conns[key];
-    if conn.phase != Phase::Done {
+    if conn.phase() != Phase::Done {
         conn.flush_and_shut(ctx, key);
     }
 }
@@ -138,11 +138,8 @@ fn dispatch<H: Handler>(
             // Pongs get through whatever the data backlog, but a peer that
             // pings while reading nothing (flushes make no progress) is
             // closed once its unsent pongs pass `max_control_backlog`.
-            if conn.phase == Phase::Open {
-                if let Err(e) = conn
-                    .control
-                    .ping(payload.len(), ctx.opts.max_control_backlog)
-                {
+            if conn.phase() == Phase::Open {
+                if let Err(e) = conn.sess.ping(payload.len(), ctx.opts.max_control_backlog) {
                     return fail(shared, conns, ctx, key, e);
                 }
                 conn.queue_frame(ctx, key, OpCode::Pong, payload);
@@ -171,7 +168,7 @@ fn message<H: Handler>(
     key: usize,
     msg: Message<'_>,
 ) {
-    if conns[key].phase != Phase::Open {
+    if conns[key].phase() != Phase::Open {
         return;
     }
     ctx.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);

@@ -33,7 +33,7 @@ pub(super) fn feed<H: Handler>(
         let Some(conn) = conns.get(key) else {
             return input.len();
         };
-        let n = match conn.phase {
+        let n = match conn.phase() {
             Phase::Handshake if conn.http_backlogged(&ctx.opts) => {
                 // Resumed by the flush that drains the answers (write.rs).
                 conns[key].read_pending = true;
@@ -96,8 +96,7 @@ fn head_input<H: Handler>(
             if send_continue {
                 conn.queue_bytes(ctx, key, b"HTTP/1.1 100 Continue\r\n\r\n");
             }
-            conn.phase = Phase::Body;
-            conn.clock.restart(ctx.now);
+            conn.sess.read_body(ctx.now);
             conn.cold().body = Some(body);
             input.len()
         }
@@ -121,7 +120,7 @@ fn body_input<H: Handler>(
     };
     conn.trim_cold();
     // The timeout counts silence, not the length of an upload.
-    conn.clock.restart(ctx.now);
+    conn.sess.body_progress(ctx.now);
     match b.feed(input) {
         Err(r) => {
             ctx.pool.put(b.into_buf());
@@ -133,7 +132,7 @@ fn body_input<H: Handler>(
             input.len()
         }
         Ok(Some(n)) => {
-            conn.phase = Phase::Handshake;
+            conn.sess.body_done();
             match b.request(limits(ctx).head) {
                 Ok((head, body)) => fetch(shared, conns, ctx, key, &head, body),
                 Err(r) => refuse(conn, ctx, key, r),
@@ -219,18 +218,14 @@ fn request<'a, D>(
         sock: &conn.sock,
         id,
         body,
-        secure: conn.tls,
+        secure: conn.is_tls(),
     }
 }
 
 /// Wait for an answer from another thread (reading stops meanwhile).
 fn await_answer<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, p: Pending) {
-    conn.phase = if matches!(p, Pending::Fetch(_)) {
-        Phase::Fetching
-    } else {
-        Phase::Deferred
-    };
-    conn.clock.restart(ctx.now);
+    conn.sess
+        .await_answer(matches!(p, Pending::Fetch(_)), ctx.now);
     conn.cold().pending = Some(Box::new(p));
     conn.timer_tick = 0;
     conn.arm(ctx, key);
@@ -431,9 +426,7 @@ fn open<H: Handler>(
     // waits for it there too (released when the host has handled the event).
     conn.held = shared.queue.is_some();
     conn.data = Some(a.data);
-    conn.phase = Phase::Open;
-    conn.reported = false;
-    conn.clock.open(ctx.now);
+    conn.sess.open(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     ctx.slot(key).set_state(slots::OPEN);
@@ -471,7 +464,6 @@ fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Respo
     if topics.is_some() {
         handshake::write_stream_head(&mut out, resp.status, &resp.headers, "text/event-stream");
         out.extend_from_slice(b": volley\n\n");
-        conn.phase = Phase::Sse;
     } else {
         let kind = resp
             .headers
@@ -479,13 +471,12 @@ fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Respo
             .find(|(n, v)| n.eq_ignore_ascii_case("content-type") && handshake::is_safe_header(v))
             .map_or("application/octet-stream", |(_, v)| v.as_str());
         handshake::write_stream_head(&mut out, resp.status, &resp.headers, kind);
-        conn.phase = Phase::Stream;
     }
     conn.queue_bytes(ctx, key, &out);
     ctx.pool.put(conn.take_stash());
     // Sends by id reach it from now on (the answering thread may have said so already).
     ctx.slot(key).set_state(slots::OPEN);
-    conn.clock.restart(ctx.now);
+    conn.sess.stream(topics.is_some(), ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     for t in topics.unwrap_or_default() {
@@ -529,8 +520,7 @@ pub(super) fn respond<D>(
     ctx.pool.put(out);
     let id = ctx.occupy(key);
     conn.generation = id.generation() as u32;
-    conn.phase = Phase::Handshake;
-    conn.clock.restart(ctx.now);
+    conn.sess.next_request(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     if conn.has_stash() || conn.read_pending {

@@ -31,7 +31,7 @@ impl<H: Handler> Worker<H> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.phase != Phase::Done {
+        if conn.phase() != Phase::Done {
             return;
         }
         self.report_close(key, close::ABNORMAL, "");
@@ -77,7 +77,7 @@ pub(super) fn fire_events<H: Handler>(h: &H, conns: &mut Conns<H::Data>, ctx: &m
                 } => {
                     let live = conns
                         .get(key)
-                        .is_some_and(|c| c.generation == generation && c.phase == Phase::Open);
+                        .is_some_and(|c| c.generation == generation && c.phase() == Phase::Open);
                     if live {
                         guarded(h, conns, ctx, key, |h, ws| {
                             h.dropped(ws, &topic, msg.message())
@@ -105,14 +105,13 @@ pub(super) fn report_close<H: Handler>(
     reason: &str,
 ) {
     let conn = &mut conns[key];
-    if conn.reported {
+    if !conn.sess.report_close() {
         return;
     }
-    conn.reported = true;
     ctx.slot(key).set_state(slots::CLOSED);
-    let phase = conn.phase;
+    let phase = conn.phase();
     if phase == Phase::Open || phase == Phase::Closing {
-        conn.phase = Phase::Flushing; // sends are refused inside the close handler
+        conn.sess.stop_messages(); // sends are refused inside the close handler
     }
     let mut ws = WebSocket { conns, ctx, key };
     if panic::catch_unwind(AssertUnwindSafe(|| h.close(&mut ws, code, reason))).is_err() {
@@ -124,7 +123,7 @@ pub(super) fn report_close<H: Handler>(
     // receiving a topic's publishes encoded for it in the meantime.
     end_subscriptions(conns, ctx, key);
     if phase == Phase::Done {
-        conns[key].phase = Phase::Done;
+        conns[key].sess.finish();
     }
 }
 
@@ -155,11 +154,11 @@ pub(super) fn guarded<H: Handler>(
     let Some(conn) = conns.get_mut(key) else {
         return;
     };
-    if matches!(conn.phase, Phase::Open | Phase::Closing) {
+    if matches!(conn.phase(), Phase::Open | Phase::Closing) {
         conn.send_close_frame(ctx, key, close::INTERNAL_ERROR, "internal error");
         report_close(h, conns, ctx, key, close::INTERNAL_ERROR, "internal error");
         let conn = &mut conns[key];
-        if conn.phase != Phase::Done {
+        if conn.phase() != Phase::Done {
             conn.flush_and_shut(ctx, key);
         }
     }

@@ -25,7 +25,7 @@ pub(crate) fn subscribe<D>(
     }
     let counted = counted.map(|(t, _)| t);
     let conn = &mut conns[key];
-    let usable = matches!(conn.phase, Phase::Open | Phase::Sse);
+    let usable = matches!(conn.phase(), Phase::Open | Phase::Sse);
     if !usable || conn.subs().iter().any(|(n, _)| &**n == topic) {
         if let Some(t) = counted {
             uncount(ctx, &t);

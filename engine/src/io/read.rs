@@ -22,14 +22,14 @@ impl<H: Handler> Worker<H> {
         };
         conn.hup |= closed;
         let closed = conn.hup;
-        if closed && conn.phase == Phase::Deferred {
+        if closed && conn.phase() == Phase::Deferred {
             // An upgrade waiting for its answer whose client hung up: it
             // can never open. Drop it now (a late accept then gives the
             // host its data back through `upgrade_failed`) rather than
             // open a connection nobody is on.
             return self.eof(key);
         }
-        if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
+        if conn.paused || conn.phase().awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
             conn.read_pending = true;
             return;
         }
@@ -46,7 +46,7 @@ impl<H: Handler> Worker<H> {
                 Err(_) => return self.eof(key),
             };
             conn.note_read(self.ctx.now);
-            if conn.tls {
+            if conn.is_tls() {
                 if !self.tls_input(key, n) {
                     return;
                 }
@@ -59,7 +59,7 @@ impl<H: Handler> Worker<H> {
             };
             // Answer this read now: one write for everything its messages
             // sent, without waiting for the other ready sockets of this turn.
-            if conn.dirty && conn.phase != Phase::Done {
+            if conn.dirty && conn.phase() != Phase::Done {
                 conn.dirty = false;
                 self.flush(key);
                 if !self.conns.contains(key) {
@@ -67,13 +67,13 @@ impl<H: Handler> Worker<H> {
                 }
             }
             let conn = &mut self.conns[key];
-            if conn.phase == Phase::Done {
+            if conn.phase() == Phase::Done {
                 return;
             }
-            if conn.hup && conn.phase == Phase::Deferred {
+            if conn.hup && conn.phase() == Phase::Deferred {
                 return self.eof(key); // as above: the request came with its FIN
             }
-            if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
+            if conn.paused || conn.phase().awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
                 conn.read_pending = true;
                 return;
             }
@@ -106,7 +106,7 @@ impl<H: Handler> Worker<H> {
             &mut buf[..n],
         );
         if let Some(conn) = self.conns.get_mut(key) {
-            if used < n && conn.phase.keeps_input() {
+            if used < n && conn.phase().keeps_input() {
                 conn.stash_mut().extend_from_slice(&buf[used..n]);
             }
         }
@@ -129,11 +129,11 @@ impl<H: Handler> Worker<H> {
             });
             let Ok(state) = state else {
                 // The alert (if any) goes out with a best-effort flush.
-                if matches!(self.conns[key].phase, Phase::Open | Phase::Closing) {
+                if matches!(self.conns[key].phase(), Phase::Open | Phase::Closing) {
                     self.report_close(key, close::ABNORMAL, "");
                 }
                 let conn = &mut self.conns[key];
-                conn.phase = Phase::Flushing;
+                conn.sess.stop_messages();
                 self.flush(key);
                 if let Some(c) = self.conns.get_mut(key) {
                     c.finish(&mut self.ctx, key);
@@ -152,7 +152,7 @@ impl<H: Handler> Worker<H> {
                 };
                 plain -= p.min(plain);
                 self.input(key, p, true);
-                if self.conns.get(key).is_none_or(|c| c.phase == Phase::Done) {
+                if self.conns.get(key).is_none_or(|c| c.phase() == Phase::Done) {
                     return false;
                 }
             }
@@ -186,7 +186,7 @@ impl<H: Handler> Worker<H> {
             &mut stash,
         );
         if let Some(conn) = self.conns.get_mut(key) {
-            if used < stash.len() && conn.phase.keeps_input() {
+            if used < stash.len() && conn.phase().keeps_input() {
                 stash.drain(..used);
                 conn.put_stash(stash);
                 return;
@@ -203,7 +203,7 @@ impl<H: Handler> Worker<H> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if conn.paused || conn.phase.awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
+            if conn.paused || conn.phase().awaits_answer() || conn.http_backlogged(&self.ctx.opts) {
                 continue;
             }
             conn.read_pending = false;
@@ -214,7 +214,7 @@ impl<H: Handler> Worker<H> {
             if self
                 .conns
                 .get(key)
-                .is_some_and(|c| !c.paused && c.phase != Phase::Done)
+                .is_some_and(|c| !c.paused && c.phase() != Phase::Done)
             {
                 self.readable(key, false);
             }
@@ -227,7 +227,7 @@ impl<H: Handler> Worker<H> {
 
     /// The peer's end of the stream (or a read error).
     pub(super) fn eof(&mut self, key: usize) {
-        if matches!(self.conns[key].phase, Phase::Open | Phase::Closing) {
+        if matches!(self.conns[key].phase(), Phase::Open | Phase::Closing) {
             self.report_close(key, close::ABNORMAL, "");
         }
         self.conns[key].finish(&mut self.ctx, key);

@@ -39,7 +39,7 @@ impl<H: Handler> Worker<H> {
             let idle: Vec<usize> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.phase == Phase::Handshake && !c.read_pending && !c.has_stash())
+                .filter(|(_, c)| c.phase() == Phase::Handshake && !c.read_pending && !c.has_stash())
                 .map(|(k, _)| k)
                 .collect();
             for key in idle {
@@ -52,7 +52,7 @@ impl<H: Handler> Worker<H> {
             let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
             for key in keys {
                 let conn = &mut self.conns[key];
-                match conn.phase {
+                match conn.phase() {
                     Phase::Open if !now_please => conn.start_close(
                         &mut self.ctx,
                         key,

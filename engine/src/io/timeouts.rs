@@ -37,14 +37,12 @@ impl<H: Handler> Worker<H> {
     fn timeout(&mut self, key: usize) {
         let now = self.ctx.now;
         let conn = &mut self.conns[key];
-        let due = conn
-            .clock
-            .due(conn.phase, conn.stalled_since(), &self.ctx.timeouts, now);
+        let due = conn.sess.due(conn.stalled_since(), &self.ctx.timeouts, now);
         match due {
             Due::Nothing => {}
             Due::SendTimeout => {
                 // No close frame: it could not be written.
-                if matches!(conn.phase, Phase::Open | Phase::Closing) {
+                if matches!(conn.phase(), Phase::Open | Phase::Closing) {
                     self.report_close(key, close::ABNORMAL, "send timeout");
                 }
                 self.conns[key].finish(&mut self.ctx, key);
@@ -65,11 +63,11 @@ impl<H: Handler> Worker<H> {
             }
             Due::Ping => {
                 conn.queue_frame(&mut self.ctx, key, OpCode::Ping, b"");
-                conn.clock.pinged(now);
+                conn.sess.pinged(now);
             }
             Due::KeepAlive => {
                 conn.queue_bytes(&mut self.ctx, key, b": keep-alive\n\n");
-                conn.clock.kept_alive(now);
+                conn.sess.kept_alive(now);
             }
         }
     }

@@ -53,7 +53,7 @@ impl<D> WebSocket<'_, D> {
         let key = id.slot();
         let c = self.conns.get(key)?;
         if c.generation != id.generation() as u32
-            || c.phase == Phase::Done
+            || c.phase() == Phase::Done
             || !self.ctx.slot(key).holds(id)
         {
             return None;
@@ -158,7 +158,7 @@ impl<D> WebSocket<'_, D> {
 
     /// Bun's `readyState`.
     pub fn ready_state(&self) -> ReadyState {
-        ready_state(self.conn_ref().phase)
+        ready_state(self.conn_ref().phase())
     }
 
     /// The peer's address (a `getpeername` call: connections do not store
@@ -343,7 +343,7 @@ pub(crate) fn control<D>(
     op: OpCode,
     data: &[u8],
 ) -> SendStatus {
-    if conn.phase != Phase::Open {
+    if conn.phase() != Phase::Open {
         return SendStatus::Dropped;
     }
     let data = &data[..data.len().min(125)];

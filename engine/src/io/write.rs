@@ -14,11 +14,11 @@ use std::net::Shutdown;
 impl<H: Handler> Worker<H> {
     pub(super) fn flush(&mut self, key: usize) {
         let conn = &mut self.conns[key];
-        if conn.held && conn.phase == Phase::Open {
+        if conn.held && conn.phase() == Phase::Open {
             return; // the host has not run `open` yet
         }
         let before = conn.out.len();
-        let res = if conn.tls {
+        let res = if conn.is_tls() {
             flush_tls(conn, &mut self.ctx.pool)
         } else {
             conn.out.flush(&mut conn.sock, &mut self.ctx.pool)
@@ -32,7 +32,7 @@ impl<H: Handler> Worker<H> {
         self.ctx.slot(key).set_queued(conn.out.len());
         match res {
             Ok(true) => {
-                conn.control.peer_read();
+                conn.sess.peer_read();
                 if conn.has_conflated() {
                     // The queue drained: the latest conflated messages go now.
                     conn.release_conflated(&mut self.ctx, key);
@@ -40,17 +40,17 @@ impl<H: Handler> Worker<H> {
                         return;
                     }
                 }
-                if std::mem::take(&mut conn.backlogged) && conn.phase == Phase::Open {
+                if std::mem::take(&mut conn.backlogged) && conn.phase() == Phase::Open {
                     self.guarded(key, |h, ws| h.drain(ws));
                     self.fire_events();
                 }
                 let Some(conn) = self.conns.get_mut(key) else {
                     return;
                 };
-                if conn.phase == Phase::Flushing && !conn.shut && conn.out.is_empty() {
+                if conn.phase() == Phase::Flushing && !conn.shut && conn.out.is_empty() {
                     shut(conn);
                 }
-                if conn.phase == Phase::Handshake && conn.read_pending {
+                if conn.phase() == Phase::Handshake && conn.read_pending {
                     // Answers to pipelined requests drained: read on.
                     self.ctx.again.push(key);
                 }
@@ -59,7 +59,7 @@ impl<H: Handler> Worker<H> {
                 conn.backlogged = true;
                 if written > 0 {
                     // The peer reads: its pongs are going out.
-                    conn.control.peer_read();
+                    conn.sess.peer_read();
                 }
             }
             Err(_) => self.eof(key),
@@ -73,7 +73,7 @@ impl<H: Handler> Worker<H> {
                 continue;
             };
             conn.dirty = false;
-            if conn.phase != Phase::Done {
+            if conn.phase() != Phase::Done {
                 self.flush(key);
             }
             self.settle(key);

@@ -5,7 +5,9 @@
 //! queued bytes that stopped moving).
 //!
 //! Beside it, [`Control`]: the close handshake's one close frame and the
-//! pongs owed to a peer that pings without reading.
+//! pongs owed to a peer that pings without reading. [`Session`] holds the
+//! three and is the only way the loop changes them: named transitions,
+//! each of which moves the phase and starts its limits together.
 //!
 //! Time is a value here, never read: the loop passes `now` in, keeps one
 //! timer per connection at [`Clock::next_timeout`], and when it fires asks
@@ -304,6 +306,195 @@ impl Clock {
     }
 }
 
+/// A connection's life, sans IO: its [`Phase`], its [`Clock`] and its
+/// [`Control`], changed only by the transitions below, each of which moves
+/// the phase and starts the time limits of the next together (a phase
+/// entered without its clock restarted was the way a deadline went stale).
+/// The loop does what a transition implies (writes the 101, queues the
+/// close frame, arms the timer); which deadline applies, and what is due
+/// when it passes, are asked here ([`Session::next_timeout`],
+/// [`Session::due`]).
+///
+/// A connection's way through it: `Handshake` (a request head) → `Body`
+/// (its body) → `Handshake` (the next request on keep-alive), or
+/// `Fetching` / `Deferred` (an answer from elsewhere) → `Handshake`,
+/// `Sse`, `Stream` or `Open`; `Open` → `Closing` (our close frame sent) →
+/// `Flushing` (the last bytes out, then shut down) → `Done`. Any phase may
+/// end in `Flushing` or `Done` (an error, a timeout, a stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    phase: Phase,
+    /// The close handler is yet to run: set when the WebSocket opens,
+    /// cleared when its close is reported (the handler is told once).
+    close_due: bool,
+    control: Control,
+    clock: Clock,
+}
+
+impl Session {
+    /// An accepted connection: reading its first request head.
+    pub fn new(now: Stamp) -> Session {
+        Session {
+            phase: Phase::Handshake,
+            close_due: false,
+            control: Control::default(),
+            clock: Clock::new(now),
+        }
+    }
+
+    /// Where the connection is.
+    #[inline(always)]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Its timestamps (for tests and diagnostics).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// A request head asked for a body, which now arrives under the
+    /// handshake limit.
+    pub fn read_body(&mut self, now: Stamp) {
+        self.phase = Phase::Body;
+        self.clock.restart(now);
+    }
+
+    /// More of a body arrived: the limit counts silence, not the upload.
+    pub fn body_progress(&mut self, now: Stamp) {
+        self.clock.restart(now);
+    }
+
+    /// The body is whole: the request is the handler's now, and the
+    /// connection back to reading heads until it answers (the answer's
+    /// transition, or [`Session::next_request`], starts the next limit).
+    pub fn body_done(&mut self) {
+        self.phase = Phase::Handshake;
+    }
+
+    /// The request waits for an answer from another thread or the host
+    /// (`fetch`: an HTTP request, else an upgrade), under the request or
+    /// handshake limit; nothing is read meanwhile.
+    pub fn await_answer(&mut self, fetch: bool, now: Stamp) {
+        self.phase = if fetch {
+            Phase::Fetching
+        } else {
+            Phase::Deferred
+        };
+        self.clock.restart(now);
+    }
+
+    /// An answer went out on a keep-alive connection: the next request
+    /// head has the handshake limit from now.
+    pub fn next_request(&mut self, now: Stamp) {
+        self.phase = Phase::Handshake;
+        self.clock.restart(now);
+    }
+
+    /// The upgrade went out: messages flow, and the WebSocket's lifetime
+    /// and idle time start now.
+    pub fn open(&mut self, now: Stamp) {
+        self.phase = Phase::Open;
+        self.close_due = true;
+        self.clock.open(now);
+    }
+
+    /// The close is to be told to the handler now: true once per opened
+    /// connection (never for one that did not open).
+    pub fn report_close(&mut self) -> bool {
+        std::mem::take(&mut self.close_due)
+    }
+
+    /// The answer is a streamed body (`sse`: an event stream, which gets
+    /// keep-alives from now).
+    pub fn stream(&mut self, sse: bool, now: Stamp) {
+        self.phase = if sse { Phase::Sse } else { Phase::Stream };
+        self.clock.restart(now);
+    }
+
+    /// Our close frame is to go out now: true the first time only (it goes
+    /// once, and nothing published follows it).
+    pub fn send_close(&mut self) -> bool {
+        self.control.send_close()
+    }
+
+    /// Our close frame went out.
+    pub fn close_sent(&self) -> bool {
+        self.control.close_sent()
+    }
+
+    /// An open connection sent its close frame: it waits for the peer's
+    /// until the close limit. False (and nothing changes) when it was not
+    /// open.
+    pub fn closing(&mut self, now: Stamp, t: &Timeouts) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        self.phase = Phase::Closing;
+        self.clock.closing(now, t);
+        true
+    }
+
+    /// Write out what is queued, then shut down, within the close limit.
+    pub fn flush(&mut self, now: Stamp, t: &Timeouts) {
+        self.phase = Phase::Flushing;
+        self.clock.closing(now, t);
+    }
+
+    /// The connection takes no more messages (its close handler runs, or
+    /// TLS failed): what is queued goes out, if anything can, then it ends.
+    pub fn stop_messages(&mut self) {
+        self.phase = Phase::Flushing;
+    }
+
+    /// To be removed by the worker.
+    pub fn finish(&mut self) {
+        self.phase = Phase::Done;
+    }
+
+    /// Bytes arrived: the peer is alive (any frame answers a ping).
+    #[inline]
+    pub fn note_read(&mut self, now: Stamp) {
+        self.clock.note_read(self.phase, now);
+    }
+
+    /// A ping of `len` payload bytes arrived: its pong is to be queued,
+    /// unless the pongs the peer has not read would pass `limit` bytes
+    /// ([`Control::ping`]).
+    #[inline]
+    pub fn ping(&mut self, len: usize, limit: usize) -> Result<(), ProtocolError> {
+        self.control.ping(len, limit)
+    }
+
+    /// The peer took bytes: the pongs owed are on their way.
+    #[inline]
+    pub fn peer_read(&mut self) {
+        self.control.peer_read();
+    }
+
+    /// A keep-alive ping went out.
+    pub fn pinged(&mut self, now: Stamp) {
+        self.clock.pinged(now);
+    }
+
+    /// An event-stream keep-alive went out.
+    pub fn kept_alive(&mut self, now: Stamp) {
+        self.clock.kept_alive(now);
+    }
+
+    /// The earliest moment this connection needs attention
+    /// ([`Clock::next_timeout`] in its phase).
+    #[inline]
+    pub fn next_timeout(&self, stalled_since: Option<Stamp>, t: &Timeouts) -> Option<Stamp> {
+        self.clock.next_timeout(self.phase, stalled_since, t)
+    }
+
+    /// What is due at `now` ([`Clock::due`] in its phase).
+    pub fn due(&self, stalled_since: Option<Stamp>, t: &Timeouts, now: Stamp) -> Due {
+        self.clock.due(self.phase, stalled_since, t, now)
+    }
+}
+
 /// The control-frame side of an open connection, in four bytes: whether
 /// our close frame went out (it goes once; nothing published follows it),
 /// and the pong bytes queued since the peer last took any of our bytes. A
@@ -400,6 +591,103 @@ mod tests {
             }
         }
         seen
+    }
+
+    /// A keep-alive connection through its transitions: each phase's
+    /// limit counts from the transition into it, never from an earlier one.
+    #[test]
+    fn every_transition_starts_the_limit_of_the_phase_it_enters() {
+        let t = limits();
+        let mut s = Session::new(at(0));
+        assert_eq!(s.phase(), Phase::Handshake);
+        assert_eq!(s.next_timeout(None, &t), Some(at(10)));
+        s.read_body(at(3));
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Body, Some(at(13)))
+        );
+        s.body_progress(at(8));
+        assert_eq!(
+            s.next_timeout(None, &t),
+            Some(at(18)),
+            "silence, not the upload"
+        );
+        assert_eq!(s.due(None, &t, at(17)), Due::Nothing);
+        assert_eq!(
+            s.due(None, &t, at(18)),
+            Due::Answer(408, "request body timed out\n")
+        );
+        s.body_done();
+        s.await_answer(true, at(9));
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Fetching, Some(at(69)))
+        );
+        s.next_request(at(20));
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Handshake, Some(at(30)))
+        );
+        s.await_answer(false, at(21));
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Deferred, Some(at(31)))
+        );
+        assert_eq!(
+            s.due(None, &t, at(31)),
+            Due::Answer(503, "upgrade timed out\n")
+        );
+        s.stream(true, at(22));
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Sse, Some(at(37)))
+        );
+        let mut r = Session::new(at(0));
+        r.stream(false, at(5));
+        assert_eq!((r.phase(), r.next_timeout(None, &t)), (Phase::Stream, None));
+    }
+
+    /// A WebSocket's life: opened, its close reported once, our close
+    /// frame sent once, closing only from open, the last flush bounded.
+    #[test]
+    fn a_websocket_opens_closes_once_and_ends() {
+        let t = limits();
+        let mut s = Session::new(at(0));
+        assert!(!s.report_close(), "never opened: no close to report");
+        assert!(!s.closing(at(1), &t), "not open: nothing to close");
+        assert_eq!(s.phase(), Phase::Handshake);
+        s.open(at(100));
+        assert_eq!(s.phase(), Phase::Open);
+        // The idle clock starts at the open, not at the accept.
+        assert_eq!(s.next_timeout(None, &t), Some(at(160)));
+        s.note_read(at(150));
+        assert_eq!(s.next_timeout(None, &t), Some(at(210)));
+        assert!(s.send_close() && !s.send_close(), "one close frame");
+        assert!(s.close_sent());
+        assert!(s.closing(at(200), &t));
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Closing, Some(at(202)))
+        );
+        assert!(!s.closing(at(201), &t), "closing once");
+        assert!(
+            s.report_close() && !s.report_close(),
+            "the handler hears once"
+        );
+        s.flush(at(201), &t);
+        assert_eq!(
+            (s.phase(), s.next_timeout(None, &t)),
+            (Phase::Flushing, Some(at(203)))
+        );
+        assert_eq!(s.due(None, &t, at(203)), Due::Drop);
+        s.finish();
+        assert_eq!((s.phase(), s.next_timeout(None, &t)), (Phase::Done, None));
+        // A close handler running stops messages, without a deadline of
+        // its own: the flush that follows sets it.
+        let mut o = Session::new(at(0));
+        o.open(at(0));
+        o.stop_messages();
+        assert_eq!(o.phase(), Phase::Flushing);
     }
 
     #[test]
