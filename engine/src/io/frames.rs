@@ -4,12 +4,12 @@
 use super::conn::Ctx;
 use super::lifecycle::{guarded, report_close};
 use super::worker::{Conns, Shared};
+use crate::Handler;
 use crate::proto::ProtocolError;
 use crate::proto::deflate::Inflater;
 use crate::proto::frame::OpCode;
 use crate::proto::inbound::{self, Received};
-use crate::proto::session::Phase;
-use crate::{Handler, Message};
+use crate::proto::session::{Phase, Reaction};
 use std::sync::atomic::Ordering;
 
 /// Decode frames and dispatch them; stops early when the handler pauses
@@ -119,8 +119,9 @@ fn inflate_and_dispatch<H: Handler>(
     ctx.pool.put(out);
 }
 
-/// What the peer sent, told to the handler and answered. Inlined into the
-/// read loop, so that an event is matched where it is made.
+/// What the peer sent, told to the handler and answered as the session
+/// decides ([`Session::received`](crate::proto::session::Session::received)).
+/// Inlined into the read loop, so that an event is matched where it is made.
 #[inline(always)]
 fn dispatch<H: Handler>(
     shared: &Shared<H>,
@@ -131,46 +132,22 @@ fn dispatch<H: Handler>(
 ) {
     let h = &shared.handler;
     let conn = &mut conns[key];
-    match ev {
-        Received::Text(t) => message(h, conns, ctx, key, Message::Text(t)),
-        Received::Binary(b) => message(h, conns, ctx, key, Message::Binary(b)),
-        Received::Ping(payload) => {
-            // Pongs get through whatever the data backlog, but a peer that
-            // pings while reading nothing (flushes make no progress) is
-            // closed once its unsent pongs pass `max_control_backlog`.
-            if conn.phase() == Phase::Open {
-                if let Err(e) = conn.sess.ping(payload.len(), ctx.opts.max_control_backlog) {
-                    return fail(shared, conns, ctx, key, e);
-                }
+    match conn.sess.received(ev, ctx.opts.max_control_backlog) {
+        Reaction::Message(m) => {
+            ctx.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+            guarded(h, conns, ctx, key, |h, ws| h.message(ws, m));
+        }
+        Reaction::Discard => {}
+        Reaction::Ping { payload, pong } => {
+            if pong {
                 conn.queue_frame(ctx, key, OpCode::Pong, payload);
             }
             guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));
         }
-        Received::Pong(payload) => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
-        // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty one.
-        Received::Close { code, reason } => {
-            close_with(shared, conns, ctx, key, (code, ""), (code, reason));
+        Reaction::Pong(payload) => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
+        Reaction::Close { echo, code, reason } => {
+            close_with(shared, conns, ctx, key, (echo, ""), (code, reason));
         }
-        // `frames` inflates these first; `inflate` never gives one.
-        Received::Compressed { .. } => {
-            fail(shared, conns, ctx, key, ProtocolError::ReservedBitsSet)
-        }
+        Reaction::Fail(e) => fail(shared, conns, ctx, key, e),
     }
-}
-
-/// A data message, told to the handler while the connection is open; after
-/// our close frame, data is read and dropped.
-#[inline(always)]
-fn message<H: Handler>(
-    h: &H,
-    conns: &mut Conns<H::Data>,
-    ctx: &mut Ctx,
-    key: usize,
-    msg: Message<'_>,
-) {
-    if conns[key].phase() != Phase::Open {
-        return;
-    }
-    ctx.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-    guarded(h, conns, ctx, key, |h, ws| h.message(ws, msg));
 }

@@ -11,8 +11,9 @@
 //! the message size cap.
 //!
 //! What a frame makes the connection do (answer a ping, echo a close, drop
-//! data after our close frame) is not here: it depends on the connection's
-//! phase and writes output, which is `io/frames.rs`'s.
+//! data after our close frame) depends on the connection's phase: that is
+//! [`Session::received`](super::session::Session::received), and
+//! `io/frames.rs` carries it out.
 
 use super::ProtocolError;
 use super::close;

@@ -16,6 +16,8 @@
 //! way quiche and rustls are driven.
 
 use super::ProtocolError;
+use super::inbound::Received;
+use super::message::Message;
 use std::num::NonZeroU64;
 use std::ops::Add;
 use std::time::{Duration, Instant};
@@ -306,6 +308,40 @@ impl Clock {
     }
 }
 
+/// What a connection does with what its peer sent, decided by
+/// [`Session::received`] from its phase (RFC 6455 §5.5, §7.1.4, §1.4):
+/// the loop only carries it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction<'a> {
+    /// Hand the message to the handler.
+    Message(Message<'a>),
+    /// Data after our close frame: read and dropped.
+    Discard,
+    /// Tell the handler of a ping; when `pong`, queue a pong with its
+    /// payload first (none once our close frame went: nothing follows it).
+    Ping {
+        /// The ping's payload.
+        payload: &'a [u8],
+        /// Queue a pong carrying the payload.
+        pong: bool,
+    },
+    /// Tell the handler of a pong.
+    Pong(&'a [u8]),
+    /// The peer closed: send our close frame with `echo` (its code, once;
+    /// 1005 gives an empty one), tell the handler `code` and `reason`, then
+    /// write out and shut down.
+    Close {
+        /// The code our close frame carries.
+        echo: u16,
+        /// The peer's code (1005 when its frame had none).
+        code: u16,
+        /// The peer's reason.
+        reason: &'a str,
+    },
+    /// The peer broke a rule: close with the error's code.
+    Fail(ProtocolError),
+}
+
 /// A connection's life, sans IO: its [`Phase`], its [`Clock`] and its
 /// [`Control`], changed only by the transitions below, each of which moves
 /// the phase and starts the time limits of the next together (a phase
@@ -464,6 +500,45 @@ impl Session {
     #[inline]
     pub fn ping(&mut self, len: usize, limit: usize) -> Result<(), ProtocolError> {
         self.control.ping(len, limit)
+    }
+
+    /// What the connection does with `ev`, a frame or message its peer
+    /// sent, in its phase; a ping's pong is counted against
+    /// `max_control_backlog` (the pong bytes a peer may leave unread).
+    /// Only an open or closing connection decodes frames.
+    #[inline(always)]
+    pub fn received<'a>(&mut self, ev: Received<'a>, max_control_backlog: usize) -> Reaction<'a> {
+        let open = self.phase == Phase::Open;
+        match ev {
+            Received::Text(t) if open => Reaction::Message(Message::Text(t)),
+            Received::Binary(b) if open => Reaction::Message(Message::Binary(b)),
+            Received::Text(_) | Received::Binary(_) => Reaction::Discard,
+            // Pongs get through whatever the data backlog, but a peer that
+            // pings while reading nothing is refused past the limit.
+            Received::Ping(payload) if open => {
+                match self.control.ping(payload.len(), max_control_backlog) {
+                    Ok(()) => Reaction::Ping {
+                        payload,
+                        pong: true,
+                    },
+                    Err(e) => Reaction::Fail(e),
+                }
+            }
+            Received::Ping(payload) => Reaction::Ping {
+                payload,
+                pong: false,
+            },
+            Received::Pong(payload) => Reaction::Pong(payload),
+            // Echo the code (§5.5.1); an empty close gets an empty one.
+            Received::Close { code, reason } => Reaction::Close {
+                echo: code,
+                code,
+                reason,
+            },
+            // Inflated before it gets here (with permessage-deflate agreed,
+            // `inbound::inflate`); without it, RSV1 was not ours to set.
+            Received::Compressed { .. } => Reaction::Fail(ProtocolError::ReservedBitsSet),
+        }
     }
 
     /// The peer took bytes: the pongs owed are on their way.
@@ -688,6 +763,96 @@ mod tests {
         o.open(at(0));
         o.stop_messages();
         assert_eq!(o.phase(), Phase::Flushing);
+    }
+
+    /// What a peer's frames make an open and a closing connection do.
+    #[test]
+    fn an_open_connection_answers_pings_and_delivers_a_closing_one_does_not() {
+        let t = limits();
+        let mut s = Session::new(at(0));
+        s.open(at(0));
+        assert_eq!(
+            s.received(Received::Text("hi"), 100),
+            Reaction::Message(Message::Text("hi"))
+        );
+        assert_eq!(
+            s.received(Received::Binary(b"\x01"), 100),
+            Reaction::Message(Message::Binary(b"\x01"))
+        );
+        assert_eq!(
+            s.received(Received::Ping(b"abc"), 100),
+            Reaction::Ping {
+                payload: b"abc",
+                pong: true
+            }
+        );
+        // 5 pong bytes owed, unread: the next ping's 5 more pass 8.
+        assert_eq!(
+            s.received(Received::Ping(b"abc"), 8),
+            Reaction::Fail(ProtocolError::PingFlood)
+        );
+        s.peer_read();
+        assert_eq!(
+            s.received(Received::Ping(b"abc"), 8),
+            Reaction::Ping {
+                payload: b"abc",
+                pong: true
+            }
+        );
+        assert_eq!(s.received(Received::Pong(b"x"), 8), Reaction::Pong(b"x"));
+        assert_eq!(
+            s.received(
+                Received::Compressed {
+                    text: true,
+                    deflated: b""
+                },
+                8
+            ),
+            Reaction::Fail(ProtocolError::ReservedBitsSet)
+        );
+        assert_eq!(
+            s.received(
+                Received::Close {
+                    code: 4001,
+                    reason: "bye"
+                },
+                8
+            ),
+            Reaction::Close {
+                echo: 4001,
+                code: 4001,
+                reason: "bye"
+            }
+        );
+        // After our close frame: data is dropped, a ping is told but not answered.
+        assert!(s.send_close());
+        assert!(s.closing(at(1), &t));
+        assert_eq!(s.received(Received::Text("late"), 100), Reaction::Discard);
+        assert_eq!(
+            s.received(Received::Binary(b"late"), 100),
+            Reaction::Discard
+        );
+        assert_eq!(
+            s.received(Received::Ping(b"p"), 0),
+            Reaction::Ping {
+                payload: b"p",
+                pong: false
+            }
+        );
+        assert_eq!(
+            s.received(
+                Received::Close {
+                    code: 1005,
+                    reason: ""
+                },
+                0
+            ),
+            Reaction::Close {
+                echo: 1005,
+                code: 1005,
+                reason: ""
+            }
+        );
     }
 
     #[test]
