@@ -4,14 +4,22 @@
 //! than the limit; text always UTF-8; every error maps to a close code a
 //! server may send for a peer's error (1002, 1007, 1008 for too many
 //! fragments, 1009); and the events, and the error that ends them, are the
-//! same whether the input comes whole or in pieces.
+//! same whether the input comes whole or in pieces. Each event then goes
+//! to a `Session` (opened, or closing after its first message), whose
+//! reactions are checked too: messages only while open, a pong only for an
+//! open connection's ping and never past the unread-pong limit, the close
+//! echoed with the peer's code, and nothing decoded after it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use volley::proto::decoder::{Decoder, Limits};
 use volley::proto::deflate::Inflater;
 use volley::proto::inbound::{self, Received};
+use volley::proto::session::{Reaction, Session, Stamp, Timeouts};
+use std::time::Duration;
 
 const CAP: usize = 4096;
+/// Pong bytes a peer may leave unread (small, so that floods happen).
+const PONG_LIMIT: usize = 300;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
@@ -23,16 +31,37 @@ fuzz_target!(|data: &[u8]| {
         max_fragments: 64,
     };
     let takeover = data[0] & 2 == 2;
+    let close_early = data[0] & 4 == 4;
     let chunk = usize::from(data[1]).max(1);
     let wire = &data[2..];
-    let whole = run(wire, wire.len().max(1), &limits, takeover);
-    let pieces = run(wire, chunk, &limits, takeover);
+    let whole = run(wire, wire.len().max(1), &limits, takeover, close_early);
+    let pieces = run(wire, chunk, &limits, takeover, close_early);
     assert_eq!(whole, pieces, "events depend on how the input is cut");
 });
 
 /// Every event, as owned bytes, and the close code of the error that ended
 /// them (0: none).
-fn run(wire: &[u8], chunk: usize, limits: &Limits, takeover: bool) -> (Vec<(u8, Vec<u8>)>, u16) {
+fn run(
+    wire: &[u8],
+    chunk: usize,
+    limits: &Limits,
+    takeover: bool,
+    close_early: bool,
+) -> (Vec<(u8, Vec<u8>)>, u16) {
+    let t = Timeouts {
+        handshake: Duration::from_secs(10),
+        request: Duration::from_secs(10),
+        close: Duration::from_secs(1),
+        send: None,
+        sse_keepalive: None,
+        max_lifetime: None,
+        ping: None,
+        pong_wait: None,
+        idle: None,
+    };
+    let mut s = Session::new(Stamp::from_ms(0));
+    s.open(Stamp::from_ms(0));
+    let mut pongs = 0;
     let mut d = Decoder::new();
     let mut inf = Inflater::new(15, !takeover);
     let mut out = Vec::new();
@@ -54,9 +83,42 @@ fn run(wire: &[u8], chunk: usize, limits: &Limits, takeover: bool) -> (Vec<(u8, 
                 }
                 ev => Ok(ev),
             };
-            match ev {
-                Ok(ev) => seen.push(check(ev)),
+            let ev = match ev {
+                Ok(ev) => ev,
                 Err(e) => return (seen, code(e.close_code())),
+            };
+            seen.push(check(ev));
+            let open = s.phase() == volley::proto::session::Phase::Open;
+            match s.received(ev, PONG_LIMIT) {
+                Reaction::Message(m) => {
+                    assert!(open, "a message delivered after our close frame");
+                    assert_eq!(m.as_bytes(), &seen.last().unwrap().1[..]);
+                    if close_early {
+                        assert!(s.send_close() && s.closing(Stamp::from_ms(1), &t));
+                    }
+                }
+                Reaction::Discard => {
+                    assert!(!open && matches!(ev, Received::Text(_) | Received::Binary(_)))
+                }
+                Reaction::Ping { payload, pong } => {
+                    assert_eq!(pong, open, "a pong exactly while open");
+                    if pong {
+                        pongs += 2 + payload.len();
+                        assert!(pongs <= PONG_LIMIT, "pongs past the limit");
+                    }
+                }
+                Reaction::Pong(p) => assert!(matches!(ev, Received::Pong(q) if q == p)),
+                Reaction::Close { echo, code, .. } => {
+                    assert_eq!(echo, code, "the close echoes the peer's code");
+                    // The connection decodes nothing after the peer's close.
+                    seen.push((0, Vec::new()));
+                    return (seen, 0);
+                }
+                Reaction::Fail(e) => {
+                    assert!(open && matches!(ev, Received::Ping(_)), "{e:?}");
+                    assert!(pongs + 2 + ev_len(ev) > PONG_LIMIT, "a flood under the limit");
+                    return (seen, code(e.close_code()));
+                }
             }
             pos += used;
             assert!(pos <= piece.len());
@@ -64,6 +126,13 @@ fn run(wire: &[u8], chunk: usize, limits: &Limits, takeover: bool) -> (Vec<(u8, 
         }
     }
     (seen, 0)
+}
+
+fn ev_len(ev: Received<'_>) -> usize {
+    match ev {
+        Received::Ping(p) => p.len(),
+        _ => 0,
+    }
 }
 
 fn code(c: u16) -> u16 {
