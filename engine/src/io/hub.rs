@@ -935,6 +935,71 @@ impl Hub {
 mod inbox_tests {
     use super::*;
 
+    /// The wake-up protocol under contention: producers wake the worker
+    /// only for the first command since it last looked (the others see the
+    /// flag set and neither swap it nor wake), and a worker that finds the
+    /// flag clear sleeps until woken. No command may be left waiting while
+    /// the worker sleeps: it would wait for the 2 s timeout, which fails.
+    /// (A producer that never wakes fails at once; a race in a window of
+    /// a few instructions may pass many runs, which is why the argument
+    /// for the order is written at `push_limited` and `take`.)
+    #[test]
+    fn no_command_waits_for_a_worker_that_sleeps() {
+        const PRODUCERS: usize = 4;
+        const EACH: usize = 50_000;
+        let mut poll = mio::Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), mio::Token(0)).unwrap();
+        let mb = Arc::new(Mailbox::new(waker, usize::MAX));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let mb = mb.clone();
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        let id = ConnId::new(0, p, i as u64 + 1);
+                        let first = mb
+                            .push_limited(&[], 0, Budget::Unbounded, |_| Command::Terminate { id })
+                            .unwrap();
+                        if first {
+                            mb.wake();
+                        }
+                        if i % 1024 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut events = mio::Events::with_capacity(8);
+        let mut spare = Inbox::default();
+        let mut got = 0;
+        let mut sleeps = 0;
+        loop {
+            mb.take(&mut spare);
+            got += spare.cmds.len();
+            spare.clear();
+            if got == PRODUCERS * EACH {
+                break;
+            }
+            if !mb.has_pending() {
+                sleeps += 1;
+                let t0 = std::time::Instant::now();
+                poll.poll(&mut events, Some(std::time::Duration::from_secs(2)))
+                    .unwrap();
+                assert!(
+                    t0.elapsed() < std::time::Duration::from_secs(2),
+                    "slept with commands waiting: {got} of {} taken",
+                    PRODUCERS * EACH
+                );
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        mb.take(&mut spare);
+        assert!(spare.cmds.is_empty(), "no command after the last");
+        eprintln!("{got} commands, {sleeps} sleeps");
+    }
+
     /// Every cross-thread send is a command, copied into the inbox and out
     /// again: the rare large kinds are boxed so that it stays this small.
     #[test]
