@@ -108,6 +108,12 @@ const STAGE_DATA_W = new Uint32Array(STAGE.buffer, STAGE.byteOffset + STAGE_HEAD
  * costs a view of the source first). */
 const LOOP_WORDS = 64;
 
+/** Forget the text message last received if its bytes are in `words`
+ * (a poll buffer about to be rewritten, or let go). */
+function forgetReceivedIn(words) {
+  if (recvWords === words) recvText = recvWords = null;
+}
+
 /** Stage the payload of the text message last received (see recvText). */
 function stageReceived() {
   const src = recvWords;
@@ -884,7 +890,7 @@ class Server {
     f.cork(this._srv);
     try {
       for (;;) {
-        if (recvWords === this._u32) recvText = recvWords = null; // rewritten now
+        forgetReceivedIn(this._u32); // rewritten now
         const used = f.poll_packed(this._srv, this._buf, POLL_BYTES);
         if (used <= 0) break;
         this._dispatch(used);
@@ -1386,7 +1392,7 @@ class Server {
         this._drain();
         const s = this._srv;
         this._srv = null;
-        if (recvWords === this._u32) recvText = recvWords = null; // let it go
+        forgetReceivedIn(this._u32); // let it go
         if (this._corked) {
           // End ours before the server goes (the queued uncork will find no
           // server); the library ends a freed server's corks too, so this

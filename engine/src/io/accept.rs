@@ -64,11 +64,9 @@ impl<H: Handler> Worker<H> {
                         }
                     }
                 }
-                // Taken by another worker, or none left: one at a time again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_budget = 1;
-                    return;
-                }
+                // Taken by another worker, or none left: the budget was not
+                // used up, so the next event takes one at a time again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the clients stay in the

@@ -701,11 +701,10 @@ impl<D> Conn<D> {
 
     /// Send a close frame and wait (bounded) for the peer's.
     pub(crate) fn start_close(&mut self, ctx: &mut Ctx, key: usize, code: u16, reason: &str) {
-        if self.sess.phase() != Phase::Open {
-            return;
+        if !self.sess.closing(ctx.now, &ctx.timeouts) {
+            return; // not open
         }
         self.send_close_frame(ctx, key, code, reason);
-        self.sess.closing(ctx.now, &ctx.timeouts);
         self.arm(ctx, key);
     }
 

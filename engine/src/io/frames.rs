@@ -145,8 +145,8 @@ fn dispatch<H: Handler>(
             guarded(h, conns, ctx, key, |h, ws| h.ping(ws, payload));
         }
         Reaction::Pong(payload) => guarded(h, conns, ctx, key, |h, ws| h.pong(ws, payload)),
-        Reaction::Close { echo, code, reason } => {
-            close_with(shared, conns, ctx, key, (echo, ""), (code, reason));
+        Reaction::Close { code, reason } => {
+            close_with(shared, conns, ctx, key, (code, ""), (code, reason));
         }
         Reaction::Fail(e) => fail(shared, conns, ctx, key, e),
     }

@@ -327,12 +327,10 @@ pub enum Reaction<'a> {
     },
     /// Tell the handler of a pong.
     Pong(&'a [u8]),
-    /// The peer closed: send our close frame with `echo` (its code, once;
-    /// 1005 gives an empty one), tell the handler `code` and `reason`, then
-    /// write out and shut down.
+    /// The peer closed: send our close frame echoing its `code` (once;
+    /// 1005 gives an empty one, RFC 6455 §5.5.1), tell the handler `code`
+    /// and `reason`, then write out and shut down.
     Close {
-        /// The code our close frame carries.
-        echo: u16,
         /// The peer's code (1005 when its frame had none).
         code: u16,
         /// The peer's reason.
@@ -382,11 +380,6 @@ impl Session {
     #[inline(always)]
     pub fn phase(&self) -> Phase {
         self.phase
-    }
-
-    /// Its timestamps (for tests and diagnostics).
-    pub fn clock(&self) -> &Clock {
-        &self.clock
     }
 
     /// A request head asked for a body, which now arrives under the
@@ -530,11 +523,7 @@ impl Session {
             },
             Received::Pong(payload) => Reaction::Pong(payload),
             // Echo the code (§5.5.1); an empty close gets an empty one.
-            Received::Close { code, reason } => Reaction::Close {
-                echo: code,
-                code,
-                reason,
-            },
+            Received::Close { code, reason } => Reaction::Close { code, reason },
             // Inflated before it gets here (with permessage-deflate agreed,
             // `inbound::inflate`); without it, RSV1 was not ours to set.
             Received::Compressed { .. } => Reaction::Fail(ProtocolError::ReservedBitsSet),
@@ -819,7 +808,6 @@ mod tests {
                 8
             ),
             Reaction::Close {
-                echo: 4001,
                 code: 4001,
                 reason: "bye"
             }
@@ -848,7 +836,6 @@ mod tests {
                 0
             ),
             Reaction::Close {
-                echo: 1005,
                 code: 1005,
                 reason: ""
             }
