@@ -55,8 +55,10 @@ pub use id::ConnId;
 #[doc(hidden)]
 #[cfg(feature = "testing")]
 pub use io::bench_support;
-pub use io::handler::{Handler, Inspect, ReadyState, SendStatus};
-pub use io::request::{Accept, Fetch, PendingResponse, PendingUpgrade, Request, Response, Upgrade};
+pub use io::handler::Handler;
+pub use io::reply::{Accept, Response};
+pub use io::request::{Fetch, PendingResponse, PendingUpgrade, Request, Upgrade};
+pub use io::state::{Inspect, ReadyState, SendStatus};
 pub use io::stats::Stats;
 pub use io::tls;
 pub use io::websocket::{WebSocket, WsHandle};

@@ -3,7 +3,7 @@
 
 use crate::id::{ConnId, MAX_WORKERS};
 use crate::io::hub::{self, Answer, Command, Hub, Link, Mailbox};
-use crate::io::request::{Accept, Response};
+use crate::io::reply::{Accept, Response};
 use crate::io::sock::Listener;
 use crate::io::websocket::{WsHandle, op_of};
 use crate::io::worker::{self, Shared};

@@ -6,7 +6,7 @@
 //! modules, with the names the crate root re-exports resolved to the file
 //! that defines them. `scripts/import_graph.py` prints the whole graph.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn layer(module: &str) -> u8 {
@@ -44,8 +44,9 @@ fn code(src: &str) -> String {
         .join("\n")
 }
 
-#[test]
-fn no_file_imports_from_a_layer_above_its_own() {
+/// Each file's module (`io/conn`, `""` for lib.rs) and the modules it names
+/// through `crate::` or `super::` paths.
+fn graph() -> BTreeMap<String, BTreeSet<(String, String)>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut all = Vec::new();
     files(&src, &mut all);
@@ -88,42 +89,83 @@ fn no_file_imports_from_a_layer_above_its_own() {
             .map(|k| segs[..k].join("/"))
             .find(|m| modules.contains(m))
     };
-    let mut upward = Vec::new();
+    let mut graph = BTreeMap::new();
     for p in &all {
         let from = module(p);
+        // `super::` in `a/b.rs` is `a`; in `a/b/mod.rs` it is `a` too.
+        let parent = match from.rsplit_once('/') {
+            Some((dir, _)) => dir.to_string(),
+            None => String::new(),
+        };
         let text = code(&std::fs::read_to_string(p).unwrap());
-        for (i, _) in text.match_indices("crate::") {
-            let rest = &text[i + "crate::".len()..];
-            let mut paths = Vec::new();
-            let head: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-                .collect();
-            let head = head.trim_end_matches(':');
-            if rest[head.len()..].starts_with("::{") || rest[head.len()..].starts_with('{') {
-                let inner = rest[head.len()..]
-                    .trim_start_matches("::")
-                    .trim_start_matches('{');
-                let inner = &inner[..inner.find('}').unwrap_or(inner.len())];
-                for item in inner.split(',') {
-                    let item = item.trim().trim_start_matches("self");
-                    let full = [head, item.trim_start_matches("::")]
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join("::");
-                    paths.push(full);
+        let mut out = BTreeSet::new();
+        for (prefix, base) in [("crate::", ""), ("super::", parent.as_str())] {
+            for (i, _) in text.match_indices(prefix) {
+                // `crate::` inside a longer path (`super::super::`) is not ours.
+                if text[..i].ends_with("::")
+                    || text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                {
+                    continue;
                 }
-            } else {
-                paths.push(head.to_string());
+                let rest = &text[i + prefix.len()..];
+                let mut paths = Vec::new();
+                let head: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                let head = head.trim_end_matches(':');
+                if rest[head.len()..].starts_with("::{") || rest[head.len()..].starts_with('{') {
+                    let inner = rest[head.len()..]
+                        .trim_start_matches("::")
+                        .trim_start_matches('{');
+                    let inner = &inner[..inner.find('}').unwrap_or(inner.len())];
+                    for item in inner.split(',') {
+                        let item = item.trim().trim_start_matches("self");
+                        let full = [head, item.trim_start_matches("::")]
+                            .iter()
+                            .filter(|s| !s.is_empty())
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join("::");
+                        paths.push(full);
+                    }
+                } else {
+                    paths.push(head.to_string());
+                }
+                for path in paths {
+                    let mut segs: Vec<&str> = base.split('/').filter(|s| !s.is_empty()).collect();
+                    if !base.is_empty() && segs.is_empty() {
+                        continue;
+                    }
+                    let top = segs.len();
+                    segs.extend(path.split("::").filter(|s| !s.is_empty()));
+                    // A re-exported name resolves only from the crate root.
+                    let to = if top == 0 {
+                        resolve(&segs)
+                    } else {
+                        (1..=segs.len())
+                            .rev()
+                            .map(|k| segs[..k].join("/"))
+                            .find(|m| modules.contains(m))
+                    };
+                    if let Some(to) = to.filter(|t| *t != from && !t.is_empty()) {
+                        out.insert((to, path));
+                    }
+                }
             }
-            for path in paths {
-                let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-                let Some(to) = resolve(&segs) else { continue };
-                if to != from && layer(&to) > layer(&from) {
-                    upward.push(format!("{from} -> {to} ({path})"));
-                }
+        }
+        graph.insert(from, out);
+    }
+    graph
+}
+
+#[test]
+fn no_file_imports_from_a_layer_above_its_own() {
+    let mut upward = Vec::new();
+    for (from, to) in graph() {
+        for (to, path) in to {
+            if layer(&to) > layer(&from) {
+                upward.push(format!("{from} -> {to} ({path})"));
             }
         }
     }
@@ -133,5 +175,43 @@ fn no_file_imports_from_a_layer_above_its_own() {
         upward.is_empty(),
         "imports from a higher layer (core < io < server/queue/bridge):\n  {}",
         upward.join("\n  ")
+    );
+}
+
+/// No two files import each other, directly or through others: every file
+/// can be read knowing only the files below it. (A module's `mod.rs` naming
+/// its own children is not an import of them: `pub(crate) mod x;` is not a
+/// path, so it is not counted.)
+#[test]
+fn no_files_import_each_other_in_a_circle() {
+    let g: BTreeMap<String, BTreeSet<String>> = graph()
+        .into_iter()
+        .map(|(f, to)| (f, to.into_iter().map(|(t, _)| t).collect()))
+        .collect();
+    let reach = |from: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(m) = stack.pop() {
+            for t in g.get(&m).into_iter().flatten() {
+                if seen.insert(t.clone()) {
+                    stack.push(t.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut circles = Vec::new();
+    for (a, to) in &g {
+        for b in to {
+            // a -> b, and b reaches a again.
+            if reach(b).contains(a) {
+                circles.push(format!("{a} -> {b} -> ... -> {a}"));
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "files that import each other:\n  {}",
+        circles.join("\n  ")
     );
 }

@@ -4,7 +4,8 @@
 //! writing, connection lifecycle and handler calls, timeouts, commands from
 //! other threads, stopping; plus what they share (the hub, slots, queues,
 //! stats). The handler-facing view is here too (`handler.rs`, `websocket.rs`,
-//! `request.rs`): the loop owns it and the crate root re-exports it. Nothing
+//! `request.rs`, and the values they pass in `state.rs` and `reply.rs`): the
+//! loop owns it and the crate root re-exports it. Nothing
 //! here names a type from above the loop: the event queue and the Redis
 //! bridge plug in through [`worker::HostQueue`] and [`hub::Relay`]
 //! (docs/ARCHITECTURE.md).
@@ -22,9 +23,11 @@ pub(crate) mod lifecycle;
 pub(crate) mod out;
 pub(crate) mod publish;
 pub(crate) mod read;
+pub(crate) mod reply;
 pub(crate) mod request;
 pub(crate) mod slots;
 pub(crate) mod sock;
+pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stop;
 pub(crate) mod timeouts;
