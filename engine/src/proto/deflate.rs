@@ -9,6 +9,7 @@
 
 use super::quick::QuickDeflater;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use std::num::NonZeroU16;
 
 /// How one direction of compression is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +98,33 @@ impl Agreed {
     /// Can this connection receive compressed messages from the server at all?
     pub fn can_compress(&self) -> bool {
         self.server_window_bits >= 9
+    }
+
+    /// The agreement in 16 bits (a connection keeps it in its session's
+    /// spare bytes; see [`crate::proto::session::Session`]). Window bits
+    /// are 8..=15 (RFC 7692 §7.1.2; negotiation refuses others); a larger
+    /// value is kept as 15, the largest window there is.
+    #[inline]
+    pub fn pack(self) -> NonZeroU16 {
+        let bits = |b: u8| u16::from(b.min(15));
+        let v = 1 << 15
+            | u16::from(self.server_no_context_takeover)
+            | u16::from(self.client_no_context_takeover) << 1
+            | bits(self.server_window_bits) << 4
+            | bits(self.client_window_bits) << 8;
+        NonZeroU16::new(v).expect("the top bit is set")
+    }
+
+    /// The agreement [`Agreed::pack`] packed.
+    #[inline]
+    pub fn unpack(p: NonZeroU16) -> Agreed {
+        let v = p.get();
+        Agreed {
+            server_no_context_takeover: v & 1 != 0,
+            client_no_context_takeover: v & 2 != 0,
+            server_window_bits: (v >> 4 & 0xf) as u8,
+            client_window_bits: (v >> 8 & 0xf) as u8,
+        }
     }
 }
 
@@ -594,5 +622,32 @@ mod tests {
             Inflater::new(15, true).inflate(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF], &mut out, 1024),
             Err(InflateError::Corrupt)
         );
+    }
+
+    #[test]
+    fn an_agreement_packs_into_16_bits_and_back() {
+        for snct in [false, true] {
+            for cnct in [false, true] {
+                for sb in 8..=15 {
+                    for cb in 8..=15 {
+                        let a = Agreed {
+                            server_no_context_takeover: snct,
+                            client_no_context_takeover: cnct,
+                            server_window_bits: sb,
+                            client_window_bits: cb,
+                        };
+                        assert_eq!(Agreed::unpack(a.pack()), a);
+                    }
+                }
+            }
+        }
+        let wide = Agreed {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_window_bits: 200,
+            client_window_bits: 16,
+        };
+        let back = Agreed::unpack(wide.pack());
+        assert_eq!((back.server_window_bits, back.client_window_bits), (15, 15));
     }
 }

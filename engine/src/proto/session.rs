@@ -16,9 +16,10 @@
 //! way quiche and rustls are driven.
 
 use super::ProtocolError;
+use super::deflate::Agreed;
 use super::inbound::Received;
 use super::message::Message;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU16, NonZeroU64};
 use std::ops::Add;
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,24 @@ pub struct Timeouts {
     pub pong_wait: Option<Duration>,
     /// Inbound silence that closes the connection.
     pub idle: Option<Duration>,
+}
+
+impl Timeouts {
+    /// Handshake, request and close limits of `limit` each, and every
+    /// optional limit off (a session driven by hand: tests, fuzzing).
+    pub fn only(limit: Duration) -> Timeouts {
+        Timeouts {
+            handshake: limit,
+            request: limit,
+            close: limit,
+            send: None,
+            sse_keepalive: None,
+            max_lifetime: None,
+            ping: None,
+            pong_wait: None,
+            idle: None,
+        }
+    }
 }
 
 /// What a connection's clock says is due now.
@@ -361,6 +380,10 @@ pub struct Session {
     /// The close handler is yet to run: set when the WebSocket opens,
     /// cleared when its close is reported (the handler is told once).
     close_due: bool,
+    /// permessage-deflate as agreed at the open ([`Agreed::pack`]): it
+    /// fills two bytes the struct would pad, which keeps an idle
+    /// connection at its size.
+    deflate: Option<NonZeroU16>,
     control: Control,
     clock: Clock,
 }
@@ -371,6 +394,7 @@ impl Session {
         Session {
             phase: Phase::Handshake,
             close_due: false,
+            deflate: None,
             control: Control::default(),
             clock: Clock::new(now),
         }
@@ -380,6 +404,17 @@ impl Session {
     #[inline(always)]
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// permessage-deflate, when agreed.
+    #[inline(always)]
+    pub fn deflate(&self) -> Option<Agreed> {
+        self.deflate.map(Agreed::unpack)
+    }
+
+    /// permessage-deflate was agreed in the upgrade (before [`Session::open`]).
+    pub fn agree(&mut self, pmd: Option<Agreed>) {
+        self.deflate = pmd.map(Agreed::pack);
     }
 
     /// A request head asked for a body, which now arrives under the
