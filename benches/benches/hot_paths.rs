@@ -7,10 +7,13 @@
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use volley::Prepared;
 use volley::bench_support::Fanout;
+use volley::proto::connection::{Config, Connection, Event, Link};
 use volley::proto::decoder::{Decoder, Limits};
+use volley::proto::deflate::Inflater;
 use volley::proto::frame::{MAX_HEADER, OpCode, encode_header, parse_header, write_frame};
 use volley::proto::inbound::{self, Received};
 use volley::proto::mask::apply_mask;
+use volley::proto::session::Stamp;
 use volley::proto::utf8::{Utf8Stream, validate};
 
 fn masked_frame(op: OpCode, payload: &[u8]) -> Vec<u8> {
@@ -113,6 +116,68 @@ fn roundtrip(c: &mut Criterion) {
     g.finish();
 }
 
+/// The loop's side of a connection in the benches: frames into a buffer.
+struct Out(Vec<u8>);
+
+impl Link for Out {
+    fn control(&mut self, op: OpCode, payload: &[u8]) {
+        write_frame(&mut self.0, op, false, payload);
+    }
+    fn close_frame(&mut self, payload: &[u8]) {
+        write_frame(&mut self.0, OpCode::Close, false, payload);
+    }
+    fn inflater(&mut self, _: u8, _: bool) -> &mut Inflater {
+        unreachable!("no permessage-deflate here")
+    }
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
+        Vec::with_capacity(len)
+    }
+}
+
+/// The sans-IO connection (issue 23): client bytes in, the handler's
+/// events and the connection's own frames out, per message; beside
+/// `roundtrip`, which runs the decoder alone.
+fn connection(c: &mut Criterion) {
+    let mut g = c.benchmark_group("connection");
+    let limits = |rsv1_allowed| Limits {
+        max_message: 16 << 20,
+        rsv1_allowed,
+        max_fragments: 1 << 17,
+    };
+    let cfg = Config {
+        plain: limits(false),
+        deflate: limits(true),
+        max_message: 16 << 20,
+        max_control_backlog: usize::MAX,
+    };
+    for (name, op) in [("echo_16x32B", OpCode::Text), ("pong_16x32B", OpCode::Ping)] {
+        let wire: Vec<u8> = masked_frame(op, &[b'x'; 32]).repeat(16);
+        g.throughput(Throughput::Elements(16));
+        g.bench_function(name, |b| {
+            let mut conn = Connection::new(Stamp::from_ms(1));
+            conn.open(None, Stamp::from_ms(1));
+            let mut input = wire.clone();
+            let mut out = Out(Vec::with_capacity(wire.len() + 64));
+            b.iter(|| {
+                input.copy_from_slice(&wire);
+                out.0.clear();
+                let mut pos = 0;
+                let (mut held, mut inflated) = (Vec::new(), Vec::new());
+                while let Some((used, ev)) =
+                    conn.next_event(&mut input[pos..], &cfg, &mut held, &mut inflated, &mut out)
+                {
+                    if let Event::Message(m) = ev {
+                        write_frame(&mut out.0, OpCode::Text, false, m.as_bytes());
+                    }
+                    pos += used;
+                }
+                out.0.len()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     for subs in [1usize, 100, 10_000] {
@@ -173,5 +238,7 @@ fn deflate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, frame, mask, utf8, roundtrip, fanout, deflate);
+criterion_group!(
+    benches, frame, mask, utf8, roundtrip, connection, fanout, deflate
+);
 criterion_main!(benches);

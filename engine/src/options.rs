@@ -1,5 +1,7 @@
 //! Server options, with Bun's defaults.
 
+use crate::proto::connection::Config as FrameConfig;
+use crate::proto::decoder::Limits;
 use crate::proto::session::Timeouts;
 use crate::{Deflate, SlowConsumer};
 use std::time::Duration;
@@ -151,6 +153,21 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The limits a WebSocket's input is read under, resolved once.
+    pub(crate) fn frame_config(&self) -> FrameConfig {
+        let limits = |rsv1_allowed| Limits {
+            max_message: self.max_payload_length,
+            rsv1_allowed,
+            max_fragments: self.max_fragments,
+        };
+        FrameConfig {
+            plain: limits(false),
+            deflate: limits(true),
+            max_message: self.max_payload_length,
+            max_control_backlog: self.max_control_backlog,
+        }
+    }
+
     /// The time limits a connection lives under, resolved once per worker
     /// (zero turns `send_timeout`, `sse_keepalive` and `idle_timeout` off).
     pub(crate) fn timeouts(&self) -> Timeouts {

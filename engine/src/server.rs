@@ -171,6 +171,7 @@ impl ServerBuilder {
             opts,
         ));
         let shared = Arc::new(Shared {
+            frames: hub.opts.frame_config(),
             handler,
             router: self.router,
             hub: hub.clone(),

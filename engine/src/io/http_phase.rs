@@ -96,7 +96,7 @@ fn head_input<H: Handler>(
             if send_continue {
                 conn.queue_bytes(ctx, key, b"HTTP/1.1 100 Continue\r\n\r\n");
             }
-            conn.sess.read_body(ctx.now);
+            conn.proto.sess.read_body(ctx.now);
             conn.cold().body = Some(body);
             input.len()
         }
@@ -120,7 +120,7 @@ fn body_input<H: Handler>(
     };
     conn.trim_cold();
     // The timeout counts silence, not the length of an upload.
-    conn.sess.body_progress(ctx.now);
+    conn.proto.sess.body_progress(ctx.now);
     match b.feed(input) {
         Err(r) => {
             ctx.pool.put(b.into_buf());
@@ -132,7 +132,7 @@ fn body_input<H: Handler>(
             input.len()
         }
         Ok(Some(n)) => {
-            conn.sess.body_done();
+            conn.proto.sess.body_done();
             match b.request(limits(ctx).head) {
                 Ok((head, body)) => fetch(shared, conns, ctx, key, &head, body),
                 Err(r) => refuse(conn, ctx, key, r),
@@ -224,7 +224,8 @@ fn request<'a, D>(
 
 /// Wait for an answer from another thread (reading stops meanwhile).
 fn await_answer<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, p: Pending) {
-    conn.sess
+    conn.proto
+        .sess
         .await_answer(matches!(p, Pending::Fetch(_)), ctx.now);
     conn.cold().pending = Some(Box::new(p));
     conn.timer_tick = 0;
@@ -419,14 +420,13 @@ fn open<H: Handler>(
         pmd.as_ref().map(|n| n.header.as_str()),
         &headers,
     );
-    conn.pmd = pmd.map(|n| n.agreed);
     conn.queue_bytes(ctx, key, &head);
     ctx.pool.put(head);
     // In event-queue mode `open` runs later on the host's thread: the 101
     // waits for it there too (released when the host has handled the event).
     conn.held = shared.queue.is_some();
     conn.data = Some(a.data);
-    conn.sess.open(ctx.now);
+    conn.proto.open(pmd.map(|n| n.agreed), ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     ctx.slot(key).set_state(slots::OPEN);
@@ -476,7 +476,7 @@ fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Respo
     ctx.pool.put(conn.take_stash());
     // Sends by id reach it from now on (the answering thread may have said so already).
     ctx.slot(key).set_state(slots::OPEN);
-    conn.sess.stream(topics.is_some(), ctx.now);
+    conn.proto.sess.stream(topics.is_some(), ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     for t in topics.unwrap_or_default() {
@@ -520,7 +520,7 @@ pub(super) fn respond<D>(
     ctx.pool.put(out);
     let id = ctx.occupy(key);
     conn.generation = id.generation() as u32;
-    conn.sess.next_request(ctx.now);
+    conn.proto.sess.next_request(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     if conn.has_stash() || conn.read_pending {

@@ -105,13 +105,13 @@ pub(super) fn report_close<H: Handler>(
     reason: &str,
 ) {
     let conn = &mut conns[key];
-    if !conn.sess.report_close() {
+    if !conn.proto.sess.report_close() {
         return;
     }
     ctx.slot(key).set_state(slots::CLOSED);
     let phase = conn.phase();
     if phase == Phase::Open || phase == Phase::Closing {
-        conn.sess.stop_messages(); // sends are refused inside the close handler
+        conn.proto.sess.stop_messages(); // sends are refused inside the close handler
     }
     let mut ws = WebSocket { conns, ctx, key };
     if panic::catch_unwind(AssertUnwindSafe(|| h.close(&mut ws, code, reason))).is_err() {
@@ -123,7 +123,7 @@ pub(super) fn report_close<H: Handler>(
     // receiving a topic's publishes encoded for it in the meantime.
     end_subscriptions(conns, ctx, key);
     if phase == Phase::Done {
-        conns[key].sess.finish();
+        conns[key].proto.sess.finish();
     }
 }
 

@@ -133,7 +133,7 @@ impl<H: Handler> Worker<H> {
                     self.report_close(key, close::ABNORMAL, "");
                 }
                 let conn = &mut self.conns[key];
-                conn.sess.stop_messages();
+                conn.proto.sess.stop_messages();
                 self.flush(key);
                 if let Some(c) = self.conns.get_mut(key) {
                     c.finish(&mut self.ctx, key);

@@ -8,7 +8,6 @@ use super::worker::Worker;
 use crate::Handler;
 use crate::Response;
 use crate::proto::close;
-use crate::proto::frame::OpCode;
 use crate::proto::session::Due;
 use crate::proto::session::Phase;
 
@@ -37,7 +36,10 @@ impl<H: Handler> Worker<H> {
     fn timeout(&mut self, key: usize) {
         let now = self.ctx.now;
         let conn = &mut self.conns[key];
-        let due = conn.sess.due(conn.stalled_since(), &self.ctx.timeouts, now);
+        let due = conn
+            .proto
+            .sess
+            .due(conn.stalled_since(), &self.ctx.timeouts, now);
         match due {
             Due::Nothing => {}
             Due::SendTimeout => {
@@ -62,12 +64,12 @@ impl<H: Handler> Worker<H> {
                 self.conns[key].flush_and_shut(&mut self.ctx, key);
             }
             Due::Ping => {
-                conn.queue_frame(&mut self.ctx, key, OpCode::Ping, b"");
-                conn.sess.pinged(now);
+                let (proto, mut wire) = conn.wire(&mut self.ctx, key);
+                proto.keepalive_ping(now, &mut wire);
             }
             Due::KeepAlive => {
                 conn.queue_bytes(&mut self.ctx, key, b": keep-alive\n\n");
-                conn.sess.kept_alive(now);
+                conn.proto.sess.kept_alive(now);
             }
         }
     }

@@ -8,7 +8,6 @@ use super::hub::{self, Hub, Inbox};
 use super::sock::Listener;
 use super::wheel::Wheel;
 use crate::Handler;
-use crate::proto::decoder::Limits;
 use crate::proto::session::Stamp;
 use crate::route::Router;
 use mio::{Events, Poll, Token};
@@ -38,6 +37,8 @@ pub(crate) struct Shared<H> {
     pub handler: H,
     pub router: Router,
     pub hub: Arc<Hub>,
+    /// The limits WebSocket input is read under.
+    pub frames: crate::proto::connection::Config,
     /// Event-queue mode: where each turn's events go.
     pub queue: Option<Arc<dyn HostQueue>>,
 }
@@ -118,19 +119,12 @@ impl<H: Handler> Worker<H> {
         let now = Stamp::at(epoch, epoch);
         let opts = shared.hub.opts.clone();
         let tbuf_len = if opts.tls.is_some() { RBUF } else { 0 };
-        let limits = |rsv1_allowed| Limits {
-            max_message: opts.max_payload_length,
-            rsv1_allowed,
-            max_fragments: opts.max_fragments,
-        };
         Ok(Worker {
             epoch,
             poll,
             events: Some(Events::with_capacity(1024)),
             listener,
             ctx: Ctx {
-                limits: limits(false),
-                limits_pmd: limits(true),
                 timeouts: opts.timeouts(),
                 opts,
                 hub: shared.hub.clone(),

@@ -32,7 +32,7 @@ impl<H: Handler> Worker<H> {
         self.ctx.slot(key).set_queued(conn.out.len());
         match res {
             Ok(true) => {
-                conn.sess.peer_read();
+                conn.proto.sess.peer_read();
                 if conn.has_conflated() {
                     // The queue drained: the latest conflated messages go now.
                     conn.release_conflated(&mut self.ctx, key);
@@ -59,7 +59,7 @@ impl<H: Handler> Worker<H> {
                 conn.backlogged = true;
                 if written > 0 {
                     // The peer reads: its pongs are going out.
-                    conn.sess.peer_read();
+                    conn.proto.sess.peer_read();
                 }
             }
             Err(_) => self.eof(key),

@@ -4,6 +4,7 @@
 //! every part is unit-tested, fuzzed and benched on plain bytes.
 
 pub mod close;
+pub mod connection;
 pub mod decoder;
 pub mod deflate;
 pub mod frame;
