@@ -49,15 +49,8 @@ fn run(
     close_early: bool,
 ) -> (Vec<(u8, Vec<u8>)>, u16) {
     let t = Timeouts {
-        handshake: Duration::from_secs(10),
-        request: Duration::from_secs(10),
         close: Duration::from_secs(1),
-        send: None,
-        sse_keepalive: None,
-        max_lifetime: None,
-        ping: None,
-        pong_wait: None,
-        idle: None,
+        ..Timeouts::only(Duration::from_secs(10))
     };
     let mut s = Session::new(Stamp::from_ms(0));
     s.open(Stamp::from_ms(0));
