@@ -108,6 +108,10 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Option<Request<'_
         heap.resize_with(limits.max_headers, MaybeUninit::uninit);
         &mut heap[..]
     };
+    // Only the first `max_bytes` are looked at: which limit a long head
+    // breaks (too many fields, too many bytes) must not depend on how much
+    // of it has arrived.
+    let buf = &buf[..buf.len().min(limits.max_bytes)];
     let mut req = httparse::Request::new(&mut []);
     let status = match req.parse_with_uninit_headers(buf, storage) {
         Ok(s) => s,
@@ -446,6 +450,41 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    /// Which limit a long head breaks does not depend on how much of it
+    /// has arrived (found by the `connection` fuzz target: whole, a head
+    /// with too many fields past `max_bytes` was "too many header fields";
+    /// read in pieces, "too large" once `max_bytes` had arrived).
+    #[test]
+    fn a_long_head_breaks_the_same_limit_whatever_has_arrived() {
+        let limits = HeadLimits {
+            max_bytes: 200,
+            max_headers: 8,
+        };
+        // Eight fields in the first 200 bytes, the ninth after them.
+        let mut head = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..8 {
+            head.push_str(&format!("X-{i}: {}\r\n", "v".repeat(16)));
+        }
+        head.push_str(&"Y".repeat(200 - head.len()));
+        head.push_str(": 1\r\nZ: 2\r\n\r\n");
+        let whole = parse_request(head.as_bytes(), limits).unwrap_err();
+        assert_eq!(whole.reason, "request header fields too large");
+        for n in 200..head.len() {
+            assert_eq!(
+                parse_request(&head.as_bytes()[..n], limits).unwrap_err(),
+                whole,
+                "{n}"
+            );
+        }
+        // A ninth field inside the limit is "too many", whatever follows.
+        let many: String = (0..9).map(|i| format!("X{i}: y\r\n")).collect();
+        let req = format!("GET / HTTP/1.1\r\n{many}\r\n{}", "z".repeat(300));
+        for n in req.find("X8").unwrap() + 8..req.len() {
+            let e = parse_request(&req.as_bytes()[..n], limits).unwrap_err();
+            assert_eq!(e.reason, "too many header fields", "{n}");
+        }
     }
 
     #[test]
