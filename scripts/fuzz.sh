@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-30}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(handshake_request frame_decoder ws_connection inflate deflate_roundtrip unmask_equiv conn_worker http_framing)
+[ ${#targets[@]} -gt 0 ] || targets=(handshake_request frame_decoder connection inflate deflate_roundtrip unmask_equiv conn_worker http_framing)
 cargo fuzz build --sanitizer none -O
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT

@@ -7,13 +7,15 @@
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use volley::Prepared;
 use volley::bench_support::Fanout;
-use volley::proto::connection::{Config, Connection, Event, Link};
+use volley::proto::connection::{Carrier, Config, Connection, Incoming};
 use volley::proto::decoder::{Decoder, Limits};
 use volley::proto::deflate::Inflater;
 use volley::proto::frame::{MAX_HEADER, OpCode, encode_header, parse_header, write_frame};
+use volley::proto::handshake::HeadLimits;
 use volley::proto::inbound::{self, Received};
 use volley::proto::mask::apply_mask;
-use volley::proto::session::Stamp;
+use volley::proto::requests::{self, Body};
+use volley::proto::session::{Stamp, Timeouts};
 use volley::proto::utf8::{Utf8Stream, validate};
 
 fn masked_frame(op: OpCode, payload: &[u8]) -> Vec<u8> {
@@ -119,7 +121,7 @@ fn roundtrip(c: &mut Criterion) {
 /// The loop's side of a connection in the benches: frames into a buffer.
 struct Out(Vec<u8>);
 
-impl Link for Out {
+impl Carrier for Out {
     fn control(&mut self, op: OpCode, payload: &[u8]) {
         write_frame(&mut self.0, op, false, payload);
     }
@@ -129,8 +131,18 @@ impl Link for Out {
     fn inflater(&mut self, _: u8, _: bool) -> &mut Inflater {
         unreachable!("no permessage-deflate here")
     }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
     fn buffer(&mut self, len: usize) -> Vec<u8> {
         Vec::with_capacity(len)
+    }
+    fn recycle(&mut self, _: Vec<u8>) {}
+    fn keep_body(&mut self, _: Box<Body>) {
+        unreachable!("no HTTP here")
+    }
+    fn take_body(&mut self) -> Option<Box<Body>> {
+        None
     }
 }
 
@@ -149,6 +161,14 @@ fn connection(c: &mut Criterion) {
         deflate: limits(true),
         max_message: 16 << 20,
         max_control_backlog: usize::MAX,
+        http: requests::Limits {
+            head: HeadLimits {
+                max_bytes: 8192,
+                max_headers: 64,
+            },
+            max_body: 1 << 20,
+        },
+        timeouts: Timeouts::only(std::time::Duration::from_secs(10)),
     };
     for (name, op) in [("echo_16x32B", OpCode::Text), ("pong_16x32B", OpCode::Ping)] {
         let wire: Vec<u8> = masked_frame(op, &[b'x'; 32]).repeat(16);
@@ -163,10 +183,16 @@ fn connection(c: &mut Criterion) {
                 out.0.clear();
                 let mut pos = 0;
                 let (mut held, mut inflated) = (Vec::new(), Vec::new());
-                while let Some((used, ev)) =
-                    conn.next_event(&mut input[pos..], &cfg, &mut held, &mut inflated, &mut out)
-                {
-                    if let Event::Message(m) = ev {
+                let now = Stamp::from_ms(2);
+                while let (used, Some(ev)) = conn.next_event(
+                    &mut input[pos..],
+                    &cfg,
+                    &mut held,
+                    &mut inflated,
+                    now,
+                    &mut out,
+                ) {
+                    if let Incoming::Message(m) = ev {
                         write_frame(&mut out.0, OpCode::Text, false, m.as_bytes());
                     }
                     pos += used;

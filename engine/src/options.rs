@@ -1,7 +1,9 @@
 //! Server options, with Bun's defaults.
 
-use crate::proto::connection::Config as FrameConfig;
+use crate::proto::connection::Config as ConnectionConfig;
 use crate::proto::decoder::Limits;
+use crate::proto::handshake::HeadLimits;
+use crate::proto::requests;
 use crate::proto::session::Timeouts;
 use crate::{Deflate, SlowConsumer};
 use std::time::Duration;
@@ -153,18 +155,26 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The limits a WebSocket's input is read under, resolved once.
-    pub(crate) fn frame_config(&self) -> FrameConfig {
+    /// The limits a connection's input is read under, resolved once.
+    pub(crate) fn connection_config(&self) -> ConnectionConfig {
         let limits = |rsv1_allowed| Limits {
             max_message: self.max_payload_length,
             rsv1_allowed,
             max_fragments: self.max_fragments,
         };
-        FrameConfig {
+        ConnectionConfig {
             plain: limits(false),
             deflate: limits(true),
             max_message: self.max_payload_length,
             max_control_backlog: self.max_control_backlog,
+            http: requests::Limits {
+                head: HeadLimits {
+                    max_bytes: self.max_header_bytes,
+                    max_headers: self.max_headers,
+                },
+                max_body: self.max_body_bytes,
+            },
+            timeouts: self.timeouts(),
         }
     }
 

@@ -171,7 +171,7 @@ impl ServerBuilder {
             opts,
         ));
         let shared = Arc::new(Shared {
-            frames: hub.opts.frame_config(),
+            limits: hub.opts.connection_config(),
             handler,
             router: self.router,
             hub: hub.clone(),

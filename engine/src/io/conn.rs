@@ -7,7 +7,7 @@ use super::sock::Stream;
 use super::wheel::Wheel;
 use crate::id::ConnId;
 use crate::proto::close;
-use crate::proto::connection::{Connection, Link};
+use crate::proto::connection::{Carrier, Connection};
 use crate::proto::deflate::{Agreed, Deflater, Inflater, Mode, Negotiated};
 use crate::proto::frame::{MAX_HEADER, OpCode, encode_header};
 use crate::proto::requests::{Body, ReplyMode};
@@ -196,7 +196,7 @@ impl Cold {
     }
 }
 
-/// Where a connection's own frames go ([`Link`]): its write queue, and
+/// Where a connection's own frames go ([`Carrier`]): its write queue, and
 /// the worker's pool and inflaters.
 pub(crate) struct Wire<'a> {
     out: &'a mut OutQueue,
@@ -206,7 +206,7 @@ pub(crate) struct Wire<'a> {
     key: usize,
 }
 
-impl Link for Wire<'_> {
+impl Carrier for Wire<'_> {
     fn control(&mut self, op: OpCode, payload: &[u8]) {
         let mut h = [0u8; MAX_HEADER];
         let n = encode_header(&mut h, true, false, op, payload.len() as u64, None);
@@ -241,8 +241,33 @@ impl Link for Wire<'_> {
             .get_or_insert_with(|| Inflater::new(window_bits, false))
     }
 
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.out.push_bytes(&mut self.ctx.pool, bytes);
+        self.ctx.queued_delta += bytes.len() as i64;
+        if !*self.dirty {
+            *self.dirty = true;
+            self.ctx.dirty.push(self.key);
+        }
+    }
+
     fn buffer(&mut self, len: usize) -> Vec<u8> {
         self.ctx.pool.get(len)
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        self.ctx.pool.put(buf);
+    }
+
+    fn keep_body(&mut self, body: Box<Body>) {
+        self.cold.get_or_insert_with(Default::default).body = Some(body);
+    }
+
+    fn take_body(&mut self) -> Option<Box<Body>> {
+        let b = self.cold.as_mut()?.body.take();
+        if self.cold.as_ref().is_some_and(|c| c.is_empty()) {
+            *self.cold = None;
+        }
+        b
     }
 }
 

@@ -1,150 +1,26 @@
-//! HTTP on a connection: request heads, bodies, keep-alive, plain requests
-//! to the handler's `fetch`, upgrades to WebSocket (now or deferred), and
-//! Server-Sent Events responses.
+//! HTTP requests and upgrades, as the connection's protocol state reads
+//! them (`proto::connection`), to the handler: plain requests to `fetch`,
+//! upgrades to `upgrade` (validated, permessage-deflate negotiated), the
+//! answers now or from another thread, keep-alive's new ids, and streamed
+//! and Server-Sent Events responses. The bytes of every answer, and the
+//! session's moves, are `Connection`'s; the ids, slots, timers, stats and
+//! hooks are the loop's, here.
 
 use super::conn::{Conn, Ctx, Pending};
-use super::frames::frames;
 use super::lifecycle::{guarded, hook};
 use super::publish;
 use super::slots;
 use super::worker::{Conns, Shared};
 use crate::io::request::{PendingResponse, PendingUpgrade};
+use crate::proto::connection::Answer;
 use crate::proto::deflate;
-use crate::proto::handshake::{self, HeadLimits, Refusal};
-use crate::proto::http as h1;
-use crate::proto::requests::{self, Limits, Read, ReplyMode};
-use crate::proto::session::Phase;
+use crate::proto::handshake::{self, Refusal};
+use crate::proto::requests::ReplyMode;
 use crate::{Accept, Fetch, Handler, Request, Response, Upgrade};
 use std::sync::atomic::Ordering;
 
-/// Feed input to the connection according to its phase, phase after phase
-/// (a keep-alive connection may hold several pipelined requests, an upgrade
-/// may be followed by frames); returns the bytes used. Unused bytes are kept
-/// by the caller in the phases that keep input.
-pub(super) fn feed<H: Handler>(
-    shared: &Shared<H>,
-    conns: &mut Conns<H::Data>,
-    ctx: &mut Ctx,
-    key: usize,
-    input: &mut [u8],
-) -> usize {
-    let mut pos = 0;
-    while pos < input.len() {
-        let Some(conn) = conns.get(key) else {
-            return input.len();
-        };
-        let n = match conn.phase() {
-            Phase::Handshake if conn.http_backlogged(&ctx.opts) => {
-                // Resumed by the flush that drains the answers (write.rs).
-                conns[key].read_pending = true;
-                return pos;
-            }
-            Phase::Handshake => head_input(shared, conns, ctx, key, &mut input[pos..]),
-            Phase::Body => body_input(shared, conns, ctx, key, &input[pos..]),
-            Phase::Open | Phase::Closing => {
-                return pos + frames(shared, conns, ctx, key, &mut input[pos..]);
-            }
-            Phase::Deferred | Phase::Fetching => return pos,
-            // Flushing, SSE, Done: the peer's bytes are read and dropped.
-            Phase::Sse | Phase::Stream | Phase::Flushing | Phase::Done => return input.len(),
-        };
-        if n == 0 {
-            break; // an incomplete head
-        }
-        pos += n;
-    }
-    pos
-}
-
-fn limits(ctx: &Ctx) -> Limits {
-    Limits {
-        head: HeadLimits {
-            max_bytes: ctx.opts.max_header_bytes,
-            max_headers: ctx.opts.max_headers,
-        },
-        max_body: ctx.opts.max_body_bytes,
-    }
-}
-
-/// The start of a request (`proto::requests` reads it): an upgrade, a
-/// whole request, or one whose body is read next. Returns the bytes used
-/// (0: the head is incomplete).
-fn head_input<H: Handler>(
-    shared: &Shared<H>,
-    conns: &mut Conns<H::Data>,
-    ctx: &mut Ctx,
-    key: usize,
-    input: &mut [u8],
-) -> usize {
-    let mut scratch = ctx.pool.get(0);
-    let used = match requests::read(input, limits(ctx), &mut scratch) {
-        Read::Incomplete => 0,
-        Read::Refused(r) => {
-            refuse(&mut conns[key], ctx, key, r);
-            input.len()
-        }
-        Read::Upgrade(head) => upgrade(shared, conns, ctx, key, &head, input.len()),
-        Read::Whole { head, body, used } => {
-            fetch(shared, conns, ctx, key, &head, body);
-            used
-        }
-        Read::Started {
-            body,
-            send_continue,
-        } => {
-            let conn = &mut conns[key];
-            if send_continue {
-                conn.queue_bytes(ctx, key, b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
-            conn.proto.sess.read_body(ctx.now);
-            conn.cold().body = Some(body);
-            input.len()
-        }
-    };
-    ctx.pool.put(scratch);
-    used
-}
-
-/// More of a request body; at its end, the request goes to `fetch`.
-fn body_input<H: Handler>(
-    shared: &Shared<H>,
-    conns: &mut Conns<H::Data>,
-    ctx: &mut Ctx,
-    key: usize,
-    input: &[u8],
-) -> usize {
-    let conn = &mut conns[key];
-    let Some(mut b) = conn.cold.as_mut().and_then(|c| c.body.take()) else {
-        conn.finish(ctx, key);
-        return input.len();
-    };
-    conn.trim_cold();
-    // The timeout counts silence, not the length of an upload.
-    conn.proto.sess.body_progress(ctx.now);
-    match b.feed(input) {
-        Err(r) => {
-            ctx.pool.put(b.into_buf());
-            refuse(conn, ctx, key, r);
-            input.len()
-        }
-        Ok(None) => {
-            conn.cold().body = Some(b);
-            input.len()
-        }
-        Ok(Some(n)) => {
-            conn.proto.sess.body_done();
-            match b.request(limits(ctx).head) {
-                Ok((head, body)) => fetch(shared, conns, ctx, key, &head, body),
-                Err(r) => refuse(conn, ctx, key, r),
-            }
-            ctx.pool.put(b.into_buf());
-            n
-        }
-    }
-}
-
 /// A complete plain request: ask the handler.
-fn fetch<H: Handler>(
+pub(super) fn fetch<H: Handler>(
     shared: &Shared<H>,
     conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
@@ -232,27 +108,28 @@ fn await_answer<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, p: Pending) {
     conn.arm(ctx, key);
 }
 
-/// An upgrade request: validate, negotiate, ask the handler.
-fn upgrade<H: Handler>(
+/// An upgrade request: validate, negotiate, ask the handler. Refused, the
+/// connection reads nothing more; accepted, the bytes after the head are
+/// its first frames; deferred, they wait for the answer.
+pub(super) fn upgrade<H: Handler>(
     shared: &Shared<H>,
     conns: &mut Conns<H::Data>,
     ctx: &mut Ctx,
     key: usize,
     head: &handshake::Request<'_>,
-    all: usize,
-) -> usize {
+) {
     let conn = &mut conns[key];
     let m = shared.router.find(head.path);
     if !shared.router.is_empty() && m.is_none() {
         let resp = Response::new(404, "no WebSocket route for this path\n");
         respond(conn, ctx, key, &resp, None);
-        return all;
+        return;
     }
     let up = match handshake::validate_upgrade(head) {
         Ok(up) => up,
         Err(r) => {
             refuse(conn, ctx, key, r);
-            return all;
+            return;
         }
     };
     let pmd = ctx.opts.per_message_deflate.as_ref().and_then(|cfg| {
@@ -273,7 +150,7 @@ fn upgrade<H: Handler>(
             &Response::new(500, "internal error\n"),
             None,
         );
-        return all;
+        return;
     };
     let protocols: Vec<String> = match &answer {
         Upgrade::Accept(_) => Vec::new(),
@@ -289,7 +166,6 @@ fn upgrade<H: Handler>(
         Upgrade::Reject(resp) => {
             drop(req);
             respond(conn, ctx, key, &resp, None);
-            return all;
         }
         Upgrade::Later | Upgrade::Defer(_) => {
             drop(req);
@@ -310,12 +186,10 @@ fn upgrade<H: Handler>(
                     conns[key].take_pending();
                     let resp = Response::new(500, "internal error\n");
                     respond(&mut conns[key], ctx, key, &resp, None);
-                    return all;
                 }
             }
         }
     }
-    head.head_len
 }
 
 /// The answer to a deferred upgrade or request arrived (on the worker).
@@ -412,21 +286,14 @@ fn open<H: Handler>(
         .into_iter()
         .filter(|(n, v)| handshake::is_safe_header(n) && handshake::is_safe_header(v))
         .collect();
-    let mut head = ctx.pool.get(256);
-    handshake::write_switching(
-        &mut head,
-        accept_key,
-        a.protocol.as_deref(),
-        pmd.as_ref().map(|n| n.header.as_str()),
-        &headers,
-    );
-    conn.queue_bytes(ctx, key, &head);
-    ctx.pool.put(head);
     // In event-queue mode `open` runs later on the host's thread: the 101
     // waits for it there too (released when the host has handled the event).
     conn.held = shared.queue.is_some();
     conn.data = Some(a.data);
-    conn.proto.open(pmd.map(|n| n.agreed), ctx.now);
+    let now = ctx.now;
+    let (proto, mut wire) = conn.wire(ctx, key);
+    let protocol = a.protocol.as_deref();
+    proto.accept(accept_key, protocol, pmd.as_ref(), &headers, now, &mut wire);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     ctx.slot(key).set_state(slots::OPEN);
@@ -458,25 +325,26 @@ pub(super) fn reply<D>(
 /// headers, subscribed to its topics) or a streamed body. Sends by id then
 /// write to it until it is closed.
 fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Response) {
-    let mut out = Vec::new();
     let topics = resp.event_stream.as_deref();
+    let kind = resp
+        .headers
+        .iter()
+        .find(|(n, v)| n.eq_ignore_ascii_case("content-type") && handshake::is_safe_header(v))
+        .map_or("application/octet-stream", |(_, v)| v.as_str());
     let conn = &mut conns[key];
-    if topics.is_some() {
-        handshake::write_stream_head(&mut out, resp.status, &resp.headers, "text/event-stream");
-        out.extend_from_slice(b": volley\n\n");
-    } else {
-        let kind = resp
-            .headers
-            .iter()
-            .find(|(n, v)| n.eq_ignore_ascii_case("content-type") && handshake::is_safe_header(v))
-            .map_or("application/octet-stream", |(_, v)| v.as_str());
-        handshake::write_stream_head(&mut out, resp.status, &resp.headers, kind);
-    }
-    conn.queue_bytes(ctx, key, &out);
+    let now = ctx.now;
+    let (proto, mut wire) = conn.wire(ctx, key);
+    proto.stream(
+        resp.status,
+        &resp.headers,
+        topics.is_some(),
+        kind,
+        now,
+        &mut wire,
+    );
     ctx.pool.put(conn.take_stash());
     // Sends by id reach it from now on (the answering thread may have said so already).
     ctx.slot(key).set_state(slots::OPEN);
-    conn.proto.sess.stream(topics.is_some(), ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     for t in topics.unwrap_or_default() {
@@ -486,9 +354,10 @@ fn start_stream<D>(conns: &mut Conns<D>, ctx: &mut Ctx, key: usize, resp: &Respo
 
 /// Refuse a request that broke a rule, and close.
 fn refuse<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, r: Refusal) {
-    let mut out = Vec::new();
-    h1::write_refusal(&mut out, r);
-    finish_with(conn, ctx, key, &out);
+    let (now, t) = (ctx.now, ctx.timeouts);
+    let (proto, mut wire) = conn.wire(ctx, key);
+    proto.refuse(r, now, &t, &mut wire);
+    shut(conn, ctx, key);
 }
 
 /// Write a response. With `mode` saying keep-alive, the connection then
@@ -501,26 +370,20 @@ pub(super) fn respond<D>(
     resp: &Response,
     mode: Option<ReplyMode>,
 ) {
-    let keep = mode.is_some_and(|f| f.keep_alive) && !ctx.hub.is_stopping();
-    let mut out = ctx.pool.get(128 + resp.body.len());
-    h1::write_response(
-        &mut out,
-        resp.status,
-        &resp.headers,
-        &resp.body,
-        keep,
-        mode.is_some_and(|f| f.head_only),
-    );
-    if !keep {
-        finish_with(conn, ctx, key, &out);
-        ctx.pool.put(out);
+    let answer = Answer {
+        status: resp.status,
+        headers: &resp.headers,
+        body: &resp.body,
+        mode,
+    };
+    let (now, t, stopping) = (ctx.now, ctx.timeouts, ctx.hub.is_stopping());
+    let (proto, mut wire) = conn.wire(ctx, key);
+    if !proto.respond(answer, stopping, now, &t, &mut wire) {
+        shut(conn, ctx, key);
         return;
     }
-    conn.queue_bytes(ctx, key, &out);
-    ctx.pool.put(out);
     let id = ctx.occupy(key);
     conn.generation = id.generation() as u32;
-    conn.proto.sess.next_request(ctx.now);
     conn.timer_tick = 0;
     conn.arm(ctx, key);
     if conn.has_stash() || conn.read_pending {
@@ -528,9 +391,10 @@ pub(super) fn respond<D>(
     }
 }
 
-/// Send the last bytes and close after them.
-fn finish_with<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
-    conn.queue_bytes(ctx, key, bytes);
+/// The last bytes are queued and the session flushing: drop unread input
+/// and close within the close limit.
+pub(super) fn shut<D>(conn: &mut Conn<D>, ctx: &mut Ctx, key: usize) {
     ctx.pool.put(conn.take_stash());
-    conn.flush_and_shut(ctx, key);
+    conn.mark_dirty(ctx, key);
+    conn.arm(ctx, key);
 }

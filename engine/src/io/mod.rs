@@ -13,12 +13,12 @@
 pub(crate) mod accept;
 pub(crate) mod commands;
 pub(crate) mod conn;
-pub(crate) mod frames;
 #[cfg(test)]
 mod generations_tests;
 pub(crate) mod handler;
 pub(crate) mod http_phase;
 pub(crate) mod hub;
+pub(crate) mod input;
 pub(crate) mod lifecycle;
 pub(crate) mod out;
 pub(crate) mod publish;

@@ -2,7 +2,7 @@
 //! into the connection's current phase, with a read budget per connection
 //! and a stash for input a phase cannot take yet.
 
-use super::http_phase::feed;
+use super::input::feed;
 use super::worker::Worker;
 use crate::Handler;
 use crate::proto::close;

@@ -37,8 +37,8 @@ pub(crate) struct Shared<H> {
     pub handler: H,
     pub router: Router,
     pub hub: Arc<Hub>,
-    /// The limits WebSocket input is read under.
-    pub frames: crate::proto::connection::Config,
+    /// The limits a connection's input is read under.
+    pub limits: crate::proto::connection::Config,
     /// Event-queue mode: where each turn's events go.
     pub queue: Option<Arc<dyn HostQueue>>,
 }

@@ -141,20 +141,42 @@ impl Body {
 
     /// The request and its body, once [`Body::feed`] has said it ended.
     pub fn request(&self, limits: HeadLimits) -> Result<(Request<'_>, &[u8]), Refusal> {
-        let (head, body) = self.buf.split_at(self.head_len);
-        match handshake::parse_request(head, limits) {
-            Ok(Some(req)) => Ok((req, body)),
-            // The same bytes parsed when the request started.
-            _ => Err(Refusal {
-                status: 400,
-                reason: "malformed HTTP request",
-            }),
-        }
+        split_request(&self.buf, self.head_len, limits)
+    }
+
+    /// The request and its body, once [`Body::feed`] has said it ended,
+    /// moved into `into` (which should be empty: what it held is dropped),
+    /// so that they outlive the body.
+    pub fn finish<'a>(
+        self,
+        limits: HeadLimits,
+        into: &'a mut Vec<u8>,
+    ) -> Result<(Request<'a>, &'a [u8]), Refusal> {
+        let head_len = self.head_len;
+        *into = self.buf;
+        split_request(into, head_len, limits)
     }
 
     /// The buffer, for reuse.
     pub fn into_buf(self) -> Vec<u8> {
         self.buf
+    }
+}
+
+/// A gathered request: its head parsed again, and its body.
+fn split_request(
+    buf: &[u8],
+    head_len: usize,
+    limits: HeadLimits,
+) -> Result<(Request<'_>, &[u8]), Refusal> {
+    let (head, body) = buf.split_at(head_len);
+    match handshake::parse_request(head, limits) {
+        Ok(Some(req)) => Ok((req, body)),
+        // The same bytes parsed when the request started.
+        _ => Err(Refusal {
+            status: 400,
+            reason: "malformed HTTP request",
+        }),
     }
 }
 
