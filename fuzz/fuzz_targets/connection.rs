@@ -15,17 +15,19 @@
 //! the error's code, our own or the peer's echoed; no message after our
 //! close frame; nothing read after the input ends (a refusal, a close, an
 //! error); a message that spans reads never holds more than the limits
-//! allow.
+//! allow. Then time passes with the peer silent (`Connection::on_timeout`):
+//! the same checks hold with its pings and its close frames.
 //!
 //! Input: byte 0 chooses permessage-deflate (bit 0), context takeover
 //! (bit 1), a close of ours after the first message (bit 2) and whether
 //! the connection starts open (bit 3 clear: the bytes are frames; the
-//! `frame_decoder` seeds fit) or at its first byte (set: HTTP first);
+//! `frame_decoder` seeds fit) or at its first byte (set: HTTP first), and
+//! whether it has a lifetime (bit 4: closed when it passes, not pinged);
 //! byte 1 is the chunk size; the rest is the wire.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use volley::proto::connection::{Answer, Carrier, Config, Connection, Incoming};
+use volley::proto::connection::{Answer, Carrier, Config, Connection, Expired, Incoming};
 use volley::proto::decoder::Limits;
 use volley::proto::deflate::{self, Agreed, Inflater};
 use volley::proto::handshake::{self, HeadLimits};
@@ -45,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
         takeover: data[0] & 2 == 2,
         close_early: data[0] & 4 == 4,
         http: data[0] & 8 == 8,
+        lifetime: data[0] & 16 == 16,
     };
     let chunk = usize::from(data[1]).max(1);
     let wire = &data[2..];
@@ -68,6 +71,7 @@ struct How {
     takeover: bool,
     close_early: bool,
     http: bool,
+    lifetime: bool,
 }
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -123,7 +127,8 @@ impl Carrier for Wire {
 
 /// One event, as owned bytes: (kind, payload, close code). Kinds: 0 our
 /// close, 1 text, 2 binary, 3 upgrade, 4 request, 5 refused, 7 failed,
-/// 8 closed, 9 ping while open, 19 ping after our close, 10 pong.
+/// 8 closed, 9 ping while open, 19 ping after our close, 10 pong, 6 a
+/// slow request answered.
 type Seen = (u8, Vec<u8>, u16);
 
 fn run(wire: &[u8], chunk: usize, how: How) -> (Vec<Seen>, Vec<Out>) {
@@ -257,6 +262,38 @@ fn run(wire: &[u8], chunk: usize, how: How) -> (Vec<Seen>, Vec<Out>) {
         }
         if c.sess.phase().keeps_input() {
             stash = input.split_off(pos.min(len));
+        }
+    }
+    // Then time passes with the peer silent: a keep-alive ping and the
+    // close of an idle peer (or, by bit 4, the lifetime's close and the
+    // wait for the peer's), a slow request's end.
+    let later = Timeouts {
+        ping: Some(Duration::from_millis(100)),
+        pong_wait: Some(Duration::from_millis(50)),
+        max_lifetime: how.lifetime.then_some(Duration::from_millis(500)),
+        ..t
+    };
+    for s in 1..=4 {
+        let open = c.sess.phase() == Phase::Open;
+        let at = Stamp::from_ms(s * 20_000);
+        match c.on_timeout(at, None, &later, &mut wire_out) {
+            Expired::Nothing => {
+                if open && c.sess.phase() == Phase::Closing {
+                    seen.push((0, Vec::new(), 1001)); // the lifetime's close
+                }
+            }
+            Expired::Idle => {
+                seen.push((0, Vec::new(), 1001));
+                break;
+            }
+            Expired::Answered => {
+                seen.push((6, Vec::new(), 0));
+                break;
+            }
+            Expired::Drop { report } => {
+                assert!(!report, "a send timeout with no stalled bytes");
+                break;
+            }
         }
     }
     (seen, wire_out.out)

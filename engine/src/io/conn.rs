@@ -812,7 +812,7 @@ impl<D> Conn<D> {
 
     /// The earliest moment this connection needs attention.
     pub(crate) fn deadline(&self, t: &Timeouts) -> Option<Stamp> {
-        self.proto.sess.next_timeout(self.stalled_since(), t)
+        self.proto.next_timeout(self.stalled_since(), t)
     }
 
     /// A flush moved `written` bytes and put everything on the wire

@@ -1,15 +1,15 @@
 //! Timeouts, the IO half: the wheel says which connections' deadlines
-//! passed, `proto::session` says what is due for each (slowloris heads and
+//! passed, the connection (`proto::connection`, asking its session) does
+//! what is due for each and writes what that takes (slowloris heads and
 //! bodies, deferred answers, pings, idle peers, lifetimes, closing
-//! handshakes, event-stream keep-alives), and this file does it.
+//! handshakes, event-stream keep-alives), and this file does the rest:
+//! tell the handler, drop, shut down.
 
-use super::http_phase::respond;
+use super::http_phase::shut;
 use super::worker::Worker;
 use crate::Handler;
-use crate::Response;
 use crate::proto::close;
-use crate::proto::session::Due;
-use crate::proto::session::Phase;
+use crate::proto::connection::Expired;
 
 impl<H: Handler> Worker<H> {
     pub(super) fn timers(&mut self) {
@@ -32,44 +32,30 @@ impl<H: Handler> Worker<H> {
         self.expired = expired;
     }
 
-    /// Do what the connection's clock says is due (proto::session decides).
+    /// A deadline of the connection's may have passed: the connection does
+    /// what is due (`Connection::on_timeout`), the loop what it leaves.
     fn timeout(&mut self, key: usize) {
-        let now = self.ctx.now;
+        let (now, t) = (self.ctx.now, self.ctx.timeouts);
         let conn = &mut self.conns[key];
-        let due = conn
-            .proto
-            .sess
-            .due(conn.stalled_since(), &self.ctx.timeouts, now);
-        match due {
-            Due::Nothing => {}
-            Due::SendTimeout => {
+        let stalled = conn.stalled_since();
+        let (proto, mut wire) = conn.wire(&mut self.ctx, key);
+        match proto.on_timeout(now, stalled, &t, &mut wire) {
+            Expired::Nothing => {}
+            Expired::Drop { report } => {
                 // No close frame: it could not be written.
-                if matches!(conn.phase(), Phase::Open | Phase::Closing) {
+                if report {
                     self.report_close(key, close::ABNORMAL, "send timeout");
                 }
                 self.conns[key].finish(&mut self.ctx, key);
             }
-            Due::Drop => conn.finish(&mut self.ctx, key),
-            Due::Answer(status, body) => {
+            Expired::Answered => {
                 conn.take_pending();
-                respond(conn, &mut self.ctx, key, &Response::new(status, body), None);
+                shut(conn, &mut self.ctx, key);
             }
-            Due::Lifetime => {
-                conn.start_close(&mut self.ctx, key, close::GOING_AWAY, "max lifetime")
-            }
-            Due::Idle => {
+            Expired::Idle => {
                 // The peer is silent: say why, but do not wait for an answer.
-                conn.send_close_frame(&mut self.ctx, key, close::GOING_AWAY, "idle timeout");
                 self.report_close(key, close::ABNORMAL, "idle timeout");
                 self.conns[key].flush_and_shut(&mut self.ctx, key);
-            }
-            Due::Ping => {
-                let (proto, mut wire) = conn.wire(&mut self.ctx, key);
-                proto.keepalive_ping(now, &mut wire);
-            }
-            Due::KeepAlive => {
-                conn.queue_bytes(&mut self.ctx, key, b": keep-alive\n\n");
-                conn.proto.sess.kept_alive(now);
             }
         }
     }

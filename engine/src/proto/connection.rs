@@ -33,7 +33,7 @@ use super::http;
 use super::inbound::{self, Received};
 use super::message::Message;
 use super::requests::{self, Body, Read, ReplyMode};
-use super::session::{Phase, Reaction, Session, Stamp, Timeouts};
+use super::session::{Due, Phase, Reaction, Session, Stamp, Timeouts};
 
 /// What a connection needs from the loop that carries it.
 pub trait Carrier {
@@ -75,6 +75,31 @@ pub struct Answer<'r> {
     pub mode: Option<ReplyMode>,
 }
 
+/// What a passed deadline leaves to the loop ([`Connection::on_timeout`]);
+/// what it needed of the protocol (a ping, an event-stream comment, a
+/// close frame, an answer) is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Nothing more: nothing was due, or what was due is done (a ping or
+    /// a keep-alive comment went out, or, past the lifetime, our close
+    /// frame did and the peer's is awaited).
+    Nothing,
+    /// Drop the connection now, without a word; an open WebSocket's
+    /// handler hears the close first when `report` says so (the peer did
+    /// not take our bytes for the send limit: nothing can be written to it).
+    Drop {
+        /// Tell the handler `1006`, "send timeout", first.
+        report: bool,
+    },
+    /// A deferred answer did not come in time: ours is queued and the
+    /// connection writes out and shuts down. Forget what was pending.
+    Answered,
+    /// The peer is silent (idle, or a ping went unanswered): our close
+    /// frame (1001) is queued, but not waited on. Tell the handler
+    /// (`1006`, "idle timeout"), then write out and shut down.
+    Idle,
+}
+
 /// The limits a connection's input is read under.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,7 +118,7 @@ pub struct Config {
     pub timeouts: Timeouts,
 }
 
-/// What the handler is to be told of the peer's input.
+/// What the loop and the handler are to hear of the peer's input.
 #[derive(Debug)]
 pub enum Incoming<'a> {
     /// An upgrade request, read to the end of its head (what follows it is
@@ -217,6 +242,60 @@ impl Connection {
     pub fn keepalive_ping(&mut self, now: Stamp, carrier: &mut impl Carrier) {
         carrier.control(OpCode::Ping, b"");
         self.sess.pinged(now);
+    }
+
+    /// The earliest moment the connection needs [`Connection::on_timeout`]
+    /// (`stalled_since`: since when the loop's queued bytes have not moved,
+    /// for the send limit).
+    #[inline]
+    pub fn next_timeout(&self, stalled_since: Option<Stamp>, t: &Timeouts) -> Option<Stamp> {
+        self.sess.next_timeout(stalled_since, t)
+    }
+
+    /// A deadline may have passed at `now`: do what the session says is
+    /// due ([`Session::due`]) that is the protocol's, and say what is left
+    /// to the loop.
+    pub fn on_timeout(
+        &mut self,
+        now: Stamp,
+        stalled_since: Option<Stamp>,
+        t: &Timeouts,
+        carrier: &mut impl Carrier,
+    ) -> Expired {
+        match self.sess.due(stalled_since, t, now) {
+            Due::Nothing => Expired::Nothing,
+            Due::SendTimeout => Expired::Drop {
+                report: matches!(self.sess.phase(), Phase::Open | Phase::Closing),
+            },
+            Due::Drop => Expired::Drop { report: false },
+            Due::Answer(status, body) => {
+                let a = Answer {
+                    status,
+                    headers: &[],
+                    body: body.as_bytes(),
+                    mode: None,
+                };
+                self.respond(a, false, now, t, carrier);
+                Expired::Answered
+            }
+            Due::Lifetime => {
+                self.close(close::GOING_AWAY, "max lifetime", now, t, carrier);
+                Expired::Nothing
+            }
+            Due::Idle => {
+                self.send_close(close::GOING_AWAY, "idle timeout", carrier);
+                Expired::Idle
+            }
+            Due::Ping => {
+                self.keepalive_ping(now, carrier);
+                Expired::Nothing
+            }
+            Due::KeepAlive => {
+                carrier.bytes(b": keep-alive\n\n");
+                self.sess.kept_alive(now);
+                Expired::Nothing
+            }
+        }
     }
 
     /// A request head asked for a body, which is read next under the
@@ -984,5 +1063,72 @@ mod tests {
         let (seen, out, _) = drive(&[wire, b"abc"]);
         assert_eq!(seen, ["PUT /u \"abc\""]);
         assert!(text(&out).starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"));
+    }
+
+    #[test]
+    fn deadlines_ping_then_close_a_silent_peer_and_end_slow_requests() {
+        use std::time::Duration;
+        let ms = Stamp::from_ms;
+        let t = Timeouts {
+            ping: Some(Duration::from_millis(100)),
+            pong_wait: Some(Duration::from_millis(50)),
+            max_lifetime: Some(Duration::from_secs(10)),
+            sse_keepalive: Some(Duration::from_millis(30)),
+            send: Some(Duration::from_millis(500)),
+            ..Timeouts::only(Duration::from_secs(1))
+        };
+        // An open WebSocket whose peer goes quiet: a ping at 100 ms, the
+        // close (1001, not waited on) 50 ms after it.
+        let (mut c, mut w) = (open(), Wire::default());
+        assert_eq!(c.next_timeout(None, &t), Some(ms(101)));
+        assert_eq!(c.on_timeout(ms(50), None, &t, &mut w), Expired::Nothing);
+        assert!(w.frames.is_empty());
+        assert_eq!(c.on_timeout(ms(101), None, &t, &mut w), Expired::Nothing);
+        assert_eq!(w.frames, [(OpCode::Ping, Vec::new())]);
+        assert_eq!(c.next_timeout(None, &t), Some(ms(151)));
+        assert_eq!(c.on_timeout(ms(151), None, &t, &mut w), Expired::Idle);
+        assert_eq!(w.frames[1].0, OpCode::Close);
+        assert_eq!(w.frames[1].1[..2], 1001u16.to_be_bytes());
+        // Past its lifetime: our close frame, then the peer's is awaited.
+        let t_life = Timeouts {
+            max_lifetime: Some(Duration::from_millis(20)),
+            ..t
+        };
+        let (mut c, mut w) = (open(), Wire::default());
+        assert_eq!(
+            c.on_timeout(ms(21), None, &t_life, &mut w),
+            Expired::Nothing
+        );
+        assert_eq!(c.sess.phase(), Phase::Closing);
+        assert_eq!(w.frames[0].1[..2], 1001u16.to_be_bytes());
+        // Queued bytes that do not move: dropped, the handler told.
+        let (mut c, mut w) = (open(), Wire::default());
+        let stalled = Some(ms(5));
+        assert_eq!(
+            c.on_timeout(ms(505), stalled, &t, &mut w),
+            Expired::Drop { report: true }
+        );
+        assert!(w.frames.is_empty());
+        // A slow head is dropped without a word; a slow body gets a 408.
+        let (mut c, mut w) = (Connection::new(ms(1)), Wire::default());
+        assert_eq!(
+            c.on_timeout(ms(1001), None, &t, &mut w),
+            Expired::Drop { report: false }
+        );
+        let (mut c, mut w) = (Connection::new(ms(1)), Wire::default());
+        c.read_body(false, ms(1), &mut w);
+        assert_eq!(c.on_timeout(ms(1001), None, &t, &mut w), Expired::Answered);
+        assert!(
+            text(&w.bytes).starts_with("HTTP/1.1 408 "),
+            "{}",
+            text(&w.bytes)
+        );
+        assert_eq!(c.sess.phase(), Phase::Flushing);
+        // An event stream gets a comment when quiet.
+        let (mut c, mut w) = (Connection::new(ms(1)), Wire::default());
+        c.stream(200, &[], true, "", ms(1), &mut w);
+        w.bytes.clear();
+        assert_eq!(c.on_timeout(ms(31), None, &t, &mut w), Expired::Nothing);
+        assert_eq!(w.bytes, b": keep-alive\n\n");
     }
 }
