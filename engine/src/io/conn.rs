@@ -196,6 +196,40 @@ impl Cold {
     }
 }
 
+/// Mark connection `key` for this turn's write, once.
+#[inline(always)]
+fn mark(dirty: &mut bool, ctx: &mut Ctx, key: usize) {
+    if !*dirty {
+        *dirty = true;
+        ctx.dirty.push(key);
+    }
+}
+
+/// Queue one whole frame on `out`, counted, and mark the connection.
+#[inline(always)]
+fn push_frame(
+    out: &mut OutQueue,
+    dirty: &mut bool,
+    ctx: &mut Ctx,
+    key: usize,
+    op: OpCode,
+    rsv1: bool,
+    payload: &[u8],
+) {
+    let mut h = [0u8; MAX_HEADER];
+    let n = encode_header(&mut h, true, rsv1, op, payload.len() as u64, None);
+    out.push_frame(&mut ctx.pool, &h[..n], payload);
+    ctx.queued_delta += (n + payload.len()) as i64;
+    mark(dirty, ctx, key);
+}
+
+/// Queue raw bytes on `out`, counted, and mark the connection.
+fn push_bytes(out: &mut OutQueue, dirty: &mut bool, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
+    out.push_bytes(&mut ctx.pool, bytes);
+    ctx.queued_delta += bytes.len() as i64;
+    mark(dirty, ctx, key);
+}
+
 /// Where a connection's own frames go ([`Carrier`]): its write queue, and
 /// the worker's pool and inflaters.
 pub(crate) struct Wire<'a> {
@@ -208,14 +242,7 @@ pub(crate) struct Wire<'a> {
 
 impl Carrier for Wire<'_> {
     fn control(&mut self, op: OpCode, payload: &[u8]) {
-        let mut h = [0u8; MAX_HEADER];
-        let n = encode_header(&mut h, true, false, op, payload.len() as u64, None);
-        self.out.push_frame(&mut self.ctx.pool, &h[..n], payload);
-        self.ctx.queued_delta += (n + payload.len()) as i64;
-        if !*self.dirty {
-            *self.dirty = true;
-            self.ctx.dirty.push(self.key);
-        }
+        push_frame(self.out, self.dirty, self.ctx, self.key, op, false, payload);
     }
 
     /// Nothing published goes after our close frame: messages held for a
@@ -242,12 +269,7 @@ impl Carrier for Wire<'_> {
     }
 
     fn bytes(&mut self, bytes: &[u8]) {
-        self.out.push_bytes(&mut self.ctx.pool, bytes);
-        self.ctx.queued_delta += bytes.len() as i64;
-        if !*self.dirty {
-            *self.dirty = true;
-            self.ctx.dirty.push(self.key);
-        }
+        push_bytes(self.out, self.dirty, self.ctx, self.key, bytes);
     }
 
     fn buffer(&mut self, len: usize) -> Vec<u8> {
@@ -407,10 +429,7 @@ impl<D> Conn<D> {
     }
 
     pub(crate) fn mark_dirty(&mut self, ctx: &mut Ctx, key: usize) {
-        if !self.dirty {
-            self.dirty = true;
-            ctx.dirty.push(key);
-        }
+        mark(&mut self.dirty, ctx, key);
     }
 
     /// Drop the connection at the end of this loop turn (whatever called:
@@ -433,18 +452,12 @@ impl<D> Conn<D> {
         rsv1: bool,
         payload: &[u8],
     ) {
-        let mut h = [0u8; MAX_HEADER];
-        let n = encode_header(&mut h, true, rsv1, op, payload.len() as u64, None);
-        self.out.push_frame(&mut ctx.pool, &h[..n], payload);
-        ctx.queued_delta += (n + payload.len()) as i64;
-        self.mark_dirty(ctx, key);
+        push_frame(&mut self.out, &mut self.dirty, ctx, key, op, rsv1, payload);
     }
 
     /// Queue raw bytes (an HTTP response).
     pub(crate) fn queue_bytes(&mut self, ctx: &mut Ctx, key: usize, bytes: &[u8]) {
-        self.out.push_bytes(&mut ctx.pool, bytes);
-        ctx.queued_delta += bytes.len() as i64;
-        self.mark_dirty(ctx, key);
+        push_bytes(&mut self.out, &mut self.dirty, ctx, key, bytes);
     }
 
     /// Queue a shared, already encoded buffer (see [`OutQueue::push_published`]).

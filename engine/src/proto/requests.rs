@@ -131,17 +131,12 @@ pub fn read<'a>(input: &'a [u8], limits: Limits, scratch: &'a mut Vec<u8>) -> Re
 impl Body {
     /// More of the body. `Ok(None)`: all of `input` used, the body goes on;
     /// `Ok(Some(n))`: the body ended after `n` bytes of it (the rest is the
-    /// next request); then [`Body::request`] gives the request.
+    /// next request); then [`Body::finish`] gives the request.
     pub fn feed(&mut self, input: &[u8]) -> Result<Option<usize>, Refusal> {
         match self.reader.feed(input, &mut self.buf, self.max)? {
             Fed::More => Ok(None),
             Fed::Done(n) => Ok(Some(n)),
         }
-    }
-
-    /// The request and its body, once [`Body::feed`] has said it ended.
-    pub fn request(&self, limits: HeadLimits) -> Result<(Request<'_>, &[u8]), Refusal> {
-        split_request(&self.buf, self.head_len, limits)
     }
 
     /// The request and its body, once [`Body::feed`] has said it ended,
@@ -154,29 +149,20 @@ impl Body {
     ) -> Result<(Request<'a>, &'a [u8]), Refusal> {
         let head_len = self.head_len;
         *into = self.buf;
-        split_request(into, head_len, limits)
+        let (head, body) = into.split_at(head_len);
+        match handshake::parse_request(head, limits) {
+            Ok(Some(req)) => Ok((req, body)),
+            // The same bytes parsed when the request started.
+            _ => Err(Refusal {
+                status: 400,
+                reason: "malformed HTTP request",
+            }),
+        }
     }
 
     /// The buffer, for reuse.
     pub fn into_buf(self) -> Vec<u8> {
         self.buf
-    }
-}
-
-/// A gathered request: its head parsed again, and its body.
-fn split_request(
-    buf: &[u8],
-    head_len: usize,
-    limits: HeadLimits,
-) -> Result<(Request<'_>, &[u8]), Refusal> {
-    let (head, body) = buf.split_at(head_len);
-    match handshake::parse_request(head, limits) {
-        Ok(Some(req)) => Ok((req, body)),
-        // The same bytes parsed when the request started.
-        _ => Err(Refusal {
-            status: 400,
-            reason: "malformed HTTP request",
-        }),
     }
 }
 
@@ -240,7 +226,8 @@ mod tests {
                         Ok(None) => pos = held.len(),
                         Ok(Some(n)) => {
                             let b = body.take().unwrap();
-                            let (h, data) = b.request(LIMITS.head).unwrap();
+                            let mut whole = Vec::new();
+                            let (h, data) = b.finish(LIMITS.head, &mut whole).unwrap();
                             got.push(Ok((h.method.into(), h.path.into(), data.to_vec())));
                             pos += n;
                         }
@@ -333,7 +320,8 @@ mod tests {
                 assert!(!send_continue);
                 let mut body = body;
                 assert_eq!(body.feed(b"cdGET"), Ok(Some(2)));
-                let (h, data) = body.request(LIMITS.head).unwrap();
+                let mut whole = Vec::new();
+                let (h, data) = body.finish(LIMITS.head, &mut whole).unwrap();
                 assert_eq!((h.method, data), ("POST", &b"abcd"[..]));
             }
             r => panic!("{r:?}"),
